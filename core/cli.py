@@ -1,0 +1,69 @@
+"""The ``atelier`` command-line program.
+
+Each feature group lives in ``core/<group>/cli.py`` and exposes ``register(subparsers)``,
+which adds ``atelier <group> ...`` commands.  A command is a function
+``run(args, progress) -> dict``: it does the work, reports through ``progress`` and returns
+the summary that is printed as the last line, one JSON object (files written, seconds and
+the key figures).  The Blender worker runs the very same commands (see ``core.worker``).
+"""
+
+import argparse
+import importlib
+import json
+import sys
+import time
+
+from . import __version__
+from .errors import AtelierError, Cancelled
+from .progress import ConsoleProgress
+
+GROUPS = {
+    "nca": "μNCA neural textures: train, render, export",
+    "sketch": "Sketch-RNN: train on pen strokes, evaluate, sample",
+    "strokes": "StrokeNet: painting environment, agents, image to strokes",
+    "stylize": "few-shot keyframe video stylisation",
+    "demo": "run the headless-Blender demo",
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="atelier", description="Tiny neural models for artists.")
+    parser.add_argument("--version", action="version", version=f"atelier {__version__}")
+    groups = parser.add_subparsers(dest="group", metavar="GROUP", required=True)
+    for name, help_text in GROUPS.items():
+        group_parser = groups.add_parser(name, help=help_text, description=help_text)
+        commands = group_parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+        importlib.import_module(f"core.{name}.cli" if __package__ == "core" else f"{__package__}.{name}.cli")\
+            .register(commands)
+    return parser
+
+
+def run_command(argv, progress):
+    """Parse ``argv`` and run the command; returns its summary dict with ``seconds`` added."""
+    args = build_parser().parse_args(argv)
+    started = time.monotonic()
+    summary = args.run(args, progress) or {}
+    summary.setdefault("command", f"{args.group} {args.command}")
+    summary["seconds"] = round(time.monotonic() - started, 3)
+    return summary
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    progress = ConsoleProgress(description=" ".join(argv[:2]))
+    try:
+        summary = run_command(argv, progress)
+    except AtelierError as error:
+        print(f"atelier: error: {error}", file=sys.stderr)
+        print(json.dumps({"command": " ".join(argv[:2]), "error": str(error)}))
+        return 2
+    except (KeyboardInterrupt, Cancelled):
+        print("\natelier: interrupted; nothing half-written was left behind", file=sys.stderr)
+        print(json.dumps({"command": " ".join(argv[:2]), "cancelled": True}))
+        return 130
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
