@@ -33,8 +33,7 @@ def build_parser():
     for name, help_text in GROUPS.items():
         group_parser = groups.add_parser(name, help=help_text, description=help_text)
         commands = group_parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-        importlib.import_module(f"core.{name}.cli" if __package__ == "core" else f"{__package__}.{name}.cli")\
-            .register(commands)
+        importlib.import_module(f".{name}.cli", __package__).register(commands)
     return parser
 
 

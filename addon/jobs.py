@@ -1,0 +1,93 @@
+"""Operators that run an ``atelier`` command in the worker process.
+
+In the UI the operator is modal: a timer polls the worker, the window manager's progress
+bar and the status bar show how far it got, ESC cancels.  With no window (tests,
+``blender -b`` render farms) ``execute`` runs the same command synchronously.  Either way
+Blender data changes only in ``finish``, on the main thread, once the worker succeeded.
+"""
+
+import bpy
+
+from ..core.errors import AtelierError
+from .preferences import worker_device, worker_python
+from .worker_client import WorkerJob
+
+
+class WorkerOperator:
+    """Mix-in for ``bpy.types.Operator`` subclasses.
+
+    Subclasses implement ``worker_argv(context)`` (the ``atelier`` command words; raise
+    ``AtelierError`` for bad input) and ``finish(context, summary)`` (apply the result;
+    return an operator result set).  ``prepare(context)`` may collect data first.
+    """
+
+    bl_options = {"REGISTER", "UNDO"}
+
+    def worker_argv(self, context):
+        raise NotImplementedError
+
+    def finish(self, context, summary):
+        return {"FINISHED"}
+
+    def _start(self, context):
+        try:
+            argv = self.worker_argv(context)
+        except AtelierError as error:
+            self.report({"ERROR"}, str(error))
+            return None
+        return WorkerJob(argv, python=worker_python(), extra_env={"ATELIER_DEVICE": worker_device().lower()})
+
+    def _conclude(self, context, job):
+        result = job.result or {"type": "error", "message": "the worker gave no result"}
+        if result["type"] == "cancelled":
+            self.report({"WARNING"}, "Cancelled; nothing was changed")
+            return {"CANCELLED"}
+        if result["type"] == "error":
+            self.report({"ERROR"}, result["message"])
+            return {"CANCELLED"}
+        try:
+            return self.finish(context, result["summary"])
+        except AtelierError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+
+    def execute(self, context):
+        job = self._start(context)
+        if job is None:
+            return {"CANCELLED"}
+        job.wait()
+        return self._conclude(context, job)
+
+    def invoke(self, context, event):
+        if context.window is None or bpy.app.background:
+            return self.execute(context)
+        self._job = self._start(context)
+        if self._job is None:
+            return {"CANCELLED"}
+        window_manager = context.window_manager
+        window_manager.progress_begin(0.0, 1.0)
+        self._timer = window_manager.event_timer_add(0.1, window=context.window)
+        window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            self._job.cancel()
+            context.workspace.status_text_set("Atelier: cancelling…")
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        for message in self._job.poll():
+            if message.get("type") == "progress":
+                context.window_manager.progress_update(message["fraction"])
+                figures = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                    for k, v in message.get("figures", {}).items())
+                context.workspace.status_text_set(
+                    f"Atelier: {message.get('stage', '')} {message['fraction'] * 100:.0f}%  {figures}  (Esc cancels)")
+        if not self._job.done:
+            return {"RUNNING_MODAL"}
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        context.workspace.status_text_set(None)
+        return self._conclude(context, self._job)
+
