@@ -1,5 +1,151 @@
-"""`atelier stylize` commands (see core/cli.py for the command contract)."""
+"""`atelier stylize` commands (see core/cli.py for the command contract).
+
+    atelier stylize train --frames DIR --keyframe INDEX=PAINTED.png [--keyframe ...]
+                          [--mask INDEX=MASK.png] [--motion DIR_OF_EXR] [--minutes M] -o MODEL
+    atelier stylize run MODEL --frames DIR [--motion DIR_OF_EXR] [--only I,J] -o OUT_DIR [--force]
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_directory
+from ..errors import AtelierError
+from . import frames as seq
+from .guides import build_inputs
+
+
+def _threads():
+    import torch
+    torch.set_num_threads(min(torch.get_num_threads(), 8))
+
+
+def _motion(args, total, size, first=0, count=None):
+    """Blender motion vectors of frames ``first .. first+count`` or None (then optical flow is used)."""
+    if not args.motion:
+        return None
+    previous, following = seq.read_motion(args.motion, size)
+    if len(previous) != total:
+        raise AtelierError(f"{args.motion}: {len(previous)} EXR files, but the sequence has {total} frames; "
+                           "render the motion vectors of every frame")
+    count = total if count is None else count
+    return previous[first:first + count], following[first:first + count]
+
+
+def train_command(args, progress):
+    from . import model as sty
+    frames, files = seq.read_frames(args.frames)
+    n, size = len(frames), frames.shape[1:3]
+    keyframes = seq.parse_indexed(args.keyframe, "--keyframe", n)
+    if not keyframes:
+        raise AtelierError("--keyframe INDEX=PAINTED.png is required (at least one painted frame)")
+    masks = seq.parse_indexed(args.mask, "--mask", n)
+    for index in masks:
+        if index not in keyframes:
+            raise AtelierError(f"--mask {index}={masks[index]}: frame {index} has no --keyframe")
+    paintings = np.stack([seq.read_keyframe(keyframes[k], size) for k in sorted(keyframes)])
+    mask_images = np.stack([seq.read_mask(masks[k], size) if k in masks else np.ones(size, np.float32)
+                            for k in sorted(keyframes)])
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        raise AtelierError(f"{output}: already exists; choose another file or pass --force")
+    motion = _motion(args, n, size)
+    config = dict(sty.CONFIGS[args.config])
+    if args.patch:
+        config["patch"] = args.patch
+    if min(size) < config["patch"]:
+        raise AtelierError(f"{args.frames}: frames of {size[1]}x{size[0]} are smaller than a {config['patch']}px patch")
+    reference = min(keyframes)
+    progress.stage("guides", 1)
+    inputs = build_inputs(frames, motion, reference, args.guide, args.seed, not args.no_prefilter)
+    _threads()
+    meta = {"hyperparameters": {"in_channels": int(inputs.shape[-1]), "config": config, "guide": args.guide,
+                                "prefilter": not args.no_prefilter, "reference": reference, "seed": args.seed,
+                                "adversarial": args.adversarial, "lr": args.lr},
+            "training": {"frames": n, "size": [int(size[1]), int(size[0])], "keyframes": sorted(keyframes),
+                         "motion": "blender vector pass" if motion else "optical flow"}}
+
+    def checkpoint(generator, summary):
+        sty.save(output, generator, {**meta, "training": {**meta["training"], **summary}})
+
+    generator, summary = sty.train(inputs[sorted(keyframes)], paintings, mask_images, config, progress,
+                                   minutes=args.minutes, steps=args.steps, lr=args.lr,
+                                   adversarial=args.adversarial, seed=args.seed, checkpoint=checkpoint)
+    checkpoint(generator, summary)
+    return {"model": str(output), **summary, "motion": meta["training"]["motion"]}
+
+
+def run_command(args, progress):
+    from . import model as sty
+    from ..device import torch_device
+    from ..imageio import write_image
+    generator, meta = sty.load(args.model)
+    hyper = meta["hyperparameters"]
+    files = seq.frame_files(args.frames)
+    n = len(files)
+    only = sorted({int(i) for i in args.only.split(",")}) if args.only else list(range(n))
+    if only and not 0 <= only[0] <= only[-1] < n:
+        raise AtelierError(f"--only {args.only}: frame index outside the sequence (0..{n - 1})")
+    reference = hyper["reference"]
+    if hyper["guide"] != "none" and reference >= n:
+        raise AtelierError(f"{args.frames}: {n} frames, but the model's guide starts at frame {reference}; "
+                           "run it on the sequence it was trained on")
+    # only the frames the guides need: from the reference to the wanted ones, one more for the pre-filter
+    first = max(0, min(only + ([reference] if hyper["guide"] != "none" else [])) - 1)
+    last = min(n - 1, max(only + ([reference] if hyper["guide"] != "none" else [])) + 1)
+    size = seq.read_frame(files[first]).shape[:2]
+    frames = np.stack([seq.read_frame(path, size) for path in files[first:last + 1]])
+    motion = _motion(args, n, size, first, len(frames))
+    inputs = build_inputs(frames, motion, reference - first, hyper["guide"], hyper["seed"], hyper["prefilter"])
+    wanted = [i - first for i in only]
+    device = torch_device()
+    if device.type == "cpu":
+        _threads()
+    progress.stage("stylising", len(wanted))
+    written = []
+    with atomic_directory(args.output, args.force) as out:
+        def write(i, image):
+            path = out / (files[first + wanted[i]].stem + ".png")
+            write_image(path, image)
+            written.append(Path(args.output) / path.name)
+        sty.stylize_frames(generator, inputs[wanted], tile=args.tile, device=device, progress=progress, write=write)
+    return {"output": str(args.output), "frames": len(written), "device": device.type,
+            "motion": "blender vector pass" if motion else ("optical flow" if hyper["guide"] != "none" else "none")}
 
 
 def register(commands):
     """Add this group's commands to the ``atelier stylize`` sub-parser."""
+    train = commands.add_parser("train", help="train a stylisation model on painted keyframe(s)",
+                                description="Train on painted keyframes of a frame sequence (Texler et al. 2020).")
+    train.add_argument("--frames", required=True, help="folder of the sequence's 8-bit frames (PNG/JPEG)")
+    train.add_argument("--keyframe", action="append", metavar="INDEX=PAINTED.png",
+                       help="painted frame at 0-based INDEX of the sequence (repeatable)")
+    train.add_argument("--mask", action="append", metavar="INDEX=MASK.png",
+                       help="white where keyframe INDEX is painted (default: all of it)")
+    train.add_argument("--motion", metavar="DIR_OF_EXR",
+                       help="Blender multilayer EXRs with the Vector pass, one per frame (else optical flow)")
+    train.add_argument("--minutes", type=float, default=5.0, help="training time (default 5)")
+    train.add_argument("--steps", type=int, help="stop after this many steps instead")
+    train.add_argument("--config", choices=sorted(("fast", "published")), default="fast",
+                       help="network size: fast (default) or the paper's published configuration")
+    train.add_argument("--patch", type=int, help="training patch size (default from the configuration)")
+    train.add_argument("--guide", choices=("gaussian", "none"), default="gaussian",
+                       help="temporal guide channels: advected Gaussian mixture (default) or none")
+    train.add_argument("--no-prefilter", action="store_true", help="skip the temporal bilateral pre-filter")
+    train.add_argument("--adversarial", type=float, default=0.0, help="weight of the patch discriminator (0: off)")
+    train.add_argument("--lr", type=float, default=4e-4)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
+    train.add_argument("--force", action="store_true", help="replace an existing model file")
+    train.set_defaults(run=train_command)
+
+    run = commands.add_parser("run", help="stylise a frame sequence with a trained model",
+                              description="Stylise every frame; writes PNGs named like the frames into a new folder.")
+    run.add_argument("model", help="model file from `atelier stylize train`")
+    run.add_argument("--frames", required=True, help="folder of the sequence's frames")
+    run.add_argument("--motion", metavar="DIR_OF_EXR", help="Blender Vector-pass EXRs (else optical flow)")
+    run.add_argument("--only", help="comma-separated 0-based frame indices to stylise (default all)")
+    run.add_argument("--tile", type=int, default=512, help="tile size in pixels for large frames (default 512)")
+    run.add_argument("-o", "--output", required=True, help="new folder for the stylised frames")
+    run.add_argument("--force", action="store_true", help="replace an existing output folder")
+    run.set_defaults(run=run_command)

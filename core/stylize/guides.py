@@ -1,0 +1,114 @@
+"""Guide channels for few-shot patch-based video stylisation (Texler et al. 2020, §3).
+
+The network sees, per pixel, the (pre-filtered) frame colour and a *temporal guide*: the
+Gaussian-mixture colour image of Jamriška et al. 2019 that is painted once on a reference
+frame and carried along with the motion, so the same surface point keeps the same guide
+colour in every frame.  Motion comes from Blender's exact Vector pass when available
+(``frames.read_motion``) and from OpenCV DIS optical flow otherwise.
+
+Flow convention everywhere here: ``f[t]`` at pixel ``x`` points to where the same point is in
+the neighbouring frame (``previous[t]``: t-1, ``following[t]``: t+1), x right, y down.
+"""
+
+import numpy as np
+
+from ..imageio import cv2
+
+
+def optical_flow(frames):
+    """DIS optical flow (OpenCV, 'medium' preset) -> ``(previous, following)``, as from ``read_motion``."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    grey = [cv2.cvtColor(np.round(f * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) for f in frames]
+    previous = np.zeros((*frames.shape[:3], 2), np.float32)
+    following = np.zeros_like(previous)
+    for t in range(1, len(frames)):
+        previous[t] = dis.calc(grey[t], grey[t - 1], None)
+        following[t - 1] = dis.calc(grey[t - 1], grey[t], None)
+    return previous, following
+
+
+def warp(image, flow):
+    """Backward warp: ``out(x) = image(x + flow(x))``, bilinear, border pixels repeated."""
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(image, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def advected_coordinates(previous, following, reference):
+    """Per frame, the reference-frame position of every pixel (N x H x W x 2), by chaining flows.
+
+    Coordinates, not guide colours, are carried: resampling a smooth coordinate field again
+    and again does not blur, so the guide stays sharp far from the reference frame.
+    """
+    n, h, w = previous.shape[:3]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    coordinates = np.empty((n, h, w, 2), np.float32)
+    coordinates[reference] = np.stack([gx, gy], axis=-1)
+    for t in range(reference + 1, n):
+        coordinates[t] = warp(coordinates[t - 1], previous[t])
+    for t in range(reference - 1, -1, -1):
+        coordinates[t] = warp(coordinates[t + 1], following[t])
+    return coordinates
+
+
+def gaussian_mixture(coordinates, size, seed=0, spacing=24.0):
+    """The Gaussian-mixture guide G (Jamriška et al. 2019): blobs of random colour at random places.
+
+    ``G(p) = Σ_i c_i·w_i(p) / Σ_i w_i(p)`` with ``w_i(p) = exp(-|p - μ_i|² / 2σ²)``, evaluated at the
+    advected reference positions ``p``; about one blob per ``spacing``² pixels, σ = spacing / 2.
+    """
+    h, w = size
+    rng = np.random.default_rng(seed)
+    count = max(4, int(round(h * w / spacing ** 2)))
+    centres = rng.uniform([0, 0], [w, h], size=(count, 2)).astype(np.float32)
+    colours = rng.uniform(0, 1, size=(count, 3)).astype(np.float32)
+    sigma = spacing / 2
+    points = coordinates.reshape(-1, 2)
+    total = np.zeros((len(points), 3), np.float32)
+    weight = np.full((len(points), 1), 1e-12, np.float32)
+    for centre, colour in zip(centres, colours):  # one blob at a time keeps memory at O(pixels)
+        w_i = np.exp(-((points - centre) ** 2).sum(axis=1, keepdims=True) / (2 * sigma ** 2))
+        total += w_i * colour
+        weight += w_i
+    return (total / weight).reshape(*coordinates.shape[:-1], 3)
+
+
+def temporal_bilateral(frames, previous, following, sigma_colour=0.1, radius=1):
+    """Temporal bilateral pre-filter: average each frame with its motion-compensated neighbours.
+
+    ``Î_t = Σ_s w_s·W_s→t(I_s) / Σ_s w_s``, ``w_s = exp(-|I_t - W_s→t(I_s)|² / 2σ_c²)``: noise and
+    flicker average out while occlusions and lighting changes (large differences) are kept.
+    """
+    n = len(frames)
+    out = np.empty_like(frames)
+    for t in range(n):
+        total, weight = frames[t].copy(), np.ones(frames.shape[1:3] + (1,), np.float32)
+        for step, flows in ((-1, previous), (1, following)):
+            flow, s = np.zeros_like(flows[t]), t
+            for _ in range(radius):
+                if not 0 <= s + step < n:
+                    break
+                flow = flow + warp(flows[s], flow)  # compose t -> s -> s+step
+                s += step
+                moved = warp(frames[s], flow)
+                w_s = np.exp(-((moved - frames[t]) ** 2).sum(axis=2, keepdims=True) / (2 * sigma_colour ** 2))
+                total += w_s * moved
+                weight += w_s
+        out[t] = total / weight
+    return out
+
+
+def build_inputs(frames, motion=None, reference=0, guide="gaussian", seed=0, prefilter=True):
+    """Network input per frame, N x H x W x C in [0, 1]: filtered colour (3) [+ temporal guide (3)].
+
+    ``motion`` is ``(previous, following)`` from Blender's Vector pass, or None for optical flow.
+    """
+    if guide == "none" and not prefilter:
+        return frames
+    previous, following = motion if motion is not None else optical_flow(frames)
+    colour = temporal_bilateral(frames, previous, following) if prefilter else frames
+    if guide == "none":
+        return colour
+    coordinates = advected_coordinates(previous, following, reference)
+    return np.concatenate([colour, gaussian_mixture(coordinates, frames.shape[1:3], seed)], axis=-1)
