@@ -2,7 +2,8 @@
 
     atelier stylize train --frames DIR --keyframe INDEX=PAINTED.png [--keyframe ...]
                           [--mask INDEX=MASK.png] [--motion DIR_OF_EXR] [--minutes M] -o MODEL
-    atelier stylize run MODEL --frames DIR [--motion DIR_OF_EXR] [--only I,J] -o OUT_DIR [--force]
+                          [--stylize-to OUT_DIR]
+    atelier stylize run MODEL --frames DIR [--motion DIR_OF_EXR] [--only I,NAME] -o OUT_DIR [--force]
 """
 
 from pathlib import Path
@@ -32,6 +33,21 @@ def _motion(args, total, size, first=0, count=None):
     return previous[first:first + count], following[first:first + count]
 
 
+def _write_sequence(generator, inputs, names, output, force, tile, progress):
+    """Stylise ``inputs`` into a NEW folder ``output`` (atomically), one PNG per name."""
+    from . import model as sty
+    from ..device import torch_device
+    from ..imageio import write_image
+    device = torch_device()
+    if device.type == "cpu":
+        _threads()
+    progress.stage("stylising", len(names))
+    with atomic_directory(output, force) as folder:
+        sty.stylize_frames(generator, inputs, tile=tile, device=device, progress=progress,
+                           write=lambda i, image: write_image(folder / (Path(names[i]).stem + ".png"), image))
+    return device.type
+
+
 def train_command(args, progress):
     from . import model as sty
     frames, files = seq.read_frames(args.frames)
@@ -49,6 +65,8 @@ def train_command(args, progress):
     output = Path(args.output)
     if output.exists() and not args.force:
         raise AtelierError(f"{output}: already exists; choose another file or pass --force")
+    if args.stylize_to and Path(args.stylize_to).exists() and not args.force:
+        raise AtelierError(f"{args.stylize_to}: already exists; choose another folder or pass --force")
     motion = _motion(args, n, size)
     config = dict(sty.CONFIGS[args.config])
     if args.patch:
@@ -72,45 +90,47 @@ def train_command(args, progress):
                                    minutes=args.minutes, steps=args.steps, lr=args.lr,
                                    adversarial=args.adversarial, seed=args.seed, checkpoint=checkpoint)
     checkpoint(generator, summary)
-    return {"model": str(output), **summary, "motion": meta["training"]["motion"]}
+    result = {"model": str(output), **summary, "motion": meta["training"]["motion"]}
+    if args.stylize_to:
+        result["device"] = _write_sequence(generator.eval(), inputs, [p.name for p in files], args.stylize_to,
+                                           args.force, 512, progress)
+        result.update(output=str(args.stylize_to), frames=n)
+    return result
 
 
 def run_command(args, progress):
     from . import model as sty
-    from ..device import torch_device
-    from ..imageio import write_image
     generator, meta = sty.load(args.model)
     hyper = meta["hyperparameters"]
     files = seq.frame_files(args.frames)
     n = len(files)
-    only = sorted({int(i) for i in args.only.split(",")}) if args.only else list(range(n))
-    if only and not 0 <= only[0] <= only[-1] < n:
-        raise AtelierError(f"--only {args.only}: frame index outside the sequence (0..{n - 1})")
+    only = sorted({_frame_index(word, files, args.only) for word in args.only.split(",")}) if args.only else list(range(n))
     reference = hyper["reference"]
     if hyper["guide"] != "none" and reference >= n:
         raise AtelierError(f"{args.frames}: {n} frames, but the model's guide starts at frame {reference}; "
                            "run it on the sequence it was trained on")
     # only the frames the guides need: from the reference to the wanted ones, one more for the pre-filter
-    first = max(0, min(only + ([reference] if hyper["guide"] != "none" else [])) - 1)
-    last = min(n - 1, max(only + ([reference] if hyper["guide"] != "none" else [])) + 1)
+    span = only + ([reference] if hyper["guide"] != "none" else [])
+    first, last = max(0, min(span) - 1), min(n - 1, max(span) + 1)
     size = seq.read_frame(files[first]).shape[:2]
     frames = np.stack([seq.read_frame(path, size) for path in files[first:last + 1]])
     motion = _motion(args, n, size, first, len(frames))
     inputs = build_inputs(frames, motion, reference - first, hyper["guide"], hyper["seed"], hyper["prefilter"])
-    wanted = [i - first for i in only]
-    device = torch_device()
-    if device.type == "cpu":
-        _threads()
-    progress.stage("stylising", len(wanted))
-    written = []
-    with atomic_directory(args.output, args.force) as out:
-        def write(i, image):
-            path = out / (files[first + wanted[i]].stem + ".png")
-            write_image(path, image)
-            written.append(Path(args.output) / path.name)
-        sty.stylize_frames(generator, inputs[wanted], tile=args.tile, device=device, progress=progress, write=write)
-    return {"output": str(args.output), "frames": len(written), "device": device.type,
+    device = _write_sequence(generator, inputs[[i - first for i in only]], [files[i].name for i in only],
+                             args.output, args.force, args.tile, progress)
+    return {"output": str(args.output), "frames": len(only), "device": device,
             "motion": "blender vector pass" if motion else ("optical flow" if hyper["guide"] != "none" else "none")}
+
+
+def _frame_index(word, files, option):
+    """A 0-based index, or a frame's file name (the render plugin names the frame just written)."""
+    word = word.strip()
+    names = [p.name for p in files]
+    if word in names:
+        return names.index(word)
+    if word.isdigit() and int(word) < len(files):
+        return int(word)
+    raise AtelierError(f"--only {option}: {word!r} is neither a frame file name nor an index in 0..{len(files) - 1}")
 
 
 def register(commands):
@@ -136,7 +156,8 @@ def register(commands):
     train.add_argument("--lr", type=float, default=4e-4)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
-    train.add_argument("--force", action="store_true", help="replace an existing model file")
+    train.add_argument("--stylize-to", metavar="OUT_DIR", help="then stylise every frame into this new folder")
+    train.add_argument("--force", action="store_true", help="replace an existing model file / output folder")
     train.set_defaults(run=train_command)
 
     run = commands.add_parser("run", help="stylise a frame sequence with a trained model",
@@ -144,7 +165,7 @@ def register(commands):
     run.add_argument("model", help="model file from `atelier stylize train`")
     run.add_argument("--frames", required=True, help="folder of the sequence's frames")
     run.add_argument("--motion", metavar="DIR_OF_EXR", help="Blender Vector-pass EXRs (else optical flow)")
-    run.add_argument("--only", help="comma-separated 0-based frame indices to stylise (default all)")
+    run.add_argument("--only", help="comma-separated 0-based frame indices or file names to stylise (default all)")
     run.add_argument("--tile", type=int, default=512, help="tile size in pixels for large frames (default 512)")
     run.add_argument("-o", "--output", required=True, help="new folder for the stylised frames")
     run.add_argument("--force", action="store_true", help="replace an existing output folder")

@@ -203,7 +203,7 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
             step += 1
             smoothed = loss.item() if smoothed is None else 0.95 * smoothed + 0.05 * loss.item()
             elapsed = time.monotonic() - started
-            summary = {"steps": step, "seconds": round(elapsed, 2), "loss": round(smoothed, 5),
+            summary = {"steps": step, "train_seconds": round(elapsed, 2), "loss": round(smoothed, 5),
                        "seconds_per_step": round(elapsed / step, 4)}
             progress.update(step if steps is not None else elapsed, step=step, loss=smoothed)
             if checkpoint and time.monotonic() - last_save > 30:
