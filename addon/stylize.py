@@ -1,0 +1,381 @@
+"""Keyframe video stylisation in Blender: paint one frame, Atelier paints the rest.
+
+Sidebar tab "Atelier ▸ Stylise" in the Image editor and the Sequencer:
+
+* *Render with Motion* renders the scene's animation to a NEW folder: ``frames/`` (PNG, the
+  scene's colour management) and ``motion/`` (multilayer EXR with the exact Vector pass).
+* keyframes: painted images (datablocks or files) at a frame index of the sequence, optional masks;
+* *Train & Stylise* runs ``atelier stylize train ... --stylize-to`` in the worker (progress bar,
+  ESC cancels), writes a NEW ``<frames>_stylised`` folder and puts it as a strip on top in the VSE.
+* *Stylise after render* (Output properties): a ``render_write`` handler that stylises each frame
+  as the animation render writes it, also in ``blender -b``.
+"""
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import bpy
+
+from ..core.errors import AtelierError
+from .images import image_file_for_worker
+from .jobs import WorkerOperator
+from .preferences import models_dir, worker_device, worker_python
+from .worker_client import WorkerJob
+
+
+def unique_path(path):
+    """``path`` or, if taken, ``path_2``, ``path_3``... (never an existing file or folder)."""
+    path = Path(path)
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
+    return candidate
+
+
+def _abs(path):
+    return Path(bpy.path.abspath(path)) if path else None
+
+
+class AtelierStylizeKeyframe(bpy.types.PropertyGroup):
+    frame: bpy.props.IntProperty(name="Frame index", min=0,
+                                 description="0-based position of the painted frame in the rendered sequence")
+    image: bpy.props.PointerProperty(name="Painted", type=bpy.types.Image,
+                                     description="The painted frame (an image datablock)")
+    file: bpy.props.StringProperty(name="Painted file", subtype="FILE_PATH",
+                                   description="The painted frame as a file (used when no image is set)")
+    mask: bpy.props.PointerProperty(name="Mask", type=bpy.types.Image,
+                                    description="Optional: white where the frame is painted")
+
+
+class AtelierStylizeSettings(bpy.types.PropertyGroup):
+    frames_dir: bpy.props.StringProperty(name="Frames", subtype="DIR_PATH",
+                                         description="Folder of the rendered frames (8-bit PNG)")
+    motion_dir: bpy.props.StringProperty(name="Motion", subtype="DIR_PATH",
+                                         description="Optional: multilayer EXRs with the Vector pass, one per frame")
+    keyframes: bpy.props.CollectionProperty(type=AtelierStylizeKeyframe)
+    minutes: bpy.props.FloatProperty(name="Minutes", default=5.0, min=0.05, max=240.0,
+                                     description="Training time")
+    model_path: bpy.props.StringProperty(name="Model", subtype="FILE_PATH",
+                                         description="Trained stylisation model (.safetensors)")
+    output_dir: bpy.props.StringProperty(name="Last output", subtype="DIR_PATH")
+    last_summary: bpy.props.StringProperty(name="Last summary")
+    after_render: bpy.props.BoolProperty(
+        name="Stylise after render", default=False,
+        description="Stylise each frame with the model as the animation render writes it "
+                    "(into a new '<output folder>_stylised' folder)")
+
+
+def render_with_motion(scene, directory, progress=None):
+    """Render the animation into NEW ``directory/frames`` (PNG) and ``directory/motion`` (EXR + Vector).
+
+    One render per frame, saved twice from the Render Result; the Vector pass needs motion blur
+    off.  The scene's settings are restored afterwards.
+    """
+    directory = unique_path(directory)
+    frames_dir, motion_dir = directory / "frames", directory / "motion"
+    frames_dir.mkdir(parents=True)
+    motion_dir.mkdir()
+    image_settings = scene.render.image_settings
+    saved = {"blur": scene.render.use_motion_blur, "frame": scene.frame_current,
+             "vector": [layer.use_pass_vector for layer in scene.view_layers],
+             "image": {key: getattr(image_settings, key) for key in
+                       ("media_type", "file_format", "color_mode", "color_depth", "exr_codec")}}
+    frames = range(scene.frame_start, scene.frame_end + 1, scene.frame_step)
+    try:
+        scene.render.use_motion_blur = False
+        for layer in scene.view_layers:
+            layer.use_pass_vector = True
+        for i, frame in enumerate(frames):
+            scene.frame_set(frame)
+            bpy.ops.render.render(scene=scene.name)
+            result = bpy.data.images["Render Result"]
+            image_settings.media_type, image_settings.file_format = "IMAGE", "PNG"
+            image_settings.color_mode, image_settings.color_depth = "RGB", "8"
+            result.save_render(str(frames_dir / f"{frame:04d}.png"), scene=scene)
+            image_settings.media_type = "MULTI_LAYER_IMAGE"
+            image_settings.color_depth, image_settings.exr_codec = "32", "ZIP"
+            result.save_render(str(motion_dir / f"{frame:04d}.exr"), scene=scene)
+            if progress:
+                progress((i + 1) / len(frames))
+    finally:
+        scene.render.use_motion_blur = saved["blur"]
+        for layer, value in zip(scene.view_layers, saved["vector"]):
+            layer.use_pass_vector = value
+        for key in ("media_type", "file_format", "color_mode", "color_depth", "exr_codec"):
+            try:
+                setattr(image_settings, key, saved["image"][key])
+            except TypeError:  # an enum item that the restored media type does not offer
+                pass
+        scene.frame_set(saved["frame"])
+    return frames_dir, motion_dir
+
+
+def add_sequence_strip(scene, folder, name):
+    """A NEW image strip of ``folder``'s PNGs in the channel above every existing strip."""
+    files = sorted(Path(folder).glob("*.png"))
+    if not files:
+        raise AtelierError(f"{folder}: no stylised frames were written")
+    editor = scene.sequence_editor or scene.sequence_editor_create()
+    channel = max((strip.channel for strip in editor.strips_all), default=0) + 1
+    strip = editor.strips.new_image(name=name, filepath=str(files[0]), channel=channel,
+                                    frame_start=scene.frame_start)
+    for path in files[1:]:
+        strip.elements.append(path.name)
+    strip.frame_final_duration = len(files)
+    return strip
+
+
+class ATELIER_OT_stylize_render_motion(bpy.types.Operator):
+    """Render the animation into a new folder as PNG frames plus EXR motion vectors (for Train & Stylise)"""
+
+    bl_idname = "atelier.stylize_render_motion"
+    bl_label = "Render with Motion"
+    bl_options = {"REGISTER"}
+
+    directory: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH",
+                                        description="New folder for the renders (default: beside the .blend)")
+
+    def execute(self, context):
+        scene = context.scene
+        folder = _abs(self.directory) or (_abs("//") if bpy.data.filepath else Path(tempfile.gettempdir()))
+        if not self.directory:
+            folder = folder / f"atelier_{bpy.path.clean_name(scene.name)}"
+        window_manager = context.window_manager
+        window_manager.progress_begin(0.0, 1.0)
+        try:
+            frames_dir, motion_dir = render_with_motion(scene, folder, window_manager.progress_update)
+        except (RuntimeError, OSError) as error:
+            self.report({"ERROR"}, f"{folder}: rendering failed ({error})")
+            return {"CANCELLED"}
+        finally:
+            window_manager.progress_end()
+        settings = scene.atelier_stylize
+        settings.frames_dir, settings.motion_dir = str(frames_dir), str(motion_dir)
+        self.report({"INFO"}, f"Rendered {len(list(frames_dir.glob('*.png')))} frames into {frames_dir.parent}")
+        return {"FINISHED"}
+
+
+class ATELIER_OT_stylize_keyframe_add(bpy.types.Operator):
+    """Add a painted keyframe (its image, or a file, and its frame index)"""
+
+    bl_idname = "atelier.stylize_keyframe_add"
+    bl_label = "Add Keyframe"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        item = context.scene.atelier_stylize.keyframes.add()
+        space = context.space_data
+        if getattr(space, "type", None) == "IMAGE_EDITOR" and space.image:
+            item.image = space.image
+        item.frame = max(0, context.scene.frame_current - context.scene.frame_start)
+        return {"FINISHED"}
+
+
+class ATELIER_OT_stylize_keyframe_remove(bpy.types.Operator):
+    """Remove this keyframe from the list (the image itself is kept)"""
+
+    bl_idname = "atelier.stylize_keyframe_remove"
+    bl_label = "Remove Keyframe"
+    bl_options = {"REGISTER", "UNDO"}
+
+    index: bpy.props.IntProperty()
+
+    def execute(self, context):
+        context.scene.atelier_stylize.keyframes.remove(self.index)
+        return {"FINISHED"}
+
+
+def _keyframe_words(settings, folder):
+    """``--keyframe``/``--mask`` words, exporting painted datablocks to files the worker reads."""
+    if not settings.keyframes:
+        raise AtelierError("Add at least one painted keyframe")
+    words = []
+    for item in settings.keyframes:
+        if item.image:
+            painted = image_file_for_worker(item.image, folder)
+        elif item.file:
+            painted = _abs(item.file)
+        else:
+            raise AtelierError(f"keyframe at frame {item.frame}: choose a painted image or file")
+        words += ["--keyframe", f"{item.frame}={painted}"]
+        if item.mask:
+            words += ["--mask", f"{item.frame}={image_file_for_worker(item.mask, folder)}"]
+    return words
+
+
+def _frames_dir(settings):
+    frames = _abs(settings.frames_dir)
+    if not frames or not frames.is_dir():
+        raise AtelierError(f"{settings.frames_dir or 'Frames'}: choose the folder of rendered frames "
+                           "(or use Render with Motion)")
+    return frames
+
+
+def _finish_output(operator, context, summary, label):
+    scene = context.scene
+    settings = scene.atelier_stylize
+    settings.output_dir = summary["output"]
+    settings.last_summary = json.dumps(summary)
+    add_sequence_strip(scene, summary["output"], label)
+    operator.report({"INFO"}, f"Stylised {summary.get('frames', '?')} frames into {summary['output']}")
+    return {"FINISHED"}
+
+
+class ATELIER_OT_stylize_train(WorkerOperator, bpy.types.Operator):
+    """Train on the painted keyframe(s), then stylise every frame into a new folder and a new VSE strip"""
+
+    bl_idname = "atelier.stylize_train"
+    bl_label = "Train & Stylise"
+
+    def worker_argv(self, context):
+        settings = context.scene.atelier_stylize
+        frames = _frames_dir(settings)
+        words = _keyframe_words(settings, tempfile.mkdtemp(prefix="atelier_stylize_"))
+        model = unique_path(models_dir() / f"stylize_{bpy.path.clean_name(context.scene.name)}.safetensors")
+        self._output = unique_path(frames.with_name(frames.name + "_stylised"))
+        argv = ["stylize", "train", "--frames", str(frames), *words, "--minutes", f"{settings.minutes:g}",
+                "-o", str(model), "--stylize-to", str(self._output)]
+        if settings.motion_dir:
+            argv += ["--motion", str(_abs(settings.motion_dir))]
+        return argv
+
+    def finish(self, context, summary):
+        context.scene.atelier_stylize.model_path = summary["model"]
+        return _finish_output(self, context, summary, "Stylised")
+
+
+class ATELIER_OT_stylize_run(WorkerOperator, bpy.types.Operator):
+    """Stylise the frames with the trained model into a new folder and a new VSE strip"""
+
+    bl_idname = "atelier.stylize_run"
+    bl_label = "Stylise with Model"
+
+    def worker_argv(self, context):
+        settings = context.scene.atelier_stylize
+        frames = _frames_dir(settings)
+        model = _abs(settings.model_path)
+        if not model or not model.is_file():
+            raise AtelierError(f"{settings.model_path or 'Model'}: choose a trained stylisation model")
+        output = unique_path(frames.with_name(frames.name + "_stylised"))
+        argv = ["stylize", "run", str(model), "--frames", str(frames), "-o", str(output)]
+        if settings.motion_dir:
+            argv += ["--motion", str(_abs(settings.motion_dir))]
+        return argv
+
+    def finish(self, context, summary):
+        return _finish_output(self, context, summary, "Stylised")
+
+
+def stylize_written_frame(scene):
+    """Stylise the frame the render just wrote into ``<its folder>_stylised/``; returns the file or None."""
+    settings = scene.atelier_stylize
+    written = Path(scene.render.frame_path(frame=scene.frame_current))
+    model = _abs(settings.model_path)
+    if not written.is_file() or not model or not model.is_file():
+        print(f"Atelier: Stylise after render skipped for {written} (no such frame file or no model)",
+              file=sys.stderr)
+        return None
+    target = written.parent.with_name(written.parent.name + "_stylised")  # Atelier's own folder, reused per frame
+    with tempfile.TemporaryDirectory(prefix="atelier_stylize_") as temporary:
+        job = WorkerJob(["stylize", "run", str(model), "--frames", str(written.parent), "--only", written.name,
+                         "-o", str(Path(temporary) / "out")],
+                        python=worker_python(), extra_env={"ATELIER_DEVICE": worker_device().lower()})
+        result = job.wait()
+        if result["type"] != "result":
+            print(f"Atelier: Stylise after render failed for {written}: {result.get('message', result['type'])}",
+                  file=sys.stderr)
+            return None
+        target.mkdir(exist_ok=True)
+        produced = Path(temporary) / "out" / (written.stem + ".png")
+        shutil.move(str(produced), target / produced.name)
+    return target / produced.name
+
+
+@bpy.app.handlers.persistent
+def _render_write(scene, *_):
+    if scene.atelier_stylize.after_render:
+        stylize_written_frame(scene)
+
+
+def _draw_settings(layout, context):
+    settings = context.scene.atelier_stylize
+    layout.operator(ATELIER_OT_stylize_render_motion.bl_idname, icon="RENDER_ANIMATION")
+    layout.prop(settings, "frames_dir")
+    layout.prop(settings, "motion_dir")
+    for index, item in enumerate(settings.keyframes):
+        box = layout.box()
+        row = box.row()
+        row.prop(item, "frame")
+        row.operator(ATELIER_OT_stylize_keyframe_remove.bl_idname, text="", icon="X").index = index
+        box.template_ID(item, "image", open="image.open")
+        if not item.image:
+            box.prop(item, "file")
+        box.prop(item, "mask")
+    layout.operator(ATELIER_OT_stylize_keyframe_add.bl_idname, icon="ADD")
+    layout.prop(settings, "minutes")
+    layout.operator(ATELIER_OT_stylize_train.bl_idname, icon="BRUSH_DATA")
+    layout.separator()
+    layout.prop(settings, "model_path")
+    layout.operator(ATELIER_OT_stylize_run.bl_idname, icon="SEQUENCE")
+    layout.prop(settings, "after_render")
+
+
+class _StylizePanel:
+    bl_region_type = "UI"
+    bl_category = "Atelier"
+    bl_label = "Stylise"
+
+    def draw(self, context):
+        _draw_settings(self.layout, context)
+
+
+class ATELIER_PT_stylize_image(_StylizePanel, bpy.types.Panel):
+    bl_space_type = "IMAGE_EDITOR"
+    bl_idname = "ATELIER_PT_stylize_image"
+
+
+class ATELIER_PT_stylize_sequencer(_StylizePanel, bpy.types.Panel):
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_idname = "ATELIER_PT_stylize_sequencer"
+
+
+class ATELIER_PT_stylize_output(bpy.types.Panel):
+    """Output properties: the render plugin switch."""
+
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "output"
+    bl_label = "Atelier Stylise"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw_header(self, context):
+        self.layout.prop(context.scene.atelier_stylize, "after_render", text="")
+
+    def draw(self, context):
+        self.layout.prop(context.scene.atelier_stylize, "model_path")
+
+
+classes = (
+    AtelierStylizeKeyframe, AtelierStylizeSettings, ATELIER_OT_stylize_render_motion,
+    ATELIER_OT_stylize_keyframe_add, ATELIER_OT_stylize_keyframe_remove, ATELIER_OT_stylize_train,
+    ATELIER_OT_stylize_run, ATELIER_PT_stylize_image, ATELIER_PT_stylize_sequencer, ATELIER_PT_stylize_output,
+)
+
+
+def register():
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.atelier_stylize = bpy.props.PointerProperty(type=AtelierStylizeSettings)
+    bpy.app.handlers.render_write.append(_render_write)
+
+
+def unregister():
+    if _render_write in bpy.app.handlers.render_write:
+        bpy.app.handlers.render_write.remove(_render_write)
+    del bpy.types.Scene.atelier_stylize
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)
