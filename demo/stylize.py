@@ -12,7 +12,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _material(bpy, name, colour, noise_scale=None):
     material = bpy.data.materials.new(name)
-    material.use_nodes = True
     nodes, links = material.node_tree.nodes, material.node_tree.links
     bsdf = nodes["Principled BSDF"]
     bsdf.inputs["Base Color"].default_value = (*colour, 1.0)
@@ -38,7 +37,6 @@ def build_scene(bpy, name="Atelier Stylise", frames=24, size=256, samples=16):
     scene.frame_start, scene.frame_end = 1, frames
     scene.view_settings.view_transform = "Standard"
     world = bpy.data.worlds.new(f"{name} world")
-    world.use_nodes = True
     world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.35, 0.45, 0.6, 1.0)
     scene.world = world
 
