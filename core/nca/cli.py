@@ -1,5 +1,94 @@
 """`atelier nca` commands (see core/cli.py for the command contract)."""
 
+from pathlib import Path
+
+from ..errors import AtelierError
+
 
 def register(commands):
     """Add this group's commands to the ``atelier nca`` sub-parser."""
+    train = commands.add_parser("train", help="train a μNCA on an exemplar image")
+    train.add_argument("exemplar", help="exemplar image (PNG, JPEG, TIFF, EXR)")
+    train.add_argument("--params", type=int, default=68, choices=(68, 150, 264, 588),
+                       help="model size in parameters (4, 6, 8 or 12 channels)")
+    train.add_argument("--minutes", type=float, default=10.0, help="wall-clock training budget")
+    train.add_argument("--iterations", type=int, help="stop after this many iterations instead")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--name", help="name stored in the model (default: the exemplar's)")
+    train.add_argument("-o", "--output", required=True, help="model file (.safetensors)")
+    train.set_defaults(run=run_train)
+
+    render = commands.add_parser("render", help="grow a texture from a model and write PNG(s)")
+    render.add_argument("model", help="model (.safetensors or compact .nca)")
+    render.add_argument("--size", type=int, default=256)
+    render.add_argument("--steps", type=int, default=1000)
+    render.add_argument("--quantized", action="store_true", help="use the int8 weights")
+    render.add_argument("--frames", type=int, default=0,
+                        help="write a seamless animated loop of F frames OUT_0000.png... instead of one image")
+    render.add_argument("--frame-steps", type=int, default=2, help="steps between animation frames")
+    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--state", help="also write the state one step before the end as a float EXR "
+                                        "tile (3 channels a texel) for the OSL shader")
+    render.add_argument("-o", "--output", required=True)
+    render.set_defaults(run=run_render)
+
+    export = commands.add_parser("export", help="emit the int8 model as GLSL, Shadertoy, OSL, C or compact binary")
+    export.add_argument("model")
+    export.add_argument("--format", required=True, choices=("glsl", "shadertoy", "osl", "c", "bin"))
+    export.add_argument("-o", "--output", required=True)
+    export.set_defaults(run=run_export)
+
+
+def run_train(args, progress):
+    from .train import train
+    summary, _ = train(args.exemplar, params=args.params, minutes=args.minutes, output=args.output,
+                       progress=progress, iterations=args.iterations, seed=args.seed, name=args.name)
+    return summary
+
+
+def _check_positive(**values):
+    for name, (value, low, high) in values.items():
+        if not low <= value <= high:
+            raise AtelierError(f"--{name} {value}: must lie in [{low}, {high}]")
+
+
+def run_render(args, progress):
+    from ..imageio import write_image
+    from . import files
+    from .render import loop_frames, run_states, state_tile
+    from .runtime import to_rgb
+    _check_positive(size=(args.size, 8, 8192), steps=(args.steps, 1, 1_000_000),
+                    frames=(args.frames, 0, 10_000), **{"frame-steps": (args.frame_steps, 1, 1000)})
+    model = files.load(args.model)
+    output = Path(args.output)
+    written = []
+    if args.state:
+        before = run_states(model, args.size, args.steps - 1, args.quantized, args.seed, progress=progress)[0]
+        written.append(str(write_image(args.state, state_tile(before))))
+    states = run_states(model, args.size, args.steps, args.quantized, args.seed,
+                        frames=2 * args.frames, frame_steps=args.frame_steps, progress=progress)
+    if args.frames:
+        for i, frame in enumerate(loop_frames(states[1:])):
+            written.append(str(write_image(output.with_name(f"{output.stem}_{i:04d}{output.suffix}"), frame)))
+    else:
+        written.append(str(write_image(output, to_rgb(states[0]))))
+    return {"files": written, "params": model.params, "quantized": args.quantized,
+            "size": args.size, "steps": args.steps}
+
+
+def run_export(args, progress):
+    from ..atomic import write_bytes_atomic, write_text_atomic
+    from . import codegen, files
+    from .quantize import to_binary
+    model = files.load(args.model)
+    output = Path(args.output)
+    if args.format == "bin":
+        write_bytes_atomic(output, to_binary(model.quantized))
+        return {"files": [str(output)], "bytes": output.stat().st_size, "params": model.params}
+    sources = codegen.generate(model, args.format)
+    written = []
+    for suffix, text in sources.items():
+        path = output.with_name(output.stem + suffix + output.suffix) if suffix else output
+        write_text_atomic(path, text)
+        written.append(str(path))
+    return {"files": written, "params": model.params, "format": args.format}

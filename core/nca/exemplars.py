@@ -1,0 +1,96 @@
+"""The benchmark exemplars (128x128), made offline and shipped in core/assets/nca/exemplars.
+
+``python -m core.nca.exemplars`` rewrites them: three procedural patterns drawn with numpy
+(from regular to irregular: stripes, spots, checks) and crops of scikit-image's bundled
+brick, grass and gravel photographs.  Kind "pattern" marks the stripe/spot-like half of the
+set that the quality bar for 68 parameters applies to.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "nca"
+EXEMPLARS = ASSETS / "exemplars"
+PRESETS = ASSETS / "presets"
+SIZE = 128
+KIND = {"stripes": "pattern", "spots": "pattern", "checks": "pattern",
+        "brick": "photo", "grass": "photo", "gravel": "photo",
+        "cells": "extra", "ripples": "extra"}  # extra: presets only, not in the benchmark set
+
+
+def _wobble(rng, size, amplitude):
+    """Smooth random displacement (sum of a few periodic sines, so the pattern tiles)."""
+    y, x = np.mgrid[0:size, 0:size] / size * 2 * np.pi
+    field = sum(rng.normal() * np.sin(k * x + rng.uniform(0, 6.3)) * np.sin(l * y + rng.uniform(0, 6.3))
+                for k, l in rng.integers(1, 4, (6, 2)))
+    return amplitude * field / 3
+
+
+def stripes(rng):
+    y, x = np.mgrid[0:SIZE, 0:SIZE] / SIZE * 2 * np.pi
+    phase = 9 * (x + 0.35 * y) + _wobble(rng, SIZE, 2.5)
+    t = 0.5 + 0.5 * np.tanh(3 * np.sin(phase))
+    return t[..., None] * np.array([0.95, 0.9, 0.8]) + (1 - t[..., None]) * np.array([0.1, 0.08, 0.07])
+
+
+def spots(rng):
+    image = np.ones((SIZE, SIZE, 3)) * np.array([0.85, 0.7, 0.35])
+    y, x = np.mgrid[0:SIZE, 0:SIZE]
+    for cy, cx, r in zip(*rng.uniform(0, SIZE, (2, 40)), rng.uniform(4, 7, 40)):
+        dy, dx = (y - cy + SIZE / 2) % SIZE - SIZE / 2, (x - cx + SIZE / 2) % SIZE - SIZE / 2
+        inside = np.clip(r - np.hypot(dy, dx), 0, 1)[..., None]
+        image = image * (1 - inside) + inside * np.array([0.25, 0.12, 0.05])
+    return image
+
+
+def checks(rng):
+    y, x = np.mgrid[0:SIZE, 0:SIZE] / SIZE * 2 * np.pi
+    t = np.sin(8 * x + _wobble(rng, SIZE, 0.6)) * np.sin(8 * y + _wobble(rng, SIZE, 0.6))
+    t = 0.5 + 0.5 * np.tanh(4 * t)
+    return t[..., None] * np.array([0.2, 0.35, 0.7]) + (1 - t[..., None]) * np.array([0.95, 0.95, 0.9])
+
+
+def cells(rng):
+    """Voronoi cells with dark borders (distances on the torus, so it tiles)."""
+    points = rng.uniform(0, SIZE, (24, 2))
+    y, x = np.mgrid[0:SIZE, 0:SIZE]
+    d = np.sort(np.stack([np.hypot((y - py + SIZE / 2) % SIZE - SIZE / 2, (x - px + SIZE / 2) % SIZE - SIZE / 2)
+                          for py, px in points]), 0)
+    t = np.clip((d[1] - d[0]) / 3, 0, 1)[..., None]
+    return t * np.array([0.55, 0.75, 0.3]) + (1 - t) * np.array([0.1, 0.15, 0.05])
+
+
+def ripples(rng):
+    y, x = np.mgrid[0:SIZE, 0:SIZE] / SIZE * 2 * np.pi
+    t = 0.5 + 0.5 * np.sin(6 * y + _wobble(rng, SIZE, 3.0)) * np.sin(2 * x + _wobble(rng, SIZE, 1.0))
+    return t[..., None] * np.array([0.7, 0.9, 1.0]) + (1 - t[..., None]) * np.array([0.05, 0.2, 0.45])
+
+
+def photo_crop(name, top, left, size):
+    import cv2
+    import skimage.data
+    image = getattr(skimage.data, name)()
+    image = image[top:top + size, left:left + size].astype(np.float32) / 255
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, 2)
+    return cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+
+
+def make(out_dir=EXEMPLARS):
+    from ..imageio import write_image
+    rng = np.random.default_rng(3)
+    images = {"stripes": stripes(rng), "spots": spots(rng), "checks": checks(rng),
+              "brick": photo_crop("brick", 100, 100, 256), "grass": photo_crop("grass", 120, 120, 256),
+              "gravel": photo_crop("gravel", 100, 100, 256), "cells": cells(rng), "ripples": ripples(rng)}
+    for name, image in images.items():
+        write_image(Path(out_dir) / f"{name}.png", np.clip(image, 0, 1))
+    return sorted(images)
+
+
+def exemplar_paths(kinds=("pattern", "photo", "extra")):
+    return {name: EXEMPLARS / f"{name}.png" for name, kind in KIND.items() if kind in kinds}
+
+
+if __name__ == "__main__":
+    print(make())

@@ -1,0 +1,87 @@
+"""μNCA model files: the Atelier safetensors model (float and int8 weights) and the compact binary.
+
+A model file of kind ``nca`` holds tensors ``w`` (C x 4C float32), ``b`` (C), and their
+quantised form ``w_q``, ``w_scale``, ``b_q``, ``b_scale`` (see quantize.py); its metadata
+has ``hyperparameters`` (channels, params) and ``training`` (the summary of the run).
+A compact binary (``.nca``) holds the quantised form only; its float weights are the
+dequantised ones.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AtelierError
+from ..modelfile import read_model, save_model
+from .model import parameter_count
+from .quantize import MAGIC, check_quantized, dequantize, from_binary, quantize
+
+KIND = "nca"
+WEIGHT_LIMIT = 100.0  # a trained rule has |W| < 5; far larger values mean a corrupt file
+
+
+@dataclass
+class NCA:
+    w: np.ndarray  # (C, 4C) float32
+    b: np.ndarray  # (C,) float32
+    quantized: dict
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def channels(self):
+        return self.w.shape[0]
+
+    @property
+    def params(self):
+        return parameter_count(self.channels)
+
+    def weights(self, quantized):
+        """(W, b) float32: the trained floats, or the dequantised int8 ones."""
+        return dequantize(self.quantized) if quantized else (self.w, self.b)
+
+    @property
+    def name(self):
+        return self.meta.get("name", "nca")
+
+
+def from_float(w, b, meta=None):
+    w, b = np.asarray(w, np.float32), np.asarray(b, np.float32)
+    return NCA(w, b, quantize(w, b), dict(meta or {}))
+
+
+def save(path, model):
+    meta = {"name": model.name, **model.meta,
+            "hyperparameters": {**model.meta.get("hyperparameters", {}), "channels": model.channels,
+                                "params": model.params},
+            "quantization": "int8 symmetric, per-row scales for W, one scale for b (see core/nca/quantize.py)"}
+    save_model(path, KIND, {"w": model.w, "b": model.b, **model.quantized}, meta)
+
+
+def load(path):
+    """Load a ``.safetensors`` model or a compact ``.nca`` binary; AtelierError on any problem."""
+    path = Path(path)
+    try:
+        head = path.open("rb").read(4)
+    except OSError as error:
+        raise AtelierError(f"{path}: cannot read model file ({error.strerror or error})") from None
+    if head == MAGIC:
+        q = from_binary(path.read_bytes(), str(path))
+        w, b = dequantize(q)
+        return NCA(w, b, q, {"name": path.stem})
+    tensors, meta = read_model(path, KIND)
+    missing = {"w", "b", "w_q", "w_scale", "b_q", "b_scale"} - set(tensors)
+    if missing:
+        raise AtelierError(f"{path}: μNCA model lacks tensors {sorted(missing)}")
+    w, b = tensors["w"].astype(np.float32), tensors["b"].astype(np.float32)
+    channels = w.shape[0] if w.ndim == 2 else -1
+    if channels not in (4, 6, 8, 12) or w.shape != (channels, 4 * channels) or b.shape != (channels,) \
+            or tensors["w_q"].shape != w.shape or tensors["b_q"].shape != b.shape \
+            or tensors["w_scale"].shape != (channels,) or tensors["b_scale"].shape != (1,):
+        raise AtelierError(f"{path}: μNCA tensors have inconsistent shapes (W {w.shape}, b {b.shape})")
+    if np.abs(w).max() > WEIGHT_LIMIT or np.abs(b).max() > WEIGHT_LIMIT:
+        raise AtelierError(f"{path}: weights out of range (|value| > {WEIGHT_LIMIT}); the file is corrupt")
+    q = {k: tensors[k] for k in ("w_q", "w_scale", "b_q", "b_scale")}
+    q["w_q"], q["b_q"] = q["w_q"].astype(np.int8), q["b_q"].astype(np.int8)
+    check_quantized(q, str(path))
+    return NCA(w, b, q, {"name": meta.get("name", path.stem), **meta})

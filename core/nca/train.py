@@ -1,0 +1,207 @@
+"""Training a μNCA on an exemplar texture (after the paper's reference recipe).
+
+Read top to bottom:
+
+1. a pool of states starts as seeds; every iteration takes a batch from it and replaces
+   one sample by a fresh seed (seed injection), so the rule learns both to grow the
+   texture from noise and to keep it alive;
+2. the batch is run for a random number of steps (32-127), fully differentiable;
+3. loss = multi-scale sliced-Wasserstein distance between image patches of the batch and
+   of the exemplar (an optimal-transport loss; no VGG, nothing is downloaded)
+   + an overflow regulariser that keeps states in [-1, 1];
+4. each parameter's gradient is normalised to unit norm (the NCA papers' trick against
+   exploding gradients through long rollouts), then Adam;
+5. the batch goes back into the pool.
+
+Every few seconds the int8 model is evaluated on a long rollout from a fresh seed; the best
+one is written to the output at once (atomically), so Ctrl-C or Cancel keeps the best so
+far.  The last part of the time budget fine-tunes through fake quantisation (straight-
+through estimator) so the one-byte model keeps the float model's quality.
+"""
+
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..device import torch_device
+from ..errors import AtelierError, Cancelled
+from ..imageio import read_image
+from . import files
+from .model import MicroNCA, channels_for, parameter_count, rgb, seed_state, step
+
+MIN_SIDE, MAX_SIDE = 32, 8192
+
+
+def load_exemplar(path, size=128):
+    """Exemplar image -> (size', size'', 3) float32 RGB in [0, 1], shorter side ≤ ``size``.
+
+    Greyscale, 16-bit and alpha images are accepted (grey is repeated, alpha dropped);
+    tiny or huge images are refused with the reason.
+    """
+    image = read_image(path)
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise AtelierError(f"{path}: exemplar is {width}x{height} pixels; it needs at least "
+                           f"{MIN_SIDE} pixels a side to show a texture")
+    if max(height, width) > MAX_SIDE:
+        raise AtelierError(f"{path}: exemplar is {width}x{height} pixels; crop it to at most "
+                           f"{MAX_SIDE} pixels a side (a texture exemplar needs only a few hundred)")
+    image = image[:, :, :3] if image.shape[2] >= 3 else np.repeat(image[:, :, :1], 3, 2)
+    if min(height, width) > size:
+        import cv2
+        factor = size / min(height, width)
+        image = cv2.resize(image, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA)
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+class SlicedWasserstein:
+    """Multi-scale sliced-Wasserstein distance between patch distributions.
+
+    Levels are (pooling, patch size): single pixels (the colour distribution) and 5x5 patches
+    of the image average-pooled by 1, 2 and 4.  Every patch is projected on random unit
+    directions (one conv); for each direction the sorted projections of a random subset of
+    synthesised patches are compared with those of the exemplar (sorting is the 1-D optimal
+    transport plan).  Directions are fresh each call.
+    """
+
+    LEVELS = ((1, 1), (1, 5), (2, 5), (4, 5))
+
+    def __init__(self, target, projections=32, samples=4096):
+        self.targets = [F.avg_pool2d(target[None], pool) for pool, _ in self.LEVELS]
+        self.projections, self.samples = projections, samples
+
+    def __call__(self, images, generator=None):
+        loss = 0.0
+        for (pool, patch), target in zip(self.LEVELS, self.targets):
+            x = F.avg_pool2d(images, pool) if pool > 1 else images
+            dirs = torch.randn(self.projections, 3 * patch ** 2, generator=generator, device=x.device)
+            dirs = (dirs / dirs.norm(dim=1, keepdim=True)).view(self.projections, 3, patch, patch)
+            synth = F.conv2d(x, dirs).flatten(2)        # (B, P, N)
+            exemplar = F.conv2d(target, dirs).flatten(2)  # (1, P, N')
+            n = min(synth.shape[2], exemplar.shape[2], self.samples)
+            pick_s = torch.randperm(synth.shape[2], generator=generator, device=x.device)[:n]
+            pick_e = torch.randperm(exemplar.shape[2], generator=generator, device=x.device)[:n]
+            synth_sorted = synth[:, :, pick_s].sort(2).values
+            exemplar_sorted = exemplar[:, :, pick_e].sort(2).values
+            loss = loss + (synth_sorted - exemplar_sorted).square().mean()
+        return loss
+
+
+def overflow_loss(s):
+    """Penalty on states leaving [-1, 1] (keeps the rule bounded over long rollouts)."""
+    return (s - s.clamp(-1.0, 1.0)).abs().mean()
+
+
+def fake_quantize(w, b):
+    """int8 rounding of eq. 2's weights in the forward pass, identity gradient (STE)."""
+    w_scale = w.detach().abs().amax(1, keepdim=True).clamp_min(1e-12) / 127
+    b_scale = b.detach().abs().max().clamp_min(1e-12) / 127
+    return (w + ((w / w_scale).round() * w_scale - w).detach(),
+            b + ((b / b_scale).round() * b_scale - b).detach())
+
+
+def train(exemplar_path, params=68, minutes=10.0, output=None, progress=None, iterations=None,
+          size=128, batch=4, pool_size=256, min_steps=32, max_steps=127, lr=2e-3,
+          qat_fraction=0.2, eval_every_s=20.0, seed=0, name=None, compile=True):
+    """Train a μNCA of ``params`` parameters on the exemplar for at most ``minutes``
+    (or ``iterations``); writes the best model to ``output``; returns the summary dict."""
+    if params not in (68, 150, 264, 588):
+        raise AtelierError(f"--params {params}: μNCA sizes are 68, 150, 264 or 588 parameters")
+    channels = channels_for(params)
+    device = torch_device()
+    exemplar = load_exemplar(exemplar_path)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    target = torch.from_numpy(np.moveaxis(exemplar, -1, 0).copy()).to(device)
+    loss_fn = SlicedWasserstein(target)
+    model = MicroNCA(channels).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    pool = torch.from_numpy(seed_state(rng, pool_size, channels, size, size)).to(device)
+    budget = minutes * 60.0
+    run_step = torch.compile(step, dynamic=False) if compile else step
+    best = {"score": math.inf}
+    history, started, last_eval, it = [], time.monotonic(), -math.inf, 0
+
+    def evaluate():
+        """Loss of the int8 model after a long rollout from a fresh seed (fixed directions)."""
+        with torch.no_grad():
+            w, b = fake_quantize(model.w, model.b)
+            s = torch.from_numpy(seed_state(np.random.default_rng(1), 1, channels, size, size)).to(device)
+            for _ in range(256):
+                s = step(s, model.kernels, w, b)
+            fixed = torch.Generator(device=device).manual_seed(1)
+            score = float(loss_fn(rgb(s), fixed) + overflow_loss(s))
+        return score if math.isfinite(score) else math.inf
+
+    def checkpoint(score):
+        best.update(score=score, iteration=it, w=model.w.detach().cpu().numpy().copy(),
+                    b=model.b.detach().cpu().numpy().copy())
+        if output:
+            files.save(output, files.from_float(best["w"], best["b"], summary_meta()))
+
+    def summary_meta(final=False):
+        return {"name": name or str(exemplar_path).rsplit("/", 1)[-1].rsplit(".", 1)[0],
+                "hyperparameters": {"params": params, "channels": channels, "grid": size, "batch": batch,
+                                    "pool": pool_size, "rollout": [min_steps, max_steps], "lr": lr,
+                                    "loss": "sliced-Wasserstein: pixels + 5x5 patches at 3 scales, + overflow"},
+                "training": {"iterations": it, "seconds": round(time.monotonic() - started, 1),
+                             "best_iteration": best.get("iteration"), "best_eval_loss": best["score"],
+                             "device": device.type, "exemplar": str(exemplar_path), "finished": final}}
+
+    if progress:
+        progress.stage(f"training μNCA {params}", total=iterations or budget)
+    try:
+        while True:
+            elapsed = time.monotonic() - started
+            done = it >= iterations if iterations else elapsed >= budget
+            if done:
+                break
+            fraction = it / iterations if iterations else elapsed / budget
+            for group in optimizer.param_groups:  # cosine decay over the budget
+                group["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))))
+            index = torch.from_numpy(rng.choice(pool_size, batch, replace=False)).to(device)
+            x = pool[index]
+            x[0] = torch.from_numpy(seed_state(rng, 1, channels, size, size)[0]).to(device)
+            w, b = fake_quantize(model.w, model.b) if fraction >= 1 - qat_fraction else (model.w, model.b)
+            try:
+                for _ in range(int(rng.integers(min_steps, max_steps + 1))):
+                    x = run_step(x, model.kernels, w, b)
+            except Exception:
+                if run_step is step:
+                    raise
+                run_step = step  # the compiler is unavailable here: eager gives the same numbers
+                continue
+            loss = loss_fn(rgb(x), generator) + overflow_loss(x)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for p in model.parameters():
+                p.grad /= p.grad.norm() + 1e-8
+            optimizer.step()
+            pool[index] = x.detach()
+            it += 1
+            history.append(float(loss))
+            if time.monotonic() - last_eval >= eval_every_s or (iterations and it == iterations):
+                last_eval = time.monotonic()
+                score = evaluate()
+                if score < best["score"]:
+                    checkpoint(score)
+            if progress:
+                progress.update(it if iterations else time.monotonic() - started, iteration=it, loss=float(loss))
+    except (KeyboardInterrupt, Cancelled):
+        if "w" not in best and output:  # keep at least the current rule
+            checkpoint(evaluate())
+        raise
+    if "w" not in best:
+        checkpoint(evaluate())
+    model_out = files.from_float(best["w"], best["b"], summary_meta(final=True))
+    if output:
+        files.save(output, model_out)
+    seconds = time.monotonic() - started
+    return {"model": str(output) if output else None, "params": parameter_count(channels),
+            "iterations": it, "seconds_per_iteration": round(seconds / max(it, 1), 4),
+            "best_eval_loss": round(best["score"], 5), "final_loss": round(history[-1], 5) if history else None,
+            "device": device.type}, model_out

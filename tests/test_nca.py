@@ -1,0 +1,200 @@
+"""μNCA: model, training, quantisation, files, CLI and the runtimes that must agree."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.errors import AtelierError
+from core.nca import files
+from core.nca.model import parameter_count, perception_kernels
+from core.nca.quantize import dequantize, from_binary, to_binary
+from core.nca.render import state_tile
+from core.nca.runtime import Runtime, seed, to_rgb
+
+ROOT = Path(__file__).resolve().parents[1]
+EXEMPLARS = ROOT / "core/assets/nca/exemplars"
+
+
+def cli(*words, check=True):
+    result = subprocess.run([sys.executable, "-m", "core.cli", "nca", *map(str, words)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr[-2000:]
+    return result, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def stable_model(channels, seed_=0):
+    """A random rule with small weights: bounded dynamics, so runtimes can be compared over many steps."""
+    rng = np.random.default_rng(seed_)
+    w = rng.normal(0, 0.3 / channels, (channels, 4 * channels)).astype(np.float32)
+    w[:, :channels] -= 0.3 * np.eye(channels, dtype=np.float32)  # decay towards b keeps it bounded
+    return files.from_float(w, rng.normal(0, 0.02, channels), {"name": f"random{channels}"})
+
+
+@pytest.mark.parametrize("params", [68, 150, 264, 588])
+def test_sizes_and_compact_binary(params):
+    channels = {68: 4, 150: 6, 264: 8, 588: 12}[params]
+    assert parameter_count(channels) == params
+    model = stable_model(channels)
+    data = to_binary(model.quantized)
+    assert len(data) <= params + 64
+    back = from_binary(data)
+    for a, b in zip(dequantize(back), model.weights(quantized=True)):
+        np.testing.assert_array_equal(a, b)
+    w_float, _ = model.weights(quantized=False)
+    assert np.abs(model.weights(quantized=True)[0] - w_float).max() <= np.abs(w_float).max() / 254 + 1e-7
+
+
+def test_torch_step_matches_numpy_and_reference():
+    import torch
+    from core.nca.model import reference_step, step
+    model = stable_model(6)
+    w, b = model.weights(quantized=True)
+    state = seed(6, 32, seed=3)
+    args = (torch.from_numpy(perception_kernels(6)), torch.from_numpy(w), torch.from_numpy(b))
+    fast = step(torch.from_numpy(state)[None], *args)[0].numpy()
+    ref = reference_step(torch.from_numpy(state)[None], *args)[0].numpy()
+    np.testing.assert_allclose(fast, Runtime(w, b).step(state), atol=1e-5)
+    np.testing.assert_allclose(ref, fast, atol=1e-5)
+
+
+def test_perception_is_a_torus_cross_correlation():
+    runtime = Runtime(np.zeros((4, 16), np.float32), np.zeros(4, np.float32))
+    s = np.zeros((4, 5, 5), np.float32)
+    s[:, 0, 0] = 1  # an impulse in the corner: its neighbours wrap to the far edges
+    p = runtime.perceive(s)
+    np.testing.assert_allclose(p[1, 4, 4], perception_kernels(4)[1][0, 0] * 0 + perception_kernels(4)[1][2, 2])
+    np.testing.assert_allclose(p[0].sum(), 0, atol=1e-6)  # the Laplacian conserves mass
+
+
+def test_train_render_export_end_to_end(tmp_path):
+    model_path = tmp_path / "stripes.safetensors"
+    _, summary = cli("train", EXEMPLARS / "stripes.png", "--params", 68, "--iterations", 3, "-o", model_path)
+    assert summary["iterations"] == 3 and model_path.exists()
+    model = files.load(model_path)
+    assert model.params == 68 and model.meta["training"]["iterations"] == 3
+    _, summary = cli("render", model_path, "--size", 32, "--steps", 10, "--quantized", "-o", tmp_path / "t.png")
+    assert Path(summary["files"][0]).exists()
+    _, summary = cli("render", model_path, "--size", 16, "--steps", 4, "--frames", 3, "-o", tmp_path / "a.png")
+    assert [Path(f).name for f in summary["files"]] == ["a_0000.png", "a_0001.png", "a_0002.png"]
+    _, summary = cli("export", model_path, "--format", "bin", "-o", tmp_path / "m.nca")
+    assert summary["bytes"] <= 68 + 64
+    assert files.load(tmp_path / "m.nca").params == 68  # both forms load
+    for fmt in ("glsl", "shadertoy", "osl", "c"):
+        _, summary = cli("export", tmp_path / "m.nca", "--format", fmt, "-o", tmp_path / f"m_{fmt}.txt")
+        assert all(Path(f).stat().st_size > 300 for f in summary["files"])
+
+
+def test_c_export_matches_numpy(tmp_path):
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler")
+    from core.nca.codegen import generate
+    model = stable_model(8)
+    (tmp_path / "nca.c").write_text(generate(model, "c")[""])
+    subprocess.run([compiler, "-O2", "-std=c99", "-Wall", "-o", tmp_path / "nca", tmp_path / "nca.c", "-lm"], check=True)
+    state = seed(8, 24, seed=1)
+    state.tofile(tmp_path / "in.f32")
+    subprocess.run([tmp_path / "nca", "24", "24", "64", tmp_path / "out.f32", tmp_path / "in.f32"], check=True)
+    out = np.fromfile(tmp_path / "out.f32", np.float32).reshape(state.shape)
+    expected = Runtime(*model.weights(quantized=True)).run(state, 64)
+    assert np.abs(out - expected).max() <= 1e-3
+    subprocess.run([tmp_path / "nca", "24", "24", "8", tmp_path / "out.ppm"], check=True)
+    assert (tmp_path / "out.ppm").read_bytes().startswith(b"P6\n24 24\n255\n")
+
+
+def _glsl_context():
+    moderngl = pytest.importorskip("moderngl")
+    try:
+        return moderngl.create_standalone_context(backend="egl")
+    except Exception as error:  # no EGL on this machine
+        pytest.skip(f"no headless OpenGL: {error}")
+
+
+QUAD = "#version 330\nin vec2 pos; void main() { gl_Position = vec4(pos, 0.0, 1.0); }"
+
+
+def _run_glsl(ctx, fragment, state, steps, channels, uniform_name="state"):
+    """Ping-pong ``steps`` update passes of ``fragment`` over a float RGBA texture made from ``state``."""
+    texels = -(-channels // 4)
+    tile = state_tile(state, texels=4)
+    height, width = tile.shape[:2]
+    program = ctx.program(vertex_shader=QUAD, fragment_shader=fragment)
+    quad = ctx.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], "f4").tobytes())
+    vao = ctx.simple_vertex_array(program, quad, "pos")
+    textures = [ctx.texture((width, height), 4, tile.tobytes(), dtype="f4"), ctx.texture((width, height), 4, dtype="f4")]
+    for texture in textures:
+        texture.filter = (ctx.NEAREST, ctx.NEAREST)
+    framebuffers = [ctx.framebuffer([t]) for t in textures]
+    if "iFrame" in program:
+        program["iFrame"] = 1
+    for k in range(steps):
+        textures[k % 2].use(0)
+        framebuffers[(k + 1) % 2].use()
+        vao.render(ctx.TRIANGLE_STRIP)
+    result = np.frombuffer(textures[steps % 2].read(), "f4").reshape(height, width // texels, texels * 4)
+    return np.moveaxis(result, -1, 0)[:channels]
+
+
+@pytest.mark.parametrize("channels", [4, 12])
+def test_glsl_pair_matches_numpy_over_64_steps(channels):
+    from core.nca.codegen import generate
+    ctx = _glsl_context()
+    model = stable_model(channels)
+    sources = generate(model, "glsl")
+    state = seed(channels, 32, seed=2)
+    out = _run_glsl(ctx, sources[""], state, 64, channels)
+    expected = Runtime(*model.weights(quantized=True)).run(state, 64)
+    assert np.abs(out - expected).max() <= 1e-3
+    ctx.program(vertex_shader=QUAD, fragment_shader=sources[".display"])  # the display pass compiles
+
+
+def test_shadertoy_buffer_matches_numpy():
+    from core.nca.codegen import generate
+    ctx = _glsl_context()
+    model = stable_model(4)
+    buffer_a = generate(model, "shadertoy")[""].replace("#define GRID 128", "#define GRID 32")
+    harness = ("#version 330\nuniform sampler2D iChannel0; uniform int iFrame; out vec4 outColor;\n"
+               + buffer_a + "\nvoid main() { mainImage(outColor, gl_FragCoord.xy); }\n")
+    state = seed(4, 32, seed=5)
+    out = _run_glsl(ctx, harness, state, 64, 4)
+    assert np.abs(out - Runtime(*model.weights(quantized=True)).run(state, 64)).max() <= 1e-3
+
+
+def test_bad_inputs_give_clear_errors(tmp_path):
+    from core.nca.train import load_exemplar
+    from core.imageio import write_image
+    (tmp_path / "notes.png").write_text("not an image")
+    write_image(tmp_path / "tiny.png", np.zeros((8, 8, 3)))
+    for name, problem in (("notes.png", "not an image"), ("tiny.png", "at least")):
+        with pytest.raises(AtelierError, match=problem):
+            load_exemplar(tmp_path / name)
+    grey16 = tmp_path / "grey16.png"
+    write_image(grey16, np.random.default_rng(0).random((64, 64, 1)), bits=16)
+    assert load_exemplar(grey16).shape == (64, 64, 3)
+    write_image(tmp_path / "alpha.png", np.random.default_rng(0).random((300, 200, 4)))
+    assert load_exemplar(tmp_path / "alpha.png").shape == (192, 128, 3)
+
+    model_path = tmp_path / "m.safetensors"
+    files.save(model_path, stable_model(4))
+    data = model_path.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[:-20])
+    (tmp_path / "cut.nca").write_bytes(to_binary(stable_model(4).quantized)[:-3])
+    from core.modelfile import save_model
+    save_model(tmp_path / "other.safetensors", "sketch_rnn", {"x": np.zeros(3, np.float32)})
+    huge = stable_model(4)
+    huge.w[0, 0] = 1e6
+    files.save(tmp_path / "huge.safetensors", huge)
+    for name, problem in (("cut.safetensors", "truncated"), ("cut.nca", "truncated"),
+                          ("other.safetensors", "expected 'nca'"), ("huge.safetensors", "out of range"),
+                          ("missing.nca", "cannot read")):
+        with pytest.raises(AtelierError, match=problem):
+            files.load(tmp_path / name)
+    result, summary = cli("render", tmp_path / "cut.nca", "--size", 16, "--steps", 2, "-o", tmp_path / "x.png",
+                          check=False)
+    assert result.returncode == 2 and "cut.nca" in summary["error"] and not (tmp_path / "x.png").exists()
