@@ -4,7 +4,7 @@
                                       [--variants flow,motion,motion_first_last,published] [--fps]
 
 1. Renders (once, cached in out/bench/stylize_scene) a 24-frame 256x256 Cycles animation with a
-   moving camera and objects, plus Blender's Vector pass (bench/stylize_render.py).
+   moving camera and objects, plus Blender's Vector pass (bench/stylize_data/render.py).
 2. Ground truth: deterministic stand-in painters applied to every frame (OpenCV ``stylization``,
    ``pencilSketch`` colour output, ``edgePreservingFilter``).
 3. Trains on frame 0 (and on frames 0 + last) through the ``atelier`` CLI, stylises every frame,
@@ -43,7 +43,7 @@ PAINTERS = {
 def render():
     if not (SCENE / "frames").is_dir() or len(list((SCENE / "frames").glob("*.png"))) < 24:
         shutil.rmtree(SCENE, ignore_errors=True)
-        subprocess.run([sys.executable, str(ROOT / "bench" / "stylize_render.py"), str(SCENE)], check=True,
+        subprocess.run([sys.executable, str(ROOT / "bench" / "stylize_data" / "render.py"), str(SCENE)], check=True,
                        stdout=subprocess.DEVNULL)
     return sorted((SCENE / "frames").glob("*.png"))
 
@@ -77,6 +77,7 @@ def atelier(*argv):
 VARIANTS = {  # name -> (keyframes, extra train words)
     "flow": ([0], []),
     "motion": ([0], ["--motion", SCENE / "motion"]),
+    "motion_no_prefilter": ([0], ["--motion", SCENE / "motion", "--no-prefilter"]),
     "motion_first_last": ([0, -1], ["--motion", SCENE / "motion"]),
     "published": ([0], ["--motion", SCENE / "motion", "--config", "published"]),
 }
@@ -111,7 +112,7 @@ def step_speed(steps=6):
     import torch
     from core.progress import SilentProgress
     from core.stylize import model as sty
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # one thread: on the shared machine two were 10x slower
     rng = np.random.default_rng(0)
     inputs = rng.uniform(0, 1, (1, 256, 256, 6)).astype(np.float32)
     result = {}
@@ -131,7 +132,7 @@ def step_speed(steps=6):
 def inference_fps(device="cpu"):
     import torch
     from core.stylize import model as sty
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     generator = sty.Generator(6, **sty.FAST).eval()
     result = {}
     for label, (h, w), count in (("256x256", (256, 256), 8), ("640x640", (640, 640), 3), ("1920x1080", (1080, 1920), 2)):
@@ -153,7 +154,7 @@ def main():
     parser.add_argument("--fps", action="store_true", help="only the speed figures (no rendering or training)")
     parser.add_argument("--device", default="cpu", help="device for the inference fps figures")
     args = parser.parse_args()
-    report = {"note": "timings on a shared 2-core CPU under contention from other jobs (torch threads = 2)"}
+    report = {"note": "timings on a shared 2-core CPU under contention from other jobs; speed figures with 1 torch thread"}
     report["inference_fps_network"] = {args.device: inference_fps(args.device)}
     report["training_step"] = step_speed()
     if args.fps:

@@ -1,6 +1,6 @@
 """Demo: render a short Cycles animation with motion vectors, paint frame 0 with a stand-in
 painter (OpenCV ``stylization``, in the worker's Python), train on it and stylise the rest;
-writes a before/after contact sheet.  ``build_scene`` is shared with bench/stylize.py."""
+writes a before/after contact sheet.  ``build_scene`` is shared with bench and tests."""
 
 import json
 import math
@@ -93,64 +93,56 @@ def build_scene(bpy, name="Atelier Stylise", frames=24, size=256, samples=16):
     return scene
 
 
-def _painter_script(frame, painted):
-    """The stand-in painter runs in the worker's Python (OpenCV is not in Blender's)."""
-    return ("import cv2; f = cv2.imread(%r); cv2.imwrite(%r, cv2.stylization(f, sigma_s=60, sigma_r=0.45))"
-            % (str(frame), str(painted)))
-
-
-def contact_sheet(rows, path, labels=("render", "stylised")):
-    """Rows of images (H x W x 3 float) side by side -> one PNG, via Pillow in Blender's Python."""
-    import numpy as np
-    from PIL import Image
-    top = np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
-    Image.fromarray(np.round(np.clip(top, 0, 1) * 255).astype(np.uint8)).save(path)
-    return path
-
-
 def run(bpy, out_dir):
-    from addon_utils import check  # noqa: F401  (Blender is running: the add-on is enabled by demo/run.py)
+    """Render, paint frame 0 with the stand-in painter, Train & Stylise, write a before/after sheet."""
+    import importlib
+    package = next(name for name in bpy.context.preferences.addons.keys() if name.endswith(".atelier"))
+    if not hasattr(bpy.types.Scene, "atelier_stylize"):  # until addon/__init__.py lists the module
+        importlib.import_module(f"{package}.addon.stylize").register()
+    worker_python = importlib.import_module(f"{package}.addon.preferences").worker_python()
     out_dir = Path(out_dir)
     scene = build_scene(bpy, frames=8, size=160, samples=8)
-    bpy.context.window_manager.windows[0].scene = scene if bpy.context.window_manager.windows else None
+    settings = scene.atelier_stylize
     with bpy.context.temp_override(scene=scene):
-        renders = out_dir / "stylize_renders"
-        bpy.ops.atelier.stylize_render_motion(directory=str(renders))
-        settings = scene.atelier_stylize
+        bpy.ops.atelier.stylize_render_motion(directory=str(out_dir / "stylize_renders"))
         frames_dir = Path(settings.frames_dir)
-        first = sorted(frames_dir.glob("*.png"))[0]
-        painted = out_dir / "stylize_keyframe_painted.png"
-        worker = bpy.context.preferences.addons[__package__ or "bl_ext.atelier_dev.atelier"] if False else None
-        subprocess.run([_python(bpy), "-c", _painter_script(first, painted)], check=True)
-        item = settings.keyframes.add()
-        item.frame, item.file = 0, str(painted)
+        painted = frames_dir.parent / "keyframe_painted.png"
+        # the stand-in painter (OpenCV) runs in the worker's Python: Blender's own has no OpenCV
+        subprocess.run([worker_python, "-c", "import cv2, sys; cv2.imwrite(sys.argv[2], cv2.stylization("
+                        "cv2.imread(sys.argv[1]), sigma_s=60, sigma_r=0.45))",
+                        str(sorted(frames_dir.glob("*.png"))[0]), str(painted)], check=True)
+        keyframe = settings.keyframes.add()
+        keyframe.frame, keyframe.file = 0, str(painted)
         settings.minutes = 1.0
         bpy.ops.atelier.stylize_train()
-        stylised = Path(settings.output_dir)
-    images = _sheet(bpy, frames_dir, stylised, out_dir / "stylize_before_after.png")
-    return {"images": [str(images)], "frames": len(list(stylised.glob("*.png"))), "model": settings.model_path,
-            "training": json.loads(settings.last_summary or "{}")}
+    stylised = Path(settings.output_dir)
+    sheet = contact_sheet(bpy, [frames_dir, stylised], out_dir / "stylize_before_after.png")
+    summary = json.loads(settings.last_summary)
+    return {"images": [str(sheet)], "frames": summary["frames"], "training_steps": summary["steps"],
+            "training_seconds": summary["train_seconds"], "model": settings.model_path}
 
 
-def _python(bpy):
-    from importlib import import_module
-    package = next(name for name in bpy.context.preferences.addons.keys() if name.endswith(".atelier"))
-    return import_module(f"{package}.addon.preferences").worker_python()
-
-
-def _sheet(bpy, frames_dir, stylised_dir, path):
-    """Before (top) / after (bottom) for four frames, read with Blender's image loader."""
+def contact_sheet(bpy, folders, path, columns=4):
+    """Rows = folders (before, after), columns = evenly spaced frames; saved with Blender's PNG writer."""
     import numpy as np
-    names = sorted(p.name for p in stylised_dir.glob("*.png"))
-    picks = [names[i] for i in np.linspace(0, len(names) - 1, 4).round().astype(int)]
+    names = sorted(p.name for p in Path(folders[-1]).glob("*.png"))
+    picks = [names[i] for i in np.linspace(0, len(names) - 1, columns).round().astype(int)]
     rows = []
-    for folder in (frames_dir, stylised_dir):
+    for folder in folders:  # Blender rows run bottom-up: the first folder ends up on top
         row = []
         for name in picks:
-            image = bpy.data.images.load(str(folder / name), check_existing=False)
+            image = bpy.data.images.load(str(Path(folder) / name), check_existing=False)
             pixels = np.empty(image.size[0] * image.size[1] * 4, np.float32)
             image.pixels.foreach_get(pixels)
-            row.append(pixels.reshape(image.size[1], image.size[0], 4)[::-1, :, :3])
+            row.append(pixels.reshape(image.size[1], image.size[0], 4))
             bpy.data.images.remove(image)
-        rows.append(row)
-    return contact_sheet(rows, path)
+        rows.insert(0, np.concatenate(row, axis=1))
+    sheet = np.concatenate(rows, axis=0)
+    image = bpy.data.images.new("Atelier stylise sheet", sheet.shape[1], sheet.shape[0])
+    try:
+        image.pixels.foreach_set(sheet.ravel())
+        image.filepath_raw, image.file_format = str(path), "PNG"
+        image.save()
+    finally:
+        bpy.data.images.remove(image)
+    return path

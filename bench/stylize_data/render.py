@@ -1,6 +1,6 @@
-"""Render the benchmark sequence with bpy (run as a script: it imports bpy; bench/stylize.py calls it).
+"""Render the benchmark sequence with bpy (run as a script: it imports bpy; bench/stylize.py runs it).
 
-    python bench/stylize_render.py OUT_DIR [--frames 24] [--size 256] [--samples 16]
+    python bench/stylize_data/render.py OUT_DIR [--frames 24] [--size 256] [--samples 16]
 
 Builds demo/stylize.py's scene (moving camera and objects, Cycles) and renders it with the
 add-on's own Render with Motion operator: OUT_DIR/frames/*.png and OUT_DIR/motion/*.exr.
@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "demo")]
 
 import blender_session  # noqa: E402

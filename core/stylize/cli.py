@@ -17,8 +17,13 @@ from .guides import build_inputs
 
 
 def _threads():
+    """Torch threads = idle cores (at most 8): on a busy machine, spinning OpenMP threads that
+    wait for each other made a step ten times slower than one thread."""
+    import os
     import torch
-    torch.set_num_threads(min(torch.get_num_threads(), 8))
+    idle = (os.cpu_count() or 1) - int(round(os.getloadavg()[0]))
+    torch.set_num_threads(max(1, min(idle, 8)))
+    return torch.get_num_threads()
 
 
 def _motion(args, total, size, first=0, count=None):
@@ -76,7 +81,7 @@ def train_command(args, progress):
     reference = min(keyframes)
     progress.stage("guides", 1)
     inputs = build_inputs(frames, motion, reference, args.guide, args.seed, not args.no_prefilter)
-    _threads()
+    threads = _threads()
     meta = {"hyperparameters": {"in_channels": int(inputs.shape[-1]), "config": config, "guide": args.guide,
                                 "prefilter": not args.no_prefilter, "reference": reference, "seed": args.seed,
                                 "adversarial": args.adversarial, "lr": args.lr},
@@ -90,7 +95,7 @@ def train_command(args, progress):
                                    minutes=args.minutes, steps=args.steps, lr=args.lr,
                                    adversarial=args.adversarial, seed=args.seed, checkpoint=checkpoint)
     checkpoint(generator, summary)
-    result = {"model": str(output), **summary, "motion": meta["training"]["motion"]}
+    result = {"model": str(output), **summary, "motion": meta["training"]["motion"], "threads": threads}
     if args.stylize_to:
         result["device"] = _write_sequence(generator.eval(), inputs, [p.name for p in files], args.stylize_to,
                                            args.force, 512, progress)

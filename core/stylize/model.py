@@ -32,7 +32,7 @@ KIND = "stylize"
 
 PUBLISHED = dict(filters=[32, 64, 128, 128, 128, 64], resnet_blocks=7, outer_kernel=7, norm="instance",
                  smoothers=True, patch=32, batch=40)
-FAST = dict(filters=[16, 32, 64, 64, 64, 32], resnet_blocks=3, outer_kernel=3, norm="none",
+FAST = dict(filters=[16, 32, 64, 64, 32, 32], resnet_blocks=3, outer_kernel=3, norm="none",
             smoothers=False, patch=32, batch=24)
 CONFIGS = {"published": PUBLISHED, "fast": FAST}
 
@@ -173,6 +173,8 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
     sampler = PatchSampler(inputs, paintings, masks, config["patch"], rng)
     generator = Generator(inputs.shape[-1], **config).to(memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
+    # cosine decay over the budget (steps or time): the last steps refine thin lines and edges
+    schedule = lambda fraction: lr * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
     if adversarial:
         discriminator = Discriminator()
         d_optimiser = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -183,6 +185,9 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
     step, smoothed, summary = 0, None, {}
     try:
         while (steps is None or step < steps) and (steps is not None or time.monotonic() - started < budget):
+            elapsed = time.monotonic() - started
+            for group in optimiser.param_groups:
+                group["lr"] = schedule(step / steps if steps is not None else elapsed / budget)
             x, y = sampler.sample(config["batch"])
             out = generator(x)
             l1, perceptual = F.l1_loss(out, y), pyramid_loss(out, y)
@@ -241,7 +246,7 @@ def padded_margin(margin):
 
 
 @torch.no_grad()
-def stylize_frames(generator, inputs, *, tile=512, margin=64, batch_pixels=2 ** 21, device=None, progress=None,
+def stylize_frames(generator, inputs, *, tile=512, margin=40, batch_pixels=2 ** 21, device=None, progress=None,
                    write=None):
     """Run the generator on whole frames (N x H x W x C in [0, 1]) -> yields/writes H x W x 3 frames.
 
