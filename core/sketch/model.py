@@ -1,0 +1,449 @@
+"""Sketch-RNN (Ha & Eck, "A Neural Representation of Sketch Drawings", ICLR 2018) in PyTorch.
+
+A sequence-to-sequence VAE over stroke-5 sequences:
+
+* encoder: a bidirectional LSTM reads the sketch; its two final hidden states give mu and
+  sigma_hat (eq. 2), z = mu + exp(sigma_hat / 2) * N(0, I) (the reparameterisation trick);
+* decoder: an LSTM (or LayerNorm-LSTM, HyperLSTM) whose state starts at tanh(W z + b) (eq. 3) and
+  whose input at step i is [S_{i-1}, z]; its output y_i parameterises a mixture of ``num_mixture``
+  bivariate normals for (dx, dy) and a 3-way softmax for the pen (eq. 4-6);
+* loss: L_R = L_s + L_p (eq. 9), normalised by N_max, plus the KL term, annealed and floored at
+  ``kl_tolerance`` (eq. 10-11).  Unconditional mode drops the encoder (decoder starts from zeros).
+
+Speed.  Almost all the arithmetic is the recurrent h W_h products.  The input half of every gate
+(x W_x, and z W_z, the same at every step) is computed for all steps in one matrix product
+before the loop, and the plain LSTM runs in :class:`FusedLSTM`, whose hand-written backward
+accumulates dW_h for all steps in one product after the loop, so the loop does one matrix
+product and a handful of element-wise operations per step in each direction.
+"""
+
+import math
+import os
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import AtelierError, Cancelled
+from ..modelfile import read_model, save_model
+from . import cells
+from .strokes import augment, normalizing_scale, to_stroke5
+
+KIND = "sketch_rnn"
+CHECKPOINT_KIND = "sketch_rnn_checkpoint"
+
+# The reference's defaults (magenta/sketch_rnn/model.py get_default_hparams).
+REFERENCE = dict(
+    enc_rnn_size=256, dec_rnn_size=512, z_size=128, num_mixture=20, max_seq_len=250, batch_size=100,
+    learning_rate=1e-3, decay_rate=0.9999, min_learning_rate=1e-5, grad_clip=1.0,
+    kl_weight=0.5, kl_weight_start=0.01, kl_tolerance=0.2, kl_decay_rate=0.99995,
+    recurrent_dropout_keep=0.90, random_scale_factor=0.15, augment_stroke_prob=0.10,
+    decoder="lstm", conditional=True, hyper_rnn_size=256, hyper_embedding_size=32,
+)
+# A configuration that learns recognisable drawings in tens of minutes on a CPU (see docs/sketch.md).
+SMALL = dict(REFERENCE, enc_rnn_size=128, dec_rnn_size=256, z_size=64, hyper_rnn_size=128, hyper_embedding_size=16)
+PRESETS = {"reference": REFERENCE, "small": SMALL}
+
+
+class TorchOps:
+    concat = staticmethod(lambda arrays: torch.cat(arrays, -1))
+    einsum = staticmethod(torch.einsum)
+    tanh = staticmethod(torch.tanh)
+    sigmoid = staticmethod(torch.sigmoid)
+    exp = staticmethod(torch.exp)
+    log = staticmethod(torch.log)
+    log_softmax = staticmethod(lambda x: torch.log_softmax(x, -1))
+
+    @staticmethod
+    def layer_norm(x, gamma, beta):
+        return nn.functional.layer_norm(x, x.shape[-1:], eps=cells.LAYER_NORM_EPSILON) * gamma + beta
+
+
+TORCH = TorchOps()
+
+
+class FusedLSTM(torch.autograd.Function):
+    """A whole LSTM sequence with a hand-written backward (same maths as :func:`cells.lstm_step`).
+
+    ``gates_x``: (T, B, 4n) input contributions with the bias and forget bias already added;
+    ``mask``: (T, B, n) recurrent-dropout mask on the candidate, or None.  Returns h for every step.
+    """
+
+    @staticmethod
+    def forward(ctx, gates_x, h0, c0, W_h, mask):
+        steps, n = gates_x.shape[0], h0.shape[-1]
+        hs = gates_x.new_empty(steps, *h0.shape)
+        cs = gates_x.new_empty(steps, *h0.shape)
+        activations = torch.empty_like(gates_x)  # sigma(i), tanh(j), sigma(f), sigma(o)
+        h, c = h0, c0
+        for t in range(steps):
+            gates = torch.addmm(gates_x[t], h, W_h)
+            a = activations[t]
+            torch.sigmoid(gates, out=a)
+            torch.tanh(gates[:, n:2 * n], out=a[:, n:2 * n])
+            candidate = a[:, n:2 * n] if mask is None else a[:, n:2 * n] * mask[t]
+            c = torch.addcmul(a[:, 2 * n:3 * n] * c, a[:, :n], candidate)
+            h = a[:, 3 * n:] * torch.tanh(c)
+            hs[t], cs[t] = h, c
+        ctx.save_for_backward(h0, c0, W_h, mask, hs, cs, activations)
+        return hs
+
+    @staticmethod
+    def backward(ctx, grad_hs):
+        h0, c0, W_h, mask, hs, cs, activations = ctx.saved_tensors
+        steps, n = hs.shape[0], hs.shape[-1]
+        grad_gates = torch.empty_like(activations)
+        grad_h, grad_c = torch.zeros_like(h0), torch.zeros_like(c0)
+        W_h_t = W_h.t().contiguous()
+        for t in reversed(range(steps)):
+            a = activations[t]
+            i, j, f, o = a[:, :n], a[:, n:2 * n], a[:, 2 * n:3 * n], a[:, 3 * n:]
+            candidate = j if mask is None else j * mask[t]
+            tanh_c = torch.tanh(cs[t])
+            grad_h = grad_h + grad_hs[t]
+            grad_c = grad_c + grad_h * o * (1 - tanh_c * tanh_c)
+            grad_j = grad_c * i * (1 - j * j)
+            torch.cat([grad_c * candidate * i * (1 - i),
+                       grad_j if mask is None else grad_j * mask[t],
+                       grad_c * (cs[t - 1] if t else c0) * f * (1 - f),
+                       grad_h * tanh_c * o * (1 - o)], 1, out=grad_gates[t])
+            grad_c = grad_c * f
+            grad_h = grad_gates[t] @ W_h_t
+        previous_h = torch.cat([h0[None], hs[:-1]]).reshape(-1, n)
+        grad_W_h = previous_h.t() @ grad_gates.reshape(-1, 4 * n)
+        return grad_gates, grad_h, grad_c, grad_W_h, None
+
+
+def _ortho(rows, columns, generator):
+    """Orthogonal blocks for each gate (the reference's ``lstm_ortho_initializer``)."""
+    blocks = [torch.nn.init.orthogonal_(torch.empty(rows, columns // 4), generator=generator)
+              for _ in range(4)]
+    return torch.cat(blocks, 1)
+
+
+def _glorot(rows, columns, generator):
+    limit = math.sqrt(6 / (rows + columns))
+    return (torch.rand(rows, columns, generator=generator) * 2 - 1) * limit
+
+
+class SketchRNN(nn.Module):
+    """Parameters live in one flat dict named as in the model file (see :func:`parameter_shapes`)."""
+
+    def __init__(self, hp, seed=0):
+        super().__init__()
+        self.hp = dict(hp)
+        generator = torch.Generator().manual_seed(seed)
+        self.weights = nn.ParameterDict()
+        for name, (shape, init) in parameter_shapes(self.hp).items():
+            if init == "ortho":
+                value = _ortho(*shape, generator)
+            elif init == "glorot":
+                value = _glorot(*shape, generator)
+            elif init == "normal":
+                value = torch.randn(shape, generator=generator) * 0.01
+            else:
+                value = torch.full(shape, float(init))
+            self.weights[name.replace(".", "__")] = nn.Parameter(value)
+
+    @property
+    def p(self):
+        return {name.replace("__", "."): value for name, value in self.weights.items()}
+
+    # ------------------------------------------------------------------ encoder (eq. 1-2)
+    def encode(self, strokes, lengths, dropout=None):
+        """(B, T, 5) stroke-5 without S_0 and the true lengths -> (mu, sigma_hat)."""
+        p, e = self.p, self.hp["enc_rnn_size"]
+        x = strokes.transpose(0, 1)  # time-major
+        steps, batch = x.shape[:2]
+        time = torch.arange(steps, device=x.device)[:, None]
+        last = (lengths - 1).clamp(min=0)
+        reverse = torch.where(time < lengths[None], last[None] - time, time)  # each sketch reversed within its length
+        zeros = x.new_zeros(batch, e)
+        finals = []
+        for direction, inputs in (("fw", x), ("bw", x.gather(0, reverse[..., None].expand(-1, -1, 5)))):
+            gates_x = inputs @ p[f"encoder.{direction}.W_x"] + p[f"encoder.{direction}.b"] + self._forget_shift(e, x)
+            mask = dropout(steps, batch, e) if dropout else None
+            hs = FusedLSTM.apply(gates_x, zeros, zeros, p[f"encoder.{direction}.W_h"], mask)
+            finals.append(hs[last, torch.arange(batch, device=x.device)])
+        h = torch.cat(finals, -1)
+        return h @ p["mu.W"] + p["mu.b"], h @ p["presig.W"] + p["presig.b"]
+
+    @staticmethod
+    def _forget_shift(n, like):
+        shift = like.new_zeros(4 * n)
+        shift[2 * n:3 * n] = cells.FORGET_BIAS
+        return shift
+
+    # ------------------------------------------------------------------ decoder (eq. 3-6)
+    def initial_state(self, z, batch, like):
+        if z is None:
+            return like.new_zeros(batch, cells.state_size(self.hp))
+        return torch.tanh(z @ self.p["init.W"] + self.p["init.b"])
+
+    def decode(self, inputs, z, dropout=None):
+        """(B, T, 5) decoder inputs [S_0, S_1, ...] and z (or None) -> outputs y (B, T, 6M+3)."""
+        p, hp, n = self.p, self.hp, self.hp["dec_rnn_size"]
+        x = inputs.transpose(0, 1)
+        steps, batch = x.shape[:2]
+        if z is not None:
+            x = torch.cat([x, z[None].expand(steps, -1, -1)], -1)
+        state = cells.split_state(self.initial_state(z, batch, x), hp)
+        mask = dropout(steps, batch, n) if dropout else None
+        if hp["decoder"] == "lstm":
+            gates_x = cells.project_inputs(p, x) + p["decoder.b"] + self._forget_shift(n, x)
+            hs = FusedLSTM.apply(gates_x, state[0], state[1], p["decoder.W_h"], mask)
+        else:
+            projected, outputs = cells.project_inputs(p, x), []
+            for t in range(steps):
+                h, state = cells.decoder_step(TORCH, p, hp, x[t], projected[t], state, None if mask is None else mask[t])
+                outputs.append(h)
+            hs = torch.stack(outputs)
+        return (hs @ p["output.W"] + p["output.b"]).transpose(0, 1)
+
+    def forward(self, batch, lengths, generator=None, dropout=None):
+        """Returns (y, mu, sigma_hat); z is sampled with the reparameterisation trick."""
+        mu = presig = z = None
+        if self.hp["conditional"]:
+            mu, presig = self.encode(batch[:, 1:], lengths, dropout)
+            noise = torch.randn(mu.shape, generator=generator, device=mu.device) if generator else torch.randn_like(mu)
+            z = mu + torch.exp(presig / 2) * noise
+        return self.decode(batch[:, :-1], z, dropout), mu, presig
+
+
+def parameter_shapes(hp):
+    """name -> (shape, initialiser) for every parameter of a model with hyperparameters ``hp``."""
+    e, n, nz, m = hp["enc_rnn_size"], hp["dec_rnn_size"], hp["z_size"], hp["num_mixture"]
+    decoder_input = 5 + (nz if hp["conditional"] else 0)
+    shapes = {}
+    if hp["conditional"]:
+        for direction in ("fw", "bw"):
+            shapes[f"encoder.{direction}.W_x"] = ((5, 4 * e), "glorot")
+            shapes[f"encoder.{direction}.W_h"] = ((e, 4 * e), "ortho")
+            shapes[f"encoder.{direction}.b"] = ((4 * e,), 0.0)
+        shapes.update({"mu.W": ((2 * e, nz), "glorot"), "mu.b": ((nz,), 0.0),
+                       "presig.W": ((2 * e, nz), "glorot"), "presig.b": ((nz,), 0.0),
+                       "init.W": ((nz, cells.state_size(hp)), "glorot"), "init.b": ((cells.state_size(hp),), 0.0)})
+    shapes.update({"decoder.W_x": ((decoder_input, 4 * n), "glorot"), "decoder.W_h": ((n, 4 * n), "ortho"),
+                   "decoder.b": ((4 * n,), 0.0),
+                   "output.W": ((n, 6 * m + 3), "glorot"), "output.b": ((6 * m + 3,), 0.0)})
+    if hp["decoder"] in ("layernorm", "hyper"):
+        shapes.update({"decoder.ln_gamma": ((4 * n,), 1.0), "decoder.ln_beta": ((4 * n,), 0.0),
+                       "decoder.ln_c_gamma": ((n,), 1.0), "decoder.ln_c_beta": ((n,), 0.0)})
+    if hp["decoder"] == "hyper":
+        hn, he = hp["hyper_rnn_size"], hp["hyper_embedding_size"]
+        shapes.update({"hyper.W_x": ((decoder_input + n, 4 * hn), "glorot"), "hyper.W_h": ((hn, 4 * hn), "ortho"),
+                       "hyper.b": ((4 * hn,), 0.0)})
+        for name in ("x", "h"):  # scaling: embedding starts at 1, projection at 0.1 / he -> scale 0.1
+            shapes.update({f"hyper.{name}_z": ((hn, 4 * he), 0.0), f"hyper.{name}_zb": ((4 * he,), 1.0),
+                           f"hyper.{name}_d": ((4, he, n), 0.1 / he)})
+        shapes.update({"hyper.b_z": ((hn, 4 * he), "normal"), "hyper.b_d": ((4, he, n), 0.0)})
+    return shapes
+
+
+# ---------------------------------------------------------------------------- loss (eq. 9-11)
+
+def reconstruction_loss(y, target, num_mixture, mask_pen=False):
+    """L_s + L_p (eq. 9), each summed over the batch's steps and divided by B * N_max.
+
+    The mixture density is summed in log space with logsumexp, so no offset, however large,
+    makes it 0 or NaN.  ``mask_pen`` counts pen states only until the end of each sketch (the
+    reference's evaluation); in training every step up to N_max counts.
+    """
+    log_pi, mu_x, mu_y, log_sx, log_sy, rho, pen_logits = cells.mixture_parameters(TORCH, y, num_mixture)
+    log_density = cells.log_bivariate_normal(TORCH, target[..., 0:1], target[..., 1:2], mu_x, mu_y, log_sx, log_sy, rho)
+    drawing = 1 - target[..., 4]
+    normaliser = target.shape[0] * target.shape[1]
+    offsets = -(torch.logsumexp(log_pi + log_density, -1) * drawing).sum() / normaliser
+    pen = -(target[..., 2:] * torch.log_softmax(pen_logits, -1)).sum(-1)
+    pen = (pen * drawing if mask_pen else pen).sum() / normaliser
+    return offsets, pen
+
+
+def kl_loss(mu, presig):
+    """L_KL = -1/(2 N_z) sum(1 + sigma_hat - mu^2 - exp(sigma_hat)), averaged over the batch (eq. 10)."""
+    return -0.5 * torch.mean(1 + presig - mu * mu - torch.exp(presig))
+
+
+# ---------------------------------------------------------------------------- data
+
+class Batches:
+    """Normalised, padded training batches: (B, N_max + 1, 5) stroke-5 with S_0 first, and lengths."""
+
+    def __init__(self, sketches, hp, scale, seed=0, training=True):
+        self.sketches, self.hp, self.scale, self.training = sketches, hp, scale, training
+        self.rng = np.random.default_rng(seed)
+        if not sketches:
+            raise AtelierError("no usable sketches left after cleaning (all empty, single points or too long)")
+
+    def make(self, indices):
+        hp, max_len = self.hp, self.hp["max_seq_len"]
+        batch = np.zeros((len(indices), max_len + 1, 5), np.float32)
+        batch[:, 0, 2] = 1  # S_0 = (0, 0, 1, 0, 0)
+        lengths = np.zeros(len(indices), np.int64)
+        for row, index in enumerate(indices):
+            sketch = self.sketches[index].copy()
+            sketch[:, :2] /= self.scale
+            if self.training:
+                sketch = augment(sketch, self.rng, hp["random_scale_factor"], hp["augment_stroke_prob"])
+            batch[row, 1:] = to_stroke5(sketch, max_len)
+            lengths[row] = len(sketch)
+        return torch.from_numpy(batch), torch.from_numpy(lengths)
+
+    def random(self):
+        return self.make(self.rng.integers(0, len(self.sketches), self.hp["batch_size"]))
+
+    def all(self):
+        size = self.hp["batch_size"]
+        for start in range(0, len(self.sketches), size):
+            yield self.make(range(start, min(start + size, len(self.sketches))))
+
+
+def recurrent_dropout(keep, generator=None, device="cpu"):
+    """Inverted dropout masks on the LSTM candidate, one per step (Semeniuta et al. 2016)."""
+    def mask(steps, batch, size):
+        return torch.bernoulli(torch.full((steps, batch, size), keep, device=device), generator=generator) / keep
+    return mask if keep < 1 else None
+
+
+# ---------------------------------------------------------------------------- files
+
+def to_tensors(model):
+    return {name: value.detach().cpu().numpy().astype(np.float32) for name, value in model.p.items()}
+
+
+def load_torch_model(path, device="cpu"):
+    """A model file -> (SketchRNN, meta)."""
+    tensors, meta = read_model(path, (KIND, CHECKPOINT_KIND))
+    hp = meta["hyperparameters"]
+    model = SketchRNN(hp)
+    expected = parameter_shapes(hp)
+    for name, (shape, _) in expected.items():
+        if name not in tensors or tuple(tensors[name].shape) != tuple(shape):
+            raise AtelierError(f"{path}: parameter {name!r} is missing or has the wrong shape")
+        model.weights[name.replace(".", "__")].data = torch.from_numpy(np.ascontiguousarray(tensors[name]))
+    return model.to(device), meta, tensors
+
+
+def pick_device(name=None):
+    name = (name or os.environ.get("ATELIER_DEVICE", "auto")).lower()
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise AtelierError("CUDA was asked for but torch sees no GPU")
+        return "cuda"
+    return "cpu"
+
+
+# ---------------------------------------------------------------------------- training
+
+def train(splits, out_path, hp, *, steps=None, minutes=None, resume=False, progress, seed=0,
+          checkpoint_seconds=60.0, device=None, info=None):
+    """Train (or resume) and write the model to ``out_path``; returns the training summary.
+
+    Every ``checkpoint_seconds`` and at the end the model is written atomically to ``out_path`` and
+    the optimiser state to ``<out_path>.ckpt``; Ctrl-C or Cancel keep the last good one on disk.
+    """
+    device = pick_device(device)
+    torch.manual_seed(seed)
+    checkpoint_path = out_path.with_name(out_path.name + ".ckpt")
+    start_step, elapsed_before, scale = 0, 0.0, None
+    model = SketchRNN(hp, seed)
+    adam_state = None
+    if resume and checkpoint_path.exists():
+        model, meta, tensors = load_torch_model(checkpoint_path)
+        hp, scale = model.hp, meta["scale"]
+        start_step, elapsed_before = meta["training"]["steps"], meta["training"]["seconds"]
+        adam_state = tensors
+    elif resume:
+        raise AtelierError(f"{checkpoint_path}: no checkpoint to resume from")
+    model.to(device)
+    train_set = splits["train"]
+    scale = scale or normalizing_scale(train_set)
+    batches = Batches(train_set, hp, scale, seed + start_step)
+    optimizer = torch.optim.Adam(model.parameters(), lr=hp["learning_rate"])
+    if adam_state is not None:  # restore Adam's moments saved beside the weights
+        for name, parameter in model.weights.items():
+            dotted = name.replace("__", ".")
+            optimizer.state[parameter] = {"step": torch.tensor(float(start_step)),
+                                          "exp_avg": torch.from_numpy(adam_state["adam.m." + dotted]).to(device),
+                                          "exp_avg_sq": torch.from_numpy(adam_state["adam.v." + dotted]).to(device)}
+    dropout = recurrent_dropout(hp["recurrent_dropout_keep"], device=device)
+    budget = minutes * 60 if minutes else None
+    progress.stage("training", steps if steps else (budget or 1))
+    summary = {"steps": start_step, "seconds": elapsed_before, "sketches": len(train_set), "scale": scale,
+               "device": device, "data": info or {}}
+    started, last_save, step, consistent = time.monotonic(), time.monotonic(), start_step, True
+    history = []
+
+    def save():
+        summary.update(steps=step, seconds=round(elapsed_before + time.monotonic() - started, 1))
+        meta = {"hyperparameters": hp, "scale": scale, "training": summary}
+        weights = to_tensors(model)
+        adam = {}
+        for name, parameter in model.weights.items():
+            state = optimizer.state.get(parameter)
+            if state:
+                adam["adam.m." + name.replace("__", ".")] = state["exp_avg"].cpu().numpy()
+                adam["adam.v." + name.replace("__", ".")] = state["exp_avg_sq"].cpu().numpy()
+        save_model(checkpoint_path, CHECKPOINT_KIND, {**weights, **adam}, meta)
+        save_model(out_path, KIND, weights, meta)
+
+    try:
+        while True:
+            done = step - start_step
+            if (steps and done >= steps) or (budget and time.monotonic() - started >= budget):
+                break
+            # eq. 11 annealing and the reference's learning-rate decay
+            kl_weight = hp["kl_weight"] - (hp["kl_weight"] - hp["kl_weight_start"]) * hp["kl_decay_rate"] ** step
+            learning_rate = (hp["learning_rate"] - hp["min_learning_rate"]) * hp["decay_rate"] ** step + hp["min_learning_rate"]
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate
+            batch, lengths = (t.to(device) for t in batches.random())
+            y, mu, presig = model(batch, lengths, dropout=dropout)
+            offsets, pen = reconstruction_loss(y, batch[:, 1:], hp["num_mixture"])
+            loss = offsets + pen
+            kl = kl_loss(mu, presig) if hp["conditional"] else torch.zeros((), device=device)
+            if hp["conditional"]:
+                loss = loss + kl_weight * torch.clamp(kl, min=hp["kl_tolerance"])
+            if not torch.isfinite(loss):
+                raise AtelierError(f"training diverged at step {step} (loss {loss.item()}); "
+                                   "the last good model is kept in the output file")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_value_(model.parameters(), hp["grad_clip"])  # the reference clips by value
+            consistent = False
+            optimizer.step()
+            step += 1
+            consistent = True
+            history.append((offsets.item() + pen.item(), kl.item()))
+            recon, kl_value = np.mean(history[-20:], axis=0)
+            summary.update(recon_loss=round(float(recon), 4), kl_loss=round(float(kl_value), 4))
+            if time.monotonic() - last_save > checkpoint_seconds:
+                save()
+                last_save = time.monotonic()
+            progress.update(step - start_step if steps else time.monotonic() - started,
+                            step=step, recon=float(recon), kl=float(kl_value))
+    except (KeyboardInterrupt, Cancelled):
+        if consistent and step > start_step:
+            save()  # interrupted between steps: the weights are a finished step, keep them
+        raise
+    save()
+    summary["sketches_per_second"] = round((step - start_step) * hp["batch_size"] / max(time.monotonic() - started, 1e-9), 2)
+    return summary
+
+
+@torch.no_grad()
+def evaluate(model, sketches, scale, seed=0, device="cpu"):
+    """The paper's L_R and L_KL on ``sketches`` (eval mode: no dropout, no augmentation, pen masked)."""
+    hp = model.hp
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    totals, count = np.zeros(2), 0
+    for batch, lengths in Batches(sketches, hp, scale, training=False).all():
+        batch, lengths = batch.to(device), lengths.to(device)
+        y, mu, presig = model(batch, lengths, generator=generator if hp["conditional"] else None)
+        offsets, pen = reconstruction_loss(y, batch[:, 1:], hp["num_mixture"], mask_pen=True)
+        kl = kl_loss(mu, presig).item() if hp["conditional"] else 0.0
+        totals += np.array([offsets.item() + pen.item(), kl]) * len(batch)
+        count += len(batch)
+    return {"recon_loss": float(totals[0] / count), "kl_loss": float(totals[1] / count), "sketches": count}
