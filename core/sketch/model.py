@@ -18,13 +18,13 @@ product and a handful of element-wise operations per step in each direction.
 """
 
 import math
-import os
 import time
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..device import torch_device
 from ..errors import AtelierError, Cancelled
 from ..modelfile import read_model, save_model
 from . import cells
@@ -326,12 +326,12 @@ def load_torch_model(path, device="cpu"):
 
 
 def pick_device(name=None):
-    name = (name or os.environ.get("ATELIER_DEVICE", "auto")).lower()
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise AtelierError("CUDA was asked for but torch sees no GPU")
-        return "cuda"
-    return "cpu"
+    """``--device`` when given, else the project's choice (``ATELIER_DEVICE``, see core/device.py)."""
+    if name in (None, "auto"):
+        return str(torch_device())
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AtelierError("--device cuda: torch sees no GPU")
+    return name
 
 
 # ---------------------------------------------------------------------------- training
