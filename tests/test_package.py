@@ -37,3 +37,4 @@ print("RESULT" + json.dumps({{"enabled": addon is not None, "panels": panels, "o
                               "stylize": "stylize_run"}.items():
         if feature in registered:
             assert operator in result["operators"], result
+            assert any(feature in panel for panel in result["panels"]), result
