@@ -1,5 +1,169 @@
-"""`atelier strokes` commands (see core/cli.py for the command contract)."""
+"""`atelier strokes` commands (see core/cli.py for the command contract).
+
+    atelier strokes train-generator -o GEN [--minutes M]
+    atelier strokes train-agent --generator GEN --data digits|kanji|hershey|DIR -o AGENT [--recurrent --steps K]
+    atelier strokes paint IMAGE [--agent AGENT] [--strokes K] [--invert] -o OUT.svg --png OUT.png [--json OUT.json]
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import write_text_atomic
+from ..errors import AtelierError
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "strokes"
+SHIPPED_GENERATOR = ASSETS / "generator.safetensors"
+SHIPPED_AGENT = ASSETS / "agent_recurrent.safetensors"
+MAX_PIXELS = 8192 * 8192
+MAX_RENDER = 1024
+
+
+def _torch(threads=2):
+    import torch
+    torch.set_num_threads(threads)
+    return torch
+
+
+def _device(name):
+    torch = _torch()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    return name
+
+
+def _output(path, suffixes):
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise AtelierError(f"{path}: output must end in {' or '.join(suffixes)}")
+    return path
+
+
+def train_generator_command(args, progress):
+    from .generator import train_generator
+    out = _output(args.output, (".safetensors",))
+    summary = train_generator(out, args.minutes, progress, batch=args.batch, seed=args.seed, device=_device(args.device))
+    return {"generator": str(out), **summary}
+
+
+def train_agent_command(args, progress):
+    from .agent import train_agent
+    from .data import ink_images
+    from .generator import load_generator
+    out = _output(args.output, (".safetensors",))
+    device = _device(args.device)
+    generator, _ = load_generator(args.generator, device)
+    progress.stage("loading data")
+    images = np.concatenate([ink_images(name, "train") for name in args.data.split(",")])
+    if len(images) == 0:
+        raise AtelierError(f"{args.data}: no training images")
+    summary = train_agent(out, generator, images, args.minutes, progress, recurrent=args.recurrent, steps=args.steps,
+                          data=Path(args.data).name, batch=args.batch, seed=args.seed, device=device)
+    return {"agent": str(out), "images": len(images), **summary}
+
+
+def image_to_strokes(image, name, agent_path=None, strokes=8, invert=None, colour=False, refine=30):
+    """An RGB(A) float image -> dict of strokes in the agent's [-1, 1] frame plus the framing needed to place them.
+
+    Returns ``{"points", "brush", "colours", "side", "inverted"}``; points cover the
+    centred square of side ``side`` (pixels) that holds the picture.
+    """
+    torch = _torch()
+    from .agent import draw, load_agent
+    from .data import prepare, to_square
+    from .painter import render_alpha
+    if image.shape[0] * image.shape[1] > MAX_PIXELS:
+        raise AtelierError(f"{name}: image is too large ({image.shape[1]}x{image.shape[0]}); "
+                           f"at most {MAX_PIXELS // 1_000_000} megapixels")
+    if strokes < 1:
+        raise AtelierError(f"--strokes must be at least 1 (got {strokes})")
+    agent, hyper = load_agent(agent_path or SHIPPED_AGENT)
+    ink, side, inverted = prepare(image, name, invert)
+    target = torch.from_numpy(ink)
+    points, brush = draw(agent, hyper.get("recurrent", False), target, strokes, refine_steps=refine)
+    colours = np.zeros((len(points), 3), np.float32)
+    if colour and image.shape[2] >= 3:
+        rgb = to_square(image[:, :, :3])
+        with torch.no_grad():
+            alphas = render_alpha(points, brush, rgb.shape[0]).numpy()
+        for k, alpha in enumerate(alphas):
+            mask = (alpha > 0.5) & (ink > 0.25)
+            if mask.any():
+                colours[k] = np.median(rgb[mask], axis=0)
+    return {"points": points.numpy(), "brush": brush.numpy(), "colours": colours, "side": side, "inverted": inverted}
+
+
+def paint_command(args, progress):
+    from ..imageio import read_image, write_image
+    from .painter import grease_pencil_strokes, render, to_svg
+    svg = _output(args.output, (".svg",))
+    progress.stage("painting", 3)
+    image = read_image(args.image)
+    h, w = image.shape[:2]
+    result = image_to_strokes(image, args.image, args.agent, args.strokes, True if args.invert else None,
+                              args.colour, args.refine)
+    progress.update(1)
+    side = result["side"]
+    crop = ((side - w) // 2, (side - h) // 2, w, h)
+    write_text_atomic(svg, to_svg(result["points"], result["brush"], side, result["colours"], crop=crop))
+    summary = {"svg": str(svg), "strokes": len(result["points"]), "inverted": result["inverted"]}
+    if args.png:
+        png = _output(args.png, (".png",))
+        scale = min(1.0, MAX_RENDER / side)
+        size = max(64, int(round(side * scale)))
+        canvas = render(result["points"], result["brush"], size, result["colours"])
+        x0, y0 = int(round(crop[0] * size / side)), int(round(crop[1] * size / side))
+        canvas = canvas[y0:y0 + max(1, int(round(h * size / side))), x0:x0 + max(1, int(round(w * size / side)))]
+        if canvas.shape[:2] != (h, w):
+            import cv2
+            canvas = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_LINEAR)
+        write_image(png, canvas)
+        summary["png"] = str(png)
+    progress.update(2)
+    if args.json:
+        strokes = [{"positions": s["positions"].tolist(), "radii": s["radii"].tolist(), "colour": s["colour"].tolist()}
+                   for s in grease_pencil_strokes(result["points"], result["brush"], result["colours"])]
+        write_text_atomic(args.json, json.dumps({"image": str(args.image), "width": w, "height": h, "side": side,
+                                                  "strokes": strokes}))
+        summary["json"] = str(args.json)
+    progress.update(3)
+    return summary
 
 
 def register(commands):
     """Add this group's commands to the ``atelier strokes`` sub-parser."""
+    p = commands.add_parser("train-generator", help="train the neural painting environment on random strokes")
+    p.add_argument("-o", "--output", required=True, help="generator model file (.safetensors)")
+    p.add_argument("--minutes", type=float, default=5.0)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.set_defaults(run=train_generator_command)
+
+    p = commands.add_parser("train-agent", help="train an image-to-strokes agent through a frozen generator")
+    p.add_argument("--generator", required=True, help="generator model file")
+    p.add_argument("--data", required=True, help="digits, kanji, hershey (comma-separated to mix) or a folder of images")
+    p.add_argument("-o", "--output", required=True, help="agent model file (.safetensors)")
+    p.add_argument("--recurrent", action="store_true", help="one stroke per step, seeing the canvas")
+    p.add_argument("--steps", type=int, default=8, help="strokes per drawing when training a recurrent agent")
+    p.add_argument("--minutes", type=float, default=5.0)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.set_defaults(run=train_agent_command)
+
+    p = commands.add_parser("paint", help="redraw an image with strokes (SVG, PNG by the real painter, JSON)")
+    p.add_argument("image")
+    p.add_argument("--agent", help="agent model file (default: the shipped recurrent agent)")
+    p.add_argument("--strokes", type=int, default=8, help="at most this many strokes")
+    p.add_argument("--invert", action="store_true", help="light ink on dark paper (auto-detected otherwise)")
+    p.add_argument("--colour", action="store_true", help="give each stroke the picture's colour under it")
+    p.add_argument("--refine", type=int, default=30, help="gradient steps through the real painter (0: none)")
+    p.add_argument("-o", "--output", required=True, help="SVG file")
+    p.add_argument("--png", help="PNG rendered by the real painting program")
+    p.add_argument("--json", help="grease-pencil strokes (positions, radii, colours) as JSON")
+    p.set_defaults(run=paint_command)

@@ -1,0 +1,193 @@
+"""StrokeNet agents: image -> strokes, trained through the frozen generator (Zheng et al. 2019, section 3.3).
+
+* **single-step agent** - a VGG-like CNN (conv pairs, average pooling) on the target image with
+  parallel heads: positions (tanh, n x 2), pressures (sigmoid, n), brush (sigmoid, 1).
+  Loss = MSE(G(agent(target)), target) + lambda * sum_i |P_i - P_{i+1}|^2 (the neighbouring-point
+  penalty keeps control points evenly along the stroke).
+* **recurrent agent** - the same CNN sees the target and the current canvas (2 channels) and
+  emits one stroke per step; the canvas follows the blending rule for black ink,
+  ``canvas <- canvas + (1 - canvas) * G(stroke)`` (i.e. 1 - prod(1 - alpha)).
+
+Both losses also compare blurred images (a 4x coarser view), which gives thin strokes a gradient
+from further away.  At inference the strokes are optionally *refined*: a few Adam steps on
+the same loss through the differentiable real painter (``painter.render_alpha``), and a
+recurrent drawing stops when a new stroke no longer lowers the real painter's error.
+"""
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ..errors import AtelierError, Cancelled
+from ..modelfile import read_model, save_model
+from .painter import N_POINTS, ink_union, render_alpha
+
+KIND = "strokenet_agent"
+SIZE = 64
+SMOOTHNESS = 0.02     # lambda of the neighbouring-point penalty
+
+
+class Agent(nn.Module):
+    """VGG-like encoder (average pooling) with the three parallel heads; ``inputs`` channels."""
+
+    def __init__(self, inputs=1, width=32):
+        super().__init__()
+        layers, c = [], inputs
+        for out in (width, 2 * width, 4 * width, 4 * width):           # 64 -> 32 -> 16 -> 8 -> 4
+            layers += [nn.Conv2d(c, out, 3, padding=1), nn.ReLU(), nn.Conv2d(out, out, 3, padding=1), nn.ReLU(),
+                       nn.AvgPool2d(2)]
+            c = out
+        self.features = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * 16, 256), nn.ReLU())
+        self.positions = nn.Linear(256, N_POINTS * 2)
+        self.pressures = nn.Linear(256, N_POINTS)
+        self.brush = nn.Linear(256, 1)
+
+    def raw(self, x):
+        """Pre-activation head outputs (B, n, 3) and (B,): what inference refinement optimises."""
+        h = self.features(x)
+        return torch.cat([self.positions(h).view(-1, N_POINTS, 2), self.pressures(h)[..., None]], -1), \
+            self.brush(h)[:, 0]
+
+    def forward(self, x):
+        return activate(*self.raw(x))
+
+
+def activate(raw_points, raw_brush):
+    """tanh for positions, sigmoid for pressures and brush."""
+    return torch.cat([torch.tanh(raw_points[..., :2]), torch.sigmoid(raw_points[..., 2:])], -1), torch.sigmoid(raw_brush)
+
+
+def image_loss(canvas, target):
+    """MSE at full resolution plus MSE of 4x average-pooled images (a wider basin for thin ink)."""
+    coarse = F.mse_loss(F.avg_pool2d(canvas[:, None], 4), F.avg_pool2d(target[:, None], 4))
+    return F.mse_loss(canvas, target) + coarse
+
+
+def smoothness(points):
+    """The neighbouring-point penalty sum_i |P_i - P_{i+1}|^2 (positions only), batch mean."""
+    return (points[:, 1:, :2] - points[:, :-1, :2]).pow(2).sum((1, 2)).mean()
+
+
+def unroll(agent, generator, target, steps):
+    """Recurrent drawing through the generator: returns per-step canvases (steps, B, H, W) and strokes."""
+    canvas, canvases, strokes = torch.zeros_like(target), [], []
+    for _ in range(steps):
+        points, brush = agent(torch.stack([target, canvas], 1))
+        canvas = canvas + (1 - canvas) * generator(points, brush)
+        canvases.append(canvas)
+        strokes.append((points, brush))
+    return torch.stack(canvases), strokes
+
+
+def agent_loss(agent, generator, target, recurrent, steps):
+    if not recurrent:
+        points, brush = agent(target[:, None])
+        return image_loss(generator(points, brush), target) + SMOOTHNESS * smoothness(points)
+    canvases, strokes = unroll(agent, generator, target, steps)
+    # every step should already be a good partial drawing; the last one counts most
+    weights = torch.linspace(0.2, 1.0, steps, device=target.device)
+    loss = sum(w * image_loss(c, target) for w, c in zip(weights, canvases)) / weights.sum()
+    return loss + SMOOTHNESS * sum(smoothness(p) for p, _ in strokes) / steps
+
+
+def save_agent(path, model, recurrent, steps, data, training):
+    tensors = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    save_model(path, KIND, tensors, {"hyperparameters": {"recurrent": recurrent, "steps": steps, "size": SIZE,
+                                                          "points": N_POINTS, "data": data}, "training": training})
+
+
+def load_agent(path, device="cpu"):
+    tensors, meta = read_model(path, KIND)
+    hyper = meta.get("hyperparameters", {})
+    model = Agent(inputs=2 if hyper.get("recurrent") else 1)
+    try:
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()})
+    except RuntimeError as error:
+        raise AtelierError(f"{path}: agent weights do not match this Atelier's agent ({str(error)[:120]})") from None
+    return model.to(device).eval(), hyper
+
+
+def train_agent(path, generator, images, minutes, progress, recurrent=False, steps=8, data="", batch=32,
+                seed=0, device="cpu"):
+    """Train an agent on ink images (N, 64, 64) through the frozen ``generator`` for ``minutes``.
+
+    Augmentation: random shifts of up to 4 px and random flips are not used (characters have
+    handedness); shifts keep the agent from memorising positions.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    generator = generator.to(device).eval().requires_grad_(False)
+    agent = Agent(inputs=2 if recurrent else 1).to(device)
+    optimiser = torch.optim.Adam(agent.parameters(), 3e-4)
+    images = torch.as_tensor(np.asarray(images, np.float32), device=device)
+    budget, started = minutes * 60, time.monotonic()
+    step, loss_value = 0, float("nan")
+    progress.stage("agent", budget)
+    try:
+        while time.monotonic() - started < budget:
+            target = images[torch.as_tensor(rng.integers(0, len(images), batch), device=device)]
+            dx, dy = rng.integers(-4, 5, 2)
+            target = torch.roll(target, (int(dy), int(dx)), (1, 2))
+            loss = agent_loss(agent, generator, target, recurrent, steps)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            step, loss_value = step + 1, loss.item()
+            progress.update(time.monotonic() - started, step=step, loss=loss_value)
+    except (KeyboardInterrupt, Cancelled):
+        save_agent(path, agent, recurrent, steps, data, {"steps": step, "loss": loss_value, "interrupted": True})
+        raise
+    save_agent(path, agent, recurrent, steps, data,
+               {"steps": step, "loss": loss_value, "seconds": round(time.monotonic() - started, 1)})
+    return {"steps": step, "loss": loss_value}
+
+
+def refine(raw_points, raw_brush, target, iterations, lr=0.05):
+    """Inference refinement: Adam on the raw stroke parameters through the differentiable real painter."""
+    raw_points = raw_points.detach().clone().requires_grad_(True)
+    raw_brush = raw_brush.detach().clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([raw_points, raw_brush], lr)
+    for _ in range(iterations):
+        points, brush = activate(raw_points, raw_brush)
+        canvas = ink_union(render_alpha(points, brush, SIZE))[None]
+        loss = image_loss(canvas, target[None]) + SMOOTHNESS * smoothness(points) / len(points)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return raw_points.detach(), raw_brush.detach()
+
+
+def real_error(points, brush, target):
+    with torch.no_grad():
+        canvas = ink_union(render_alpha(points, brush, SIZE)) if len(points) else torch.zeros_like(target)
+        return float(image_loss(canvas[None], target[None]))
+
+
+def draw(agent, recurrent, target, strokes=8, refine_steps=0, stop_early=True):
+    """Strokes (K, n, 3), (K,) for one ink image (64, 64) torch; recurrent agents stop when a stroke stops helping.
+
+    The canvas the recurrent agent sees is the REAL painter's rendering of the strokes so far.
+    """
+    with torch.no_grad():
+        if not recurrent:
+            raw_points, raw_brush = agent.raw(target[None, None])
+        else:
+            raw_p, raw_b, canvas, error = [], [], torch.zeros_like(target), real_error(torch.zeros(0), None, target)
+            for _ in range(strokes):
+                p, b = agent.raw(torch.stack([target, canvas])[None])
+                points, brush = activate(torch.cat(raw_p + [p]), torch.cat(raw_b + [b]))
+                new_error = real_error(points, brush, target)
+                if stop_early and raw_p and new_error >= error * 0.995:
+                    break
+                raw_p.append(p)
+                raw_b.append(b)
+                error = new_error
+                canvas = ink_union(render_alpha(points, brush, SIZE))
+            raw_points, raw_brush = torch.cat(raw_p), torch.cat(raw_b)
+    if refine_steps:
+        with torch.enable_grad():
+            raw_points, raw_brush = refine(raw_points, raw_brush, target, refine_steps)
+    return activate(raw_points, raw_brush)

@@ -1,0 +1,206 @@
+"""Training data: random strokes for the generator, ink images for the agents.
+
+* :func:`random_strokes` - smooth, varied, often self-crossing strokes from a small
+  gravitational simulation (a particle falling around two or three moving attractors, as the
+  paper's three-body trajectories), with smoothly varying pressure and a random brush.
+* :func:`ink_images` - target images (ink = 1 on paper = 0, ``SIZE`` square) from
+  scikit-learn's digits (8x8, upsampled), KanjiVG characters and Hershey-font characters,
+  the last two drawn by the real painter at one fixed pen width.  Every fifth item is held
+  out (``split="test"``); agents train on the rest.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path
+from ..errors import AtelierError
+from .painter import N_POINTS, render_polylines
+
+SIZE = 64
+PEN_RADIUS = 0.025      # fixed pen for characters: 1.6 px at 64 px
+MAX_KANJI_STROKES = 6   # characters an 8-stroke agent can plausibly redraw
+DATASETS = ("digits", "kanji", "hershey")
+
+
+def random_strokes(rng, count, steps=96):
+    """``count`` strokes: points (count, n, 3) in [-1, 1] x [0, 1] and brush (count,) from a gravity simulation.
+
+    x'' = sum_k m_k (a_k - x) / (|a_k - x|^2 + s^2)^(3/2), integrated with symplectic Euler;
+    n points are taken at equal times, then the path is scaled into a random box.
+    """
+    bodies = rng.integers(2, 4)
+    attractors = rng.uniform(-1, 1, (count, bodies, 2))
+    drift = rng.normal(0, 0.3, (count, bodies, 2))
+    mass = rng.uniform(0.2, 1.0, (count, bodies, 1))
+    x = rng.uniform(-1, 1, (count, 2))
+    v = rng.normal(0, 0.8, (count, 2))
+    dt = rng.uniform(0.3, 1.0, (count, 1)) / steps * 4
+    path = []
+    for _ in range(steps):
+        delta = attractors - x[:, None]
+        acc = (mass * delta / ((delta ** 2).sum(-1, keepdims=True) + 0.05) ** 1.5).sum(1)
+        v = v + dt * acc
+        x = x + dt * v
+        attractors = attractors + dt[:, None] * drift
+        path.append(x)
+    path = np.stack(path, 1)[:, np.linspace(0, steps - 1, N_POINTS).astype(int)]
+    lo, hi = path.min(1, keepdims=True), path.max(1, keepdims=True)
+    extent = rng.uniform(0.3, 0.95, (count, 1, 1))
+    centre = rng.uniform(-0.9, 0.9, (count, 1, 2)) * (1 - extent)
+    path = (path - (lo + hi) / 2) / ((hi - lo).max(-1, keepdims=True) / 2 + 1e-6) * extent + centre
+    phase, freq = rng.uniform(0, 2 * np.pi, (count, 1)), rng.uniform(0.5, 3, (count, 1))
+    base = rng.uniform(0.3, 1, (count, 1))
+    pressure = np.clip(base + 0.3 * np.sin(freq * np.linspace(0, np.pi, N_POINTS) + phase), 0.1, 1)
+    points = np.concatenate([path, pressure[..., None]], -1).astype(np.float32)
+    return points, rng.uniform(0, 1, count).astype(np.float32)
+
+
+def _fit_box(polylines, margin=0.8):
+    """Scale and centre polylines (y down) into [-margin, margin], keeping the aspect ratio."""
+    allpts = np.concatenate(polylines)
+    lo, hi = allpts.min(0), allpts.max(0)
+    scale = 2 * margin / max(float((hi - lo).max()), 1e-6)
+    return [(p - (lo + hi) / 2) * scale for p in polylines]
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+    import cv2
+    images = load_digits().images / 16.0
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
+    return np.stack([np.clip(cv2.resize(d, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC), 0, 1) for d in padded])
+
+
+_SVG_TOKEN = re.compile(r"[MmCcSsLlZz]|-?\d*\.?\d+(?:e-?\d+)?")
+
+
+def svg_path_polyline(d, samples=8):
+    """Points (m, 2) along an SVG path made of M/C/S/L commands (absolute or relative), as KanjiVG uses."""
+    tokens, out = _SVG_TOKEN.findall(d), []
+    pos, ctrl, cmd, i = np.zeros(2), None, None, 0
+    u = np.linspace(0, 1, samples + 1)[1:, None]
+    while i < len(tokens):
+        if tokens[i].isalpha():
+            cmd, i = tokens[i], i + 1
+            if cmd in "Zz":
+                continue
+        count = {"M": 2, "L": 2, "C": 6, "S": 4}[cmd.upper()]
+        values = np.array(tokens[i:i + count], float).reshape(-1, 2)
+        i += count
+        if cmd.islower():
+            values = values + pos
+        if cmd in "Mm":
+            pos, ctrl = values[0], None
+            out.append(pos[None])
+            cmd = "l" if cmd == "m" else "L"
+            continue
+        if cmd in "Ll":
+            pos, ctrl = values[0], None
+            out.append(pos[None])
+            continue
+        if cmd in "Cc":
+            c1, c2, end = values
+        else:
+            c1 = 2 * pos - ctrl if ctrl is not None else pos
+            c2, end = values
+        out.append((1 - u) ** 3 * pos + 3 * (1 - u) ** 2 * u * c1 + 3 * (1 - u) * u ** 2 * c2 + u ** 3 * end)
+        pos, ctrl = end, c2
+    return np.concatenate(out)
+
+
+def _kanji_folder():
+    import sysconfig
+    folder = Path(sysconfig.get_paths()["purelib"]) / "kanji"
+    if not folder.is_dir():
+        raise AtelierError(f"{folder}: KanjiVG data not found (pip install kanjivg)")
+    return folder
+
+
+def _kanji():
+    characters = []
+    for svg in sorted(_kanji_folder().glob("0[4-9]???.svg")):
+        if not 0x4E00 <= int(svg.stem, 16) <= 0x9FFF:
+            continue
+        paths = re.findall(r'<path[^>]* d="([^"]+)"', svg.read_text(encoding="utf-8"))
+        if 0 < len(paths) <= MAX_KANJI_STROKES:
+            characters.append([svg_path_polyline(d) for d in paths])
+    return [render_polylines(_fit_box(c), PEN_RADIUS, SIZE) for c in characters]
+
+
+def _hershey():
+    from HersheyFonts import HersheyFonts
+    font, images = HersheyFonts(), []
+    for name in ("futural", "futuram", "rowmans", "timesr", "scripts", "greek"):
+        font.load_default_font(name)
+        for char in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789":
+            lines = [np.array(s, float) for s in font.strokes_for_text(char)]
+            if lines:
+                images.append(render_polylines(_fit_box(lines), PEN_RADIUS, SIZE))
+    return images
+
+
+def ink_images(name, split="train"):
+    """Ink images (N, SIZE, SIZE) float32 of dataset ``name`` (or a folder of image files); every 5th is 'test'."""
+    if name in DATASETS:
+        cache = Path(os.environ.get("ATELIER_CACHE", Path.home() / ".cache" / "atelier")) / f"strokes_{name}_{SIZE}.npy"
+        if cache.is_file():
+            images = np.load(cache, allow_pickle=False)
+        else:
+            images = np.asarray({"digits": _digits, "kanji": _kanji, "hershey": _hershey}[name](), np.float32)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(cache) as tmp:
+                np.save(tmp, images)
+    else:
+        images = np.asarray(folder_images(name), np.float32)
+    keep = (np.arange(len(images)) % 5 == 0) == (split == "test")
+    return images[keep] if split in ("train", "test") else images
+
+
+def folder_images(folder):
+    """Every image file in ``folder`` as an ink map (see :func:`prepare`)."""
+    from ..imageio import IMAGE_SUFFIXES, read_image
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AtelierError(f"{folder}: not a dataset name ({', '.join(DATASETS)}) nor a folder of images")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise AtelierError(f"{folder}: no image files in this folder")
+    return [prepare(read_image(p), p)[0] for p in files]
+
+
+def prepare(image, name="image", invert=None, size=SIZE):
+    """An RGB(A) image (H, W, C) -> (ink map (size, size), square side, was_inverted).
+
+    Transparent pixels count as paper; the picture is padded to a square (paper) and resized;
+    light-on-dark pictures (mostly dark, judged from the border) are inverted unless
+    ``invert`` says otherwise.  Empty and uniform images are errors.
+    """
+    if image.ndim != 3 or min(image.shape[:2]) < 4:
+        raise AtelierError(f"{name}: image is too small ({image.shape[1]}x{image.shape[0]} pixels)")
+    grey = image[:, :, :3].mean(-1) if image.shape[2] >= 3 else image[:, :, 0]
+    alpha = image[:, :, 3] if image.shape[2] == 4 else (image[:, :, 1] if image.shape[2] == 2 else None)
+    if alpha is not None and alpha.max() < 1e-3:
+        raise AtelierError(f"{name}: image is fully transparent; nothing to draw")
+    if invert is None:
+        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+        invert = bool(np.median(border) < 0.5)
+    ink = grey if invert else 1 - grey
+    if alpha is not None:
+        ink = ink * alpha
+    if float(ink.max() - ink.min()) < 0.05:
+        raise AtelierError(f"{name}: image is uniform (no ink to draw)")
+    ink = (ink - ink.min()) / (ink.max() - ink.min())
+    return to_square(ink, size), max(ink.shape), invert
+
+
+def to_square(image, size=SIZE):
+    """Pad (H, W[, C]) centred to a square with zeros and resize it to ``size``: the agents' frame."""
+    import cv2
+    h, w = image.shape[:2]
+    side = max(h, w)
+    square = np.zeros((side, side) + image.shape[2:], np.float32)
+    square[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = image
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)

@@ -1,0 +1,184 @@
+"""The real (non-neural) painting program of StrokeNet (Zheng, Jiang & Huang, ICLR 2019, section 3.1).
+
+A stroke is ``n = 16`` control points ``(x, y, p)`` (position in [-1, 1], y down; pressure
+in [0, 1]), a brush value ``b`` in [0, 1] and a colour.  The program draws the centripetal
+Catmull-Rom spline through the points, samples it densely and stamps a round,
+anti-aliased brush of radius ``r(b) * p`` at every sample.  Consecutive stamps are joined
+exactly (the capsule between two samples, radius interpolated linearly), which is the limit
+of stamping infinitely densely, so no beading appears whatever the sampling rate.
+
+Everything is batched torch (the same code is differentiable, which the agent uses to refine
+its strokes); :func:`render` is the numpy entry point.  Canvases are *ink* maps: 0 = paper,
+1 = full ink; :func:`composite` lays coloured strokes on white paper with the blending rule
+``canvas <- canvas * (1 - alpha) + colour * alpha``.
+"""
+
+import numpy as np
+import torch
+
+N_POINTS = 16
+R_MIN, R_MAX = 0.004, 0.06   # brush radius as a fraction of the image size, for b = 0 and b = 1
+ALPHA = 0.5                   # centripetal parametrisation (Yuksel et al. 2011)
+
+
+def brush_radius(brush):
+    """Radius (fraction of image size) of brush value ``b`` in [0, 1]."""
+    return R_MIN + (R_MAX - R_MIN) * brush
+
+
+def catmull_rom(points, samples_per_segment):
+    """Dense samples of the centripetal Catmull-Rom spline through ``points`` (..., n, d).
+
+    The knot spacing uses the xy distance to the power ALPHA (the first two columns); any
+    further columns (pressure) ride along.  End tangents come from reflected phantom points.
+    Barry-Goldman pyramid: returns (..., (n - 1) * samples_per_segment + 1, d).
+    """
+    first = 2 * points[..., :1, :] - points[..., 1:2, :]
+    last = 2 * points[..., -1:, :] - points[..., -2:-1, :]
+    padded = torch.cat([first, points, last], dim=-2)
+    p0, p1, p2, p3 = (padded[..., k:k + points.shape[-2] - 1, :] for k in range(4))
+
+    def knot(a, b):
+        return ((b[..., :2] - a[..., :2]).pow(2).sum(-1, keepdim=True) + 1e-8).pow(ALPHA / 2) + 1e-4
+
+    t0 = torch.zeros_like(p0[..., :1])
+    t1 = t0 + knot(p0, p1)
+    t2 = t1 + knot(p1, p2)
+    t3 = t2 + knot(p2, p3)
+    u = torch.linspace(0, 1, samples_per_segment + 1, dtype=points.dtype, device=points.device)[:-1]
+    t = t1.unsqueeze(-2) + (t2 - t1).unsqueeze(-2) * u[:, None]        # (..., seg, s, 1)
+    p0, p1, p2, p3, t0, t1, t2, t3 = (v.unsqueeze(-2) for v in (p0, p1, p2, p3, t0, t1, t2, t3))
+    a1 = ((t1 - t) * p0 + (t - t0) * p1) / (t1 - t0)
+    a2 = ((t2 - t) * p1 + (t - t1) * p2) / (t2 - t1)
+    a3 = ((t3 - t) * p2 + (t - t2) * p3) / (t3 - t2)
+    b1 = ((t2 - t) * a1 + (t - t0) * a2) / (t2 - t0)
+    b2 = ((t3 - t) * a2 + (t - t1) * a3) / (t3 - t1)
+    curve = ((t2 - t) * b1 + (t - t1) * b2) / (t2 - t1)
+    curve = curve.flatten(-3, -2)
+    return torch.cat([curve, points[..., -1:, :]], dim=-2)
+
+
+def samples_per_segment(size):
+    return max(4, size // 32)
+
+
+def stroke_samples(points, brush, size):
+    """Dense spline samples of strokes: (..., m, 2) pixel positions and (..., m) pixel radii."""
+    dense = catmull_rom(points, samples_per_segment(size))
+    xy = (dense[..., :2] + 1) * (size / 2)
+    radius = brush_radius(brush)[..., None] * size * dense[..., 2].clamp(0, 1)
+    return xy, radius
+
+
+def stamp(xy, radius, size, chunk=64, window=None):
+    """Anti-aliased coverage (..., size, size) of round stamps joined along the polyline ``xy``.
+
+    Coverage of a pixel = clamp(r - d + 1/2, 0, 1) with ``d`` the distance from the pixel
+    centre to the nearest point of the sample chain (a one-pixel linear ramp at the edge:
+    box-filter anti-aliasing), maximised over all pairs of consecutive samples.  ``window = (x0,
+    y0, w, h)`` computes only that rectangle of pixels (returns (..., h, w)): large strokes stay fast.
+    """
+    x0, y0, w, h = window or (0, 0, size, size)
+    py, px = torch.meshgrid(torch.arange(y0, y0 + h, dtype=xy.dtype, device=xy.device) + 0.5,
+                            torch.arange(x0, x0 + w, dtype=xy.dtype, device=xy.device) + 0.5, indexing="ij")
+    pixel = torch.stack([px, py], -1).reshape(-1, 1, 2)                  # (P, 1, 2)
+    coverage = None
+    for start in range(0, xy.shape[-2] - 1, chunk):
+        a = xy[..., start:start + chunk, :]
+        b = xy[..., start + 1:start + chunk + 1, :]
+        a, ra, rb = a[..., :b.shape[-2], :], radius[..., start:start + b.shape[-2]], radius[..., start + 1:start + 1 + b.shape[-2]]
+        ab = (b - a).unsqueeze(-3)                                       # (..., 1, k, 2)
+        ap = pixel - a.unsqueeze(-3)                                     # (..., P, k, 2)
+        t = ((ap * ab).sum(-1) / (ab.pow(2).sum(-1) + 1e-9)).clamp(0, 1)
+        d = (ap - t.unsqueeze(-1) * ab).pow(2).sum(-1).add(1e-9).sqrt()
+        r = ra.unsqueeze(-2) + t * (rb - ra).unsqueeze(-2)
+        c = (r - d + 0.5).clamp(0, 1).amax(-1)
+        coverage = c if coverage is None else torch.maximum(coverage, c)
+    return coverage.unflatten(-1, (h, w))
+
+
+def stamp_cropped(xy, radius, size, piece=8):
+    """:func:`stamp` of one polyline (m, 2), ``piece`` samples at a time, each computed in its own bounding box."""
+    out = torch.zeros(size, size, dtype=xy.dtype)
+    for start in range(0, max(len(xy) - 1, 1), piece):
+        part, r = xy[start:start + piece + 1], radius[start:start + piece + 1]
+        reach = float(r.max()) + 2
+        lo = (part.amin(0) - reach).floor().clamp(0, size).int().tolist()
+        hi = (part.amax(0) + reach).ceil().clamp(0, size).int().tolist()
+        if hi[0] > lo[0] and hi[1] > lo[1]:
+            window = out[lo[1]:hi[1], lo[0]:hi[0]]
+            window.copy_(torch.maximum(window, stamp(part, r, size, window=(lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]))))
+    return out
+
+
+def render_alpha(points, brush, size):
+    """Ink coverage (B, size, size) of a batch of strokes: points (B, n, 3), brush (B,), torch."""
+    xy, radius = stroke_samples(points, brush, size)
+    return stamp(xy, radius, size)
+
+
+def composite(alphas, colours, paper=1.0):
+    """Lay strokes in order on paper: canvas <- canvas (1 - alpha) + colour alpha.  (K,H,W),(K,3) -> (H,W,3)."""
+    canvas = torch.full(alphas.shape[1:] + (3,), paper, dtype=alphas.dtype, device=alphas.device)
+    for alpha, colour in zip(alphas, colours):
+        canvas = canvas * (1 - alpha[..., None]) + colour * alpha[..., None]
+    return canvas
+
+
+def ink_union(alphas):
+    """Ink map of black strokes drawn over one another: 1 - prod(1 - alpha)."""
+    return 1 - torch.prod(1 - alphas, dim=0)
+
+
+def render(points, brush, size=64, colours=None):
+    """numpy: strokes (K, n, 3), brush (K,) [, colours (K, 3)] -> RGB image (size, size, 3) in [0, 1], white paper."""
+    points = torch.as_tensor(np.asarray(points, np.float32))
+    brush = torch.as_tensor(np.asarray(brush, np.float32))
+    colours = torch.zeros(len(points), 3) if colours is None else torch.as_tensor(np.asarray(colours, np.float32))
+    with torch.no_grad():
+        xy, radius = stroke_samples(points, brush, size)
+        alphas = torch.stack([stamp_cropped(x, r, size) for x, r in zip(xy, radius)]) if len(points) \
+            else torch.zeros(0, size, size)
+        return composite(alphas, colours).numpy()
+
+
+def render_polylines(polylines, radius, size):
+    """Ink map (size, size) of polylines (list of (m, 2) arrays in [-1, 1]) at a fixed pen radius (fraction)."""
+    ink = torch.zeros(size, size)
+    for line in polylines:
+        xy = (torch.as_tensor(np.asarray(line, np.float32)) + 1) * (size / 2)
+        if len(xy) == 1:
+            xy = torch.cat([xy, xy])
+        ink = torch.maximum(ink, stamp_cropped(xy, torch.full((len(xy),), radius * size), size))
+    return ink.numpy()
+
+
+def grease_pencil_strokes(points, brush, colours=None, samples=4):
+    """Per-point positions (m, 2) in [-1, 1], radii (m,) as a fraction of the image size, and colour, per stroke.
+
+    The spline is resampled ``samples`` times per segment so the grease-pencil curve follows
+    the painted one; radius = r(b) * pressure, as the painter stamps it.
+    """
+    points = torch.as_tensor(np.asarray(points, np.float32))
+    brush = np.asarray(brush, np.float32)
+    dense = catmull_rom(points, samples).numpy()
+    colours = np.zeros((len(points), 3), np.float32) if colours is None else np.asarray(colours, np.float32)
+    return [{"positions": d[:, :2], "radii": brush_radius(b) * d[:, 2].clip(0, 1), "colour": c}
+            for d, b, c in zip(dense, brush, colours)]
+
+
+def to_svg(points, brush, size=256, colours=None, samples=8, crop=None):
+    """SVG text of the strokes on a ``size`` square (or its ``crop = (x, y, w, h)``): a group of round-capped
+    segments of varying width per stroke, in drawing order."""
+    body = []
+    for stroke in grease_pencil_strokes(points, brush, colours, samples):
+        xy = (stroke["positions"] + 1) * (size / 2)
+        width = 2 * stroke["radii"] * size
+        colour = "#" + "".join(f"{int(round(255 * v)):02x}" for v in np.clip(stroke["colour"], 0, 1))
+        lines = "".join(
+            f'<line x1="{a[0]:.2f}" y1="{a[1]:.2f}" x2="{b[0]:.2f}" y2="{b[1]:.2f}" stroke-width="{0.5 * (wa + wb):.2f}"/>'
+            for a, b, wa, wb in zip(xy[:-1], xy[1:], width[:-1], width[1:]))
+        body.append(f'<g stroke="{colour}" stroke-linecap="round" fill="none">{lines}</g>')
+    x, y, w, h = crop or (0, 0, size, size)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="{x} {y} {w} {h}">\n'
+            f'<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="#ffffff"/>\n' + "\n".join(body) + "\n</svg>\n")
