@@ -81,8 +81,8 @@ def image_to_strokes(image, name, agent_path=None, strokes=8, invert=None, colou
                            f"at most {MAX_PIXELS // 1_000_000} megapixels")
     if strokes < 1:
         raise AtelierError(f"--strokes must be at least 1 (got {strokes})")
-    agent, hyper = load_agent(agent_path or SHIPPED_AGENT)
     ink, side, inverted = prepare(image, name, invert)
+    agent, hyper = load_agent(agent_path or SHIPPED_AGENT)
     target = torch.from_numpy(ink)
     points, brush = draw(agent, hyper.get("recurrent", False), target, strokes, refine_steps=refine)
     colours = np.zeros((len(points), 3), np.float32)

@@ -1,0 +1,176 @@
+"""StrokeNet core: the real painter, data, tiny generator/agent training, the paint command and bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.errors import AtelierError
+from core.imageio import read_image, write_image
+from core.modelfile import save_model
+from core.progress import SilentProgress
+from core.strokes import painter
+from core.strokes.agent import Agent, agent_loss, draw, load_agent
+from core.strokes.cli import SHIPPED_AGENT, SHIPPED_GENERATOR, image_to_strokes
+from core.strokes.data import prepare, random_strokes, svg_path_polyline
+from core.strokes.generator import Generator, gaussian_blobs, load_generator, train_generator
+
+ROOT = Path(__file__).resolve().parents[1]
+torch.set_num_threads(2)
+
+
+def strokes(count=3, seed=0):
+    return random_strokes(np.random.default_rng(seed), count)
+
+
+def atelier(*words, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "core.cli", "strokes", *map(str, words)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_painter_is_deterministic_and_batch_equals_single():
+    points, brush = strokes(4)
+    batch = painter.render_alpha(torch.from_numpy(points), torch.from_numpy(brush), 64)
+    for k in range(4):
+        single = painter.render_alpha(torch.from_numpy(points[k:k + 1]), torch.from_numpy(brush[k:k + 1]), 64)
+        assert torch.allclose(batch[k], single[0], atol=1e-6)
+    again = painter.render(points, brush, 64)
+    assert np.array_equal(again, painter.render(points, brush, 64))
+    # the numpy path (bounding-box windows) paints exactly what the batched torch path paints
+    assert np.allclose(1 - again[..., 0], painter.ink_union(batch).numpy(), atol=1e-5)
+
+
+def test_spline_passes_through_control_points():
+    points, _ = strokes(1)
+    dense = painter.catmull_rom(torch.from_numpy(points), 8)[0].numpy()
+    assert np.allclose(dense[::8], points[0], atol=1e-5)
+
+
+def test_brush_is_anti_aliased_and_scales_with_pressure():
+    line = np.zeros((1, 16, 3), np.float32)
+    line[0, :, 0] = np.linspace(-0.8, 0.8, 16)
+    line[0, :, 1] = 0.013  # between pixel centres
+    line[0, :, 2] = 1
+    ink = 1 - painter.render(line, np.array([0.5], np.float32), 128)[..., 0]
+    values = np.unique(np.round(ink, 3))
+    assert ((values > 0.05) & (values < 0.95)).any(), "edges must have partial coverage"
+    light = line.copy()
+    light[0, :, 2] = 0.3
+    assert (1 - painter.render(light, np.array([0.5], np.float32), 128)[..., 0]).sum() < 0.5 * ink.sum()
+    assert np.allclose(ink[:, 40], ink[:, 80], atol=1e-3)  # even width along a straight stroke
+
+
+def test_svg_and_grease_pencil_export():
+    points, brush = strokes(2)
+    svg = painter.to_svg(points, brush, 128, np.array([[1, 0, 0], [0, 0, 1]], np.float32))
+    assert svg.startswith("<svg") and svg.count("<g ") == 2 and "#ff0000" in svg and "#0000ff" in svg
+    gp = painter.grease_pencil_strokes(points, brush, samples=4)
+    assert len(gp) == 2 and gp[0]["positions"].shape == (61, 2) and gp[0]["radii"].shape == (61,)
+    assert np.allclose(gp[0]["radii"].max(), painter.brush_radius(brush[0]) * points[0, :, 2].max(), rtol=0.05)
+
+
+def test_svg_path_parser_follows_kanjivg_commands():
+    line = svg_path_polyline("M10,20c10,0,20,0,30,0s10,0,10,10L5,5", samples=4)
+    assert np.allclose(line[0], [10, 20]) and np.allclose(line[4], [40, 20]) and np.allclose(line[-1], [5, 5])
+
+
+def test_generator_position_encoder_and_tiny_training(tmp_path):
+    blobs = gaussian_blobs(torch.tensor([[0.0, 0.0]]))
+    assert blobs.shape == (1, 32, 32) and blobs[0, 16, 16] > 0.5 and blobs[0, 0, 0] < 1e-3
+    points, brush = strokes(2)
+    with torch.no_grad():
+        out = Generator()(torch.from_numpy(points), torch.from_numpy(brush))
+    assert out.shape == (2, 64, 64) and 0 <= float(out.min()) and float(out.max()) <= 1
+    path = tmp_path / "g.safetensors"
+    summary = train_generator(path, minutes=0.05, progress=SilentProgress(), batch=4)
+    assert summary["steps"] >= 1 and np.isfinite(summary["heldout_mse"])
+    model, meta = load_generator(path)
+    assert meta["kind"] == "strokenet_generator" and "heldout_mse" in meta["training"]
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_agent_training_step_lowers_the_loss_on_one_batch(recurrent):
+    torch.manual_seed(0)
+    generator = Generator().requires_grad_(False)
+    agent = Agent(inputs=2 if recurrent else 1)
+    target = torch.zeros(2, 64, 64)
+    target[:, 30:34, 10:54] = 1
+    optimiser = torch.optim.Adam(agent.parameters(), 1e-3)
+    losses = []
+    for _ in range(4):
+        loss = agent_loss(agent, generator, target, recurrent, steps=2)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    points, brush = agent(torch.zeros(1, 2 if recurrent else 1, 64, 64))
+    assert points.shape == (1, 16, 3) and (points[..., :2].abs() <= 1).all() and (0 <= brush).all() <= 1
+
+
+def test_refinement_through_the_real_painter_improves_the_drawing():
+    agent = Agent(inputs=1).eval()
+    target = torch.from_numpy(1 - painter.render(*strokes(1, seed=3), 64)[..., 0])
+    before = draw(agent, False, target)
+    after = draw(agent, False, target, refine_steps=15)
+    from core.strokes.agent import real_error
+    assert real_error(*after, target) < real_error(*before, target)
+
+
+def test_light_on_dark_is_detected_and_bad_images_are_refused():
+    dark = np.zeros((40, 60, 3), np.float32)
+    dark[18:22, 5:55] = 1
+    ink, side, inverted = prepare(dark, "dark.png")
+    assert inverted and side == 60 and ink.max() > 0.9 and ink[0, 0] == 0
+    with pytest.raises(AtelierError, match="uniform"):
+        prepare(np.full((32, 32, 3), 0.7, np.float32), "flat.png")
+    with pytest.raises(AtelierError, match="transparent"):
+        prepare(np.zeros((32, 32, 4), np.float32), "clear.png")
+    with pytest.raises(AtelierError, match="too small"):
+        prepare(np.zeros((2, 2, 3), np.float32), "tiny.png")
+    with pytest.raises(AtelierError, match="too large"):
+        image_to_strokes(np.zeros((9000, 8000, 1), np.float32), "huge.png")
+
+
+def test_wrong_model_kind_is_a_clear_error(tmp_path):
+    wrong = tmp_path / "wrong.safetensors"
+    save_model(wrong, "nca", {"w": np.zeros(3, np.float32)})
+    with pytest.raises(AtelierError, match="expected 'strokenet_agent'"):
+        load_agent(wrong)
+    with pytest.raises(AtelierError, match="expected 'strokenet_generator'"):
+        load_generator(wrong)
+
+
+@pytest.mark.skipif(not SHIPPED_AGENT.exists(), reason="shipped models not built yet")
+def test_paint_command_end_to_end_with_shipped_models(tmp_path):
+    image = np.ones((80, 100, 3), np.float32)
+    image[20:60, 30:34] = 0
+    image[38:42, 20:80] = 0.1
+    write_image(tmp_path / "plus.png", image)
+    run = atelier("paint", tmp_path / "plus.png", "--strokes", 3, "--refine", 10, "-o", tmp_path / "o.svg",
+                  "--png", tmp_path / "o.png", "--json", tmp_path / "o.json")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert 1 <= summary["strokes"] <= 3 and not summary["inverted"]
+    drawn = read_image(tmp_path / "o.png")
+    assert drawn.shape[:2] == (80, 100) and drawn.min() < 0.5
+    assert json.loads((tmp_path / "o.json").read_text())["strokes"][0]["radii"]
+    assert (tmp_path / "o.svg").read_text().startswith("<svg")
+    assert SHIPPED_GENERATOR.exists()
+
+
+def test_paint_command_reports_bad_input(tmp_path):
+    write_image(tmp_path / "flat.png", np.full((20, 20, 3), 0.5, np.float32))
+    (tmp_path / "notes.png").write_text("not an image")
+    for name, problem in (("flat.png", "uniform"), ("notes.png", "not an image"), ("missing.png", "no such")):
+        run = atelier("paint", tmp_path / name, "-o", tmp_path / "o.svg")
+        assert run.returncode == 2 and problem in run.stderr and "Traceback" not in run.stderr
+    wrong = tmp_path / "wrong.safetensors"
+    save_model(wrong, "nca", {"w": np.zeros(3, np.float32)})
+    write_image(tmp_path / "line.png", np.pad(np.zeros((4, 20, 3), np.float32), ((8, 8), (2, 2), (0, 0)), constant_values=1))
+    run = atelier("paint", tmp_path / "line.png", "--agent", wrong, "-o", tmp_path / "o.svg")
+    assert run.returncode == 2 and "strokenet_agent" in run.stderr
