@@ -77,7 +77,7 @@ def atelier(*argv):
 VARIANTS = {  # name -> (keyframes, extra train words)
     "flow": ([0], []),
     "motion": ([0], ["--motion", SCENE / "motion"]),
-    "motion_no_prefilter": ([0], ["--motion", SCENE / "motion", "--no-prefilter"]),
+    "motion_prefilter": ([0], ["--motion", SCENE / "motion", "--prefilter"]),
     "motion_first_last": ([0, -1], ["--motion", SCENE / "motion"]),
     "published": ([0], ["--motion", SCENE / "motion", "--config", "published"]),
 }
@@ -107,23 +107,23 @@ def baselines(painter, frames, gt):
     return {"identity": score(SCENE / "frames", gt, [0]), "static_copy": score(static, gt, [0])}
 
 
-def step_speed(steps=6):
+def step_speed(steps=6, device="cpu"):
     """Seconds per training step and per patch of both configurations on the same data."""
     import torch
     from core.progress import SilentProgress
     from core.stylize import model as sty
     torch.set_num_threads(1)  # one thread: on the shared machine two were 10x slower
     rng = np.random.default_rng(0)
-    inputs = rng.uniform(0, 1, (1, 256, 256, 6)).astype(np.float32)
+    inputs = rng.uniform(0, 1, (1, 256, 256, 7)).astype(np.float32)
     result = {}
     for name, config in sty.CONFIGS.items():
-        sty.train(inputs, inputs[..., :3], np.ones((1, 256, 256), np.float32), config, SilentProgress(), steps=1)
-        _, summary = sty.train(inputs, inputs[..., :3], np.ones((1, 256, 256), np.float32), config,
-                               SilentProgress(), steps=steps)
+        data = (inputs, inputs[..., :3], np.ones((1, 256, 256), np.float32), config, SilentProgress())
+        sty.train(*data, steps=2, device=torch.device(device))  # warm-up
+        _, summary = sty.train(*data, steps=steps, device=torch.device(device))
         result[name] = {"seconds_per_step": summary["seconds_per_step"],
                         "ms_per_patch": round(1000 * summary["seconds_per_step"] / config["batch"], 2),
                         "batch": config["batch"], "patch": config["patch"],
-                        "parameters": sum(p.numel() for p in sty.Generator(6, **config).parameters())}
+                        "parameters": sum(p.numel() for p in sty.Generator(7, **config).parameters())}
     result["speedup_per_step"] = round(result["published"]["seconds_per_step"] / result["fast"]["seconds_per_step"], 2)
     result["speedup_per_patch"] = round(result["published"]["ms_per_patch"] / result["fast"]["ms_per_patch"], 2)
     return result
@@ -133,10 +133,10 @@ def inference_fps(device="cpu"):
     import torch
     from core.stylize import model as sty
     torch.set_num_threads(1)
-    generator = sty.Generator(6, **sty.FAST).eval()
+    generator = sty.Generator(7, **sty.FAST).eval()
     result = {}
     for label, (h, w), count in (("256x256", (256, 256), 8), ("640x640", (640, 640), 3), ("1920x1080", (1080, 1920), 2)):
-        frames = np.random.default_rng(0).uniform(0, 1, (count, h, w, 6)).astype(np.float32)
+        frames = np.random.default_rng(0).uniform(0, 1, (count, h, w, 7)).astype(np.float32)
         sty.stylize_frames(generator, frames[:1], device=torch.device(device))  # warm-up
         started = time.monotonic()
         sty.stylize_frames(generator, frames, device=torch.device(device))
@@ -156,7 +156,7 @@ def main():
     args = parser.parse_args()
     report = {"note": "timings on a shared 2-core CPU under contention from other jobs; speed figures with 1 torch thread"}
     report["inference_fps_network"] = {args.device: inference_fps(args.device)}
-    report["training_step"] = step_speed()
+    report["training_step"] = {args.device: step_speed(device=args.device)}
     if args.fps:
         print(json.dumps(report))
         return

@@ -80,10 +80,12 @@ def train_command(args, progress):
         raise AtelierError(f"{args.frames}: frames of {size[1]}x{size[0]} are smaller than a {config['patch']}px patch")
     reference = min(keyframes)
     progress.stage("guides", 1)
-    inputs = build_inputs(frames, motion, reference, args.guide, args.seed, not args.no_prefilter)
-    threads = _threads()
+    inputs = build_inputs(frames, motion, reference, args.guide, args.seed, args.prefilter)
+    from ..device import torch_device
+    device = torch_device()
+    threads = _threads() if device.type == "cpu" else 0
     meta = {"hyperparameters": {"in_channels": int(inputs.shape[-1]), "config": config, "guide": args.guide,
-                                "prefilter": not args.no_prefilter, "reference": reference, "seed": args.seed,
+                                "prefilter": args.prefilter, "reference": reference, "seed": args.seed,
                                 "adversarial": args.adversarial, "lr": args.lr},
             "training": {"frames": n, "size": [int(size[1]), int(size[0])], "keyframes": sorted(keyframes),
                          "motion": "blender vector pass" if motion else "optical flow"}}
@@ -93,7 +95,8 @@ def train_command(args, progress):
 
     generator, summary = sty.train(inputs[sorted(keyframes)], paintings, mask_images, config, progress,
                                    minutes=args.minutes, steps=args.steps, lr=args.lr,
-                                   adversarial=args.adversarial, seed=args.seed, checkpoint=checkpoint)
+                                   adversarial=args.adversarial, seed=args.seed, checkpoint=checkpoint,
+                                   device=device)
     checkpoint(generator, summary)
     result = {"model": str(output), **summary, "motion": meta["training"]["motion"], "threads": threads}
     if args.stylize_to:
@@ -156,7 +159,8 @@ def register(commands):
     train.add_argument("--patch", type=int, help="training patch size (default from the configuration)")
     train.add_argument("--guide", choices=("gaussian", "none"), default="gaussian",
                        help="temporal guide channels: advected Gaussian mixture (default) or none")
-    train.add_argument("--no-prefilter", action="store_true", help="skip the temporal bilateral pre-filter")
+    train.add_argument("--prefilter", action="store_true",
+                       help="temporal bilateral pre-filter of the frames (for noisy footage; clean renders need none)")
     train.add_argument("--adversarial", type=float, default=0.0, help="weight of the patch discriminator (0: off)")
     train.add_argument("--lr", type=float, default=4e-4)
     train.add_argument("--seed", type=int, default=0)

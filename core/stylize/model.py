@@ -159,7 +159,7 @@ class PatchSampler:
 
 
 def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None, lr=4e-4,
-          adversarial=0.0, seed=0, checkpoint=None):
+          adversarial=0.0, seed=0, checkpoint=None, device=None):
     """Train a generator on keyframe patches; returns ``(generator, summary)``.
 
     ``inputs``: K x H x W x C network inputs of the keyframes, ``paintings``: K x H x W x 3,
@@ -171,12 +171,13 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     sampler = PatchSampler(inputs, paintings, masks, config["patch"], rng)
-    generator = Generator(inputs.shape[-1], **config).to(memory_format=torch.channels_last)
+    device = device or torch.device("cpu")
+    generator = Generator(inputs.shape[-1], **config).to(device, memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
     # cosine decay over the budget (steps or time): the last steps refine thin lines and edges
     schedule = lambda fraction: lr * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
     if adversarial:
-        discriminator = Discriminator()
+        discriminator = Discriminator().to(device)
         d_optimiser = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
     budget = minutes * 60.0
     total = steps if steps is not None else budget
@@ -188,7 +189,7 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
             elapsed = time.monotonic() - started
             for group in optimiser.param_groups:
                 group["lr"] = schedule(step / steps if steps is not None else elapsed / budget)
-            x, y = sampler.sample(config["batch"])
+            x, y = (t.to(device, non_blocking=True) for t in sampler.sample(config["batch"]))
             out = generator(x)
             l1, perceptual = F.l1_loss(out, y), pyramid_loss(out, y)
             loss = l1 + perceptual
@@ -222,6 +223,7 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
 
 
 def save(path, generator, meta):
+    """Write the generator's weights (float32, on the CPU) and ``meta`` as a ``stylize`` model file."""
     tensors = {name: value.detach().cpu().float().numpy() for name, value in generator.state_dict().items()
                if value.dtype.is_floating_point}
     save_model(path, KIND, tensors, meta)

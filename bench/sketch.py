@@ -1,0 +1,158 @@
+"""Sketch-RNN benchmark: training throughput vs a straightforward port, sampling speed, L_R / L_KL.
+
+Prints one JSON object.  Sections (all on CPU, 2 threads):
+
+* ``training``: sketches per second at the reference size (encoder 256, LSTM decoder 512, z 128,
+  batch 100, sequences padded to 250) for this implementation and for a straightforward port of
+  the reference (one ``cat([x, z, h]) @ W`` per step, autograd through every step);
+* ``sampling``: the numpy runtime, a batch of 100 and one sketch at a time, shipped model and
+  reference size;
+* ``quality``: L_R and L_KL of the shipped models on their test splits, and of a small model
+  trained for ``--budget`` seconds on the Hershey glyphs (a fixed data set).
+
+    .venv/bin/python bench/sketch.py [--budget 300] [--port-steps 2] [--steps 3]
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.modelfile import save_model  # noqa: E402
+from core.progress import SilentProgress  # noqa: E402
+from core.sketch import cells  # noqa: E402
+from core.sketch.cli import _load_clean  # noqa: E402
+from core.sketch.model import (REFERENCE, SMALL, Batches, SketchRNN, evaluate, kl_loss, load_torch_model,  # noqa: E402
+                               recurrent_dropout, reconstruction_loss, to_tensors, train)
+from core.sketch.runtime import SketchModel  # noqa: E402
+from core.sketch.strokes import normalizing_scale  # noqa: E402
+
+ASSETS = Path(__file__).resolve().parents[1] / "core/assets/sketch"
+
+
+class PortedSketchRNN(SketchRNN):
+    """The straightforward port: every step concatenates its inputs and multiplies by the full weights."""
+
+    def _lstm(self, inputs, h, c, W, b, mask):
+        outputs = []
+        for t in range(inputs.shape[0]):
+            gates = torch.cat([inputs[t], h], 1) @ W + b
+            i, j, f, o = gates.chunk(4, 1)
+            candidate = torch.tanh(j) if mask is None else torch.tanh(j) * mask[t]
+            c = torch.sigmoid(f + 1.0) * c + torch.sigmoid(i) * candidate
+            h = torch.tanh(c) * torch.sigmoid(o)
+            outputs.append(h)
+        return torch.stack(outputs)
+
+    def encode(self, strokes, lengths, dropout=None):
+        p, e = self.p, self.hp["enc_rnn_size"]
+        x = strokes.transpose(0, 1)
+        batch, finals = x.shape[1], []
+        reverse = torch.stack([torch.cat([s[:n].flip(0), s[n:]]) for s, n in zip(strokes, lengths)]).transpose(0, 1)
+        for direction, inputs in (("fw", x), ("bw", reverse)):
+            W = torch.cat([p[f"encoder.{direction}.W_x"], p[f"encoder.{direction}.W_h"]])
+            zeros = x.new_zeros(batch, e)
+            hs = self._lstm(inputs, zeros, zeros, W, p[f"encoder.{direction}.b"],
+                            dropout(x.shape[0], batch, e) if dropout else None)
+            finals.append(hs[lengths - 1, torch.arange(batch)])
+        h = torch.cat(finals, -1)
+        return h @ p["mu.W"] + p["mu.b"], h @ p["presig.W"] + p["presig.b"]
+
+    def decode(self, inputs, z, dropout=None):
+        p, n = self.p, self.hp["dec_rnn_size"]
+        x = inputs.transpose(0, 1)
+        x = torch.cat([x, z[None].expand(x.shape[0], -1, -1)], -1)
+        h, c = cells.split_state(self.initial_state(z, x.shape[1], x), self.hp)
+        W = torch.cat([p["decoder.W_x"], p["decoder.W_h"]])
+        hs = self._lstm(x, h, c, W, p["decoder.b"], dropout(x.shape[0], x.shape[1], n) if dropout else None)
+        return (hs @ p["output.W"] + p["output.b"]).transpose(0, 1)
+
+
+def training_throughput(model_class, batches, hp, steps):
+    model = model_class(hp)
+    optimizer = torch.optim.Adam(model.parameters(), lr=hp["learning_rate"])
+    dropout = recurrent_dropout(hp["recurrent_dropout_keep"])
+    times = []
+    for _ in range(steps + 1):  # the first step warms up allocators and is not counted
+        started = time.perf_counter()
+        batch, lengths = batches.random()
+        y, mu, presig = model(batch, lengths, dropout=dropout)
+        offsets, pen = reconstruction_loss(y, batch[:, 1:], hp["num_mixture"])
+        loss = offsets + pen + hp["kl_weight"] * torch.clamp(kl_loss(mu, presig), min=hp["kl_tolerance"])
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_value_(model.parameters(), hp["grad_clip"])
+        optimizer.step()
+        times.append(time.perf_counter() - started)
+    seconds = float(np.median(times[1:]))
+    return {"seconds_per_step": round(seconds, 2), "sketches_per_second": round(hp["batch_size"] / seconds, 2)}
+
+
+def sampling_speed(model):
+    started = time.perf_counter()
+    batch = model.sample(100, temperature=0.5, seed=0)
+    batch_seconds = time.perf_counter() - started
+    singles = []
+    for seed in range(5):
+        started = time.perf_counter()
+        model.sample(1, temperature=0.5, seed=seed)
+        singles.append(time.perf_counter() - started)
+    return {"batch100_sketches_per_second": round(100 / batch_seconds, 1),
+            "one_sketch_ms": round(1000 * float(np.median(singles)), 1),
+            "mean_points": round(float(np.mean([len(s) for s in batch])), 1)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--budget", type=float, default=300, help="seconds of small-model training for quality")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps of this implementation")
+    parser.add_argument("--port-steps", type=int, default=2, help="timed steps of the straightforward port")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    result = {"threads": 2, "note": "2-core CPU shared with other jobs: timings taken under contention"}
+
+    kanji, _ = _load_clean("kanji", 250, limit=2000)
+    hp = dict(REFERENCE, max_seq_len=250)
+    batches = Batches(kanji["train"], hp, normalizing_scale(kanji["train"]))
+    ours = training_throughput(SketchRNN, batches, hp, args.steps)
+    port = training_throughput(PortedSketchRNN, batches, hp, args.port_steps)
+    result["training"] = {"size": "enc 256, dec 512 lstm, z 128, batch 100, seq 250", "this": ours,
+                          "straightforward_port": port,
+                          "speedup": round(ours["sketches_per_second"] / port["sketches_per_second"], 2)}
+
+    result["sampling"] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        reference = Path(folder) / "reference.safetensors"
+        model = SketchRNN(dict(REFERENCE))
+        save_model(reference, "sketch_rnn", to_tensors(model), {"hyperparameters": model.hp, "scale": 1.0})
+        result["sampling"]["reference_size_untrained"] = sampling_speed(SketchModel(reference))
+    for name in ("kanji", "hershey"):
+        result["sampling"][f"shipped_{name}"] = sampling_speed(SketchModel(ASSETS / f"{name}.safetensors"))
+
+    result["quality"] = {}
+    for name in ("kanji", "hershey"):
+        model, meta, _ = load_torch_model(ASSETS / f"{name}.safetensors")
+        splits, _ = _load_clean(name, model.hp["max_seq_len"])
+        result["quality"][f"shipped_{name}"] = {
+            **evaluate(model, splits["test"], meta["scale"]),
+            "training": {k: meta["training"].get(k) for k in ("steps", "seconds", "device")}}
+    splits, _ = _load_clean("hershey", 250)
+    hp = dict(SMALL, max_seq_len=max(len(s) for part in splits.values() for s in part), kl_decay_rate=0.9995)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "hershey.safetensors"
+        summary = train(splits, path, hp, minutes=args.budget / 60, progress=SilentProgress(), device="cpu")
+        model, meta, _ = load_torch_model(path)
+        result["quality"][f"small_hershey_{int(args.budget)}s_cpu"] = {
+            **evaluate(model, splits["test"], meta["scale"]), "steps": summary["steps"]}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
