@@ -88,12 +88,17 @@ def test_clean_drops_bad_sketches_and_clamps_gigantic_offsets():
     assert counts == {"empty": 1, "single_point": 1, "too_long": 1, "not_finite": 1, "clamped": 1}
 
 
-def test_grease_pencil_points_to_stroke3_in_the_drawing_plane():
-    front = [np.array([[0, 0, 0], [1, 0, 0], [1, 0, 1]], float), np.array([[2, 0, 2], [3, 0, 2]], float)]
-    stroke3 = S.grease_pencil_to_stroke3(front)
+def test_grease_pencil_points_to_stroke3_and_back():
+    front = [np.array([[0, 0.5, 0], [1, 0.5, 0], [1, 0.5, 1]], float), np.array([[2, 0.5, 2], [3, 0.5, 2]], float)]
+    stroke3, placement = S.grease_pencil_to_stroke3(front)
     lines = S.stroke3_to_polylines(stroke3)
-    assert len(lines) == 2
-    np.testing.assert_allclose(lines[0][2] - lines[0][1], [0, -1])  # z up becomes y down
+    assert len(lines) == 2 and np.ptp(np.concatenate(lines), axis=0).max() == pytest.approx(255)
+    assert lines[0][2, 1] < lines[0][1, 1]  # z up becomes y down
+    back = S.stroke3_to_grease_pencil(stroke3, placement)
+    for original, rebuilt in zip(front, back):
+        np.testing.assert_allclose(rebuilt, original, atol=1e-5)
+    with pytest.raises(AtelierError, match="no strokes"):
+        S.grease_pencil_to_stroke3([])
 
 
 # ----------------------------------------------------------------------------- loaders

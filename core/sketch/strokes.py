@@ -104,14 +104,18 @@ def rdp(points, epsilon):
     return points[keep]
 
 
+def _fit(points, size):
+    """Corner and scale that map ``points`` so their longer side is ``size``."""
+    low, extent = points.min(0), (points.max(0) - points.min(0)).max()
+    return low, (size / extent if extent > 0 else 1.0)
+
+
 def simplify_polylines(polylines, epsilon=2.0, size=255.0):
     """Scale a drawing so its longer side is ``size`` and simplify each stroke with RDP (the QuickDraw recipe)."""
     lines = [np.asarray(line, np.float64).reshape(-1, 2) for line in polylines if len(line)]
     if not lines:
         return []
-    points = np.concatenate(lines)
-    low, extent = points.min(0), (points.max(0) - points.min(0)).max()
-    scale = size / extent if extent > 0 else 1.0
+    low, scale = _fit(np.concatenate(lines), size)
     return [rdp((line - low) * scale, epsilon) for line in lines]
 
 
@@ -432,18 +436,43 @@ def hershey_polylines(fonts=None):
     return drawings
 
 
-def grease_pencil_to_stroke3(strokes):
-    """Grease-pencil points (a list of ``(K, 3)`` arrays) -> stroke-3 in the drawing's plane.
+def grease_pencil_to_stroke3(strokes, epsilon=2.0, size=255.0):
+    """Grease-pencil points (a list of ``(K, 3)`` arrays) -> ``(stroke3, placement)``.
 
-    The plane is spanned by the two axes along which the drawing spreads most (front view: x, z);
-    its vertical axis is flipped so ``y`` points down as in the training data.
+    The drawing's plane is spanned by the two axes along which it spreads most (front view: x, z);
+    its vertical axis is flipped so ``y`` points down as in the training data.  It is scaled and
+    simplified as the training data was (:func:`simplify_polylines`).  ``placement`` maps model
+    points back into the drawing's space (:func:`stroke3_to_grease_pencil`).
     """
     lines = [np.asarray(s, np.float64).reshape(-1, 3) for s in strokes if len(s)]
     if not lines:
-        return np.zeros((0, 3), np.float32)
-    spread = np.ptp(np.concatenate(lines), axis=0)
-    first, second = sorted(np.argsort(spread)[1:])
-    return polylines_to_stroke3([np.column_stack([line[:, first], -line[:, second]]) for line in lines])
+        raise AtelierError("the drawing has no strokes")
+    points = np.concatenate(lines)
+    depth_axis, first, second = np.argsort(np.ptp(points, axis=0))
+    first, second = sorted((first, second))
+    flat = [np.column_stack([line[:, first], -line[:, second]]) for line in lines]
+    low, scale = _fit(np.concatenate(flat), size)
+    simplified = [rdp((line - low) * scale, epsilon) for line in flat]
+    model_points = np.concatenate(simplified)
+    placement = {"axes": (int(first), int(second), int(depth_axis)), "depth": float(points[:, depth_axis].mean()),
+                 "low": low, "scale": scale, "centre": (model_points.min(0) + model_points.max(0)) / 2}
+    return polylines_to_stroke3(simplified), placement
+
+
+def stroke3_to_grease_pencil(stroke3, placement, start=(0.0, 0.0)):
+    """Model-space stroke-3 -> ``(K, 3)`` polylines in the space the ``placement`` came from.
+
+    ``start``: where the pen is before the first row, relative to the drawing's centre (the sum of
+    a prefix's offsets when continuing it).
+    """
+    first, second, depth_axis = placement["axes"]
+    result = []
+    for line in stroke3_to_polylines(stroke3):
+        flat = (line + np.asarray(start) + placement["centre"]) / placement["scale"] + placement["low"]
+        points = np.full((len(line), 3), placement["depth"])
+        points[:, first], points[:, second] = flat[:, 0], -flat[:, 1]
+        result.append(points.astype(np.float32))
+    return result
 
 
 def _split(sketches, seed=0, fractions=(0.9, 0.05)):
