@@ -162,7 +162,7 @@ def register(commands):
     train.add_argument("--prefilter", action="store_true",
                        help="temporal bilateral pre-filter of the frames (for noisy footage; clean renders need none)")
     train.add_argument("--adversarial", type=float, default=0.0, help="weight of the patch discriminator (0: off)")
-    train.add_argument("--lr", type=float, default=4e-4)
+    train.add_argument("--lr", type=float, default=4e-3, help="Adam learning rate, cosine-decayed (default 4e-3)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
     train.add_argument("--stylize-to", metavar="OUT_DIR", help="then stylise every frame into this new folder")

@@ -158,7 +158,7 @@ class PatchSampler:
         return x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
 
 
-def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None, lr=4e-4,
+def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None, lr=4e-3,
           adversarial=0.0, seed=0, checkpoint=None, device=None):
     """Train a generator on keyframe patches; returns ``(generator, summary)``.
 
