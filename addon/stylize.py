@@ -207,12 +207,14 @@ def _keyframe_words(settings, folder):
     return words
 
 
-def _frames_dir(settings):
+def _sequence_words(settings):
+    """``(frames folder, a NEW output folder beside it, --motion words)`` from the panel's settings."""
     frames = _abs(settings.frames_dir)
     if not frames or not frames.is_dir():
         raise AtelierError(f"{settings.frames_dir or 'Frames'}: choose the folder of rendered frames "
                            "(or use Render with Motion)")
-    return frames
+    motion = ["--motion", str(_abs(settings.motion_dir))] if settings.motion_dir else []
+    return frames, unique_path(frames.with_name(frames.name + "_stylised")), motion
 
 
 def _finish_output(operator, context, summary, label):
@@ -233,15 +235,11 @@ class ATELIER_OT_stylize_train(WorkerOperator, bpy.types.Operator):
 
     def worker_argv(self, context):
         settings = context.scene.atelier_stylize
-        frames = _frames_dir(settings)
+        frames, output, motion = _sequence_words(settings)
         words = _keyframe_words(settings, tempfile.mkdtemp(prefix="atelier_stylize_"))
         model = unique_path(models_dir() / f"stylize_{bpy.path.clean_name(context.scene.name)}.safetensors")
-        self._output = unique_path(frames.with_name(frames.name + "_stylised"))
-        argv = ["stylize", "train", "--frames", str(frames), *words, "--minutes", f"{settings.minutes:g}",
-                "-o", str(model), "--stylize-to", str(self._output)]
-        if settings.motion_dir:
-            argv += ["--motion", str(_abs(settings.motion_dir))]
-        return argv
+        return ["stylize", "train", "--frames", str(frames), *words, *motion, "--minutes", f"{settings.minutes:g}",
+                "-o", str(model), "--stylize-to", str(output)]
 
     def finish(self, context, summary):
         context.scene.atelier_stylize.model_path = summary["model"]
@@ -256,15 +254,11 @@ class ATELIER_OT_stylize_run(WorkerOperator, bpy.types.Operator):
 
     def worker_argv(self, context):
         settings = context.scene.atelier_stylize
-        frames = _frames_dir(settings)
+        frames, output, motion = _sequence_words(settings)
         model = _abs(settings.model_path)
         if not model or not model.is_file():
             raise AtelierError(f"{settings.model_path or 'Model'}: choose a trained stylisation model")
-        output = unique_path(frames.with_name(frames.name + "_stylised"))
-        argv = ["stylize", "run", str(model), "--frames", str(frames), "-o", str(output)]
-        if settings.motion_dir:
-            argv += ["--motion", str(_abs(settings.motion_dir))]
-        return argv
+        return ["stylize", "run", str(model), "--frames", str(frames), *motion, "-o", str(output)]
 
     def finish(self, context, summary):
         return _finish_output(self, context, summary, "Stylised")

@@ -54,6 +54,9 @@ def test_training_steps_lower_the_loss_and_the_model_round_trips(tmp_path):
     with torch.no_grad():
         assert torch.allclose(loaded(x), generator(x), atol=1e-6)
     assert meta["kind"] == "stylize"
+    _, summary = sty.train(inputs, paintings, np.ones((1, 48, 48), np.float32), config, SilentProgress(),
+                           steps=2, adversarial=0.5)  # with the patch discriminator
+    assert np.isfinite(summary["loss"])
 
 
 def test_tiled_inference_equals_untiled():

@@ -11,12 +11,13 @@ Differences to the reference implementation, all for 2 CPU cores and no download
 
 * The perceptual loss used VGG features; here a Laplacian-pyramid L1 (§ ``pyramid_loss``)
   stands in for it (no pretrained weights exist offline).  The patch discriminator is optional.
-* ``FAST`` is a narrower generator without normalisation and with 3x3 instead of 7x7 full-resolution
-  convolutions; ``PUBLISHED`` is the paper's configuration, kept for comparison (bench/stylize.py).
-  No normalisation also makes tiled inference exact (no per-tile statistics).
+* ``FAST`` is a narrower generator (3 instead of 7 ResNet blocks, a 32-channel decoder) without
+  normalisation and with 3x3 instead of 7x7 full-resolution convolutions, trained with a higher,
+  cosine-decayed learning rate: about 13x less time per step on one CPU thread and better
+  figures in the same minutes.  ``PUBLISHED`` is the paper's configuration, kept for comparison
+  (bench/stylize.py).  No normalisation also makes tiled inference exact (no per-tile statistics).
 """
 
-import copy
 import math
 import time
 
@@ -163,8 +164,8 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
     """Train a generator on keyframe patches; returns ``(generator, summary)``.
 
     ``inputs``: K x H x W x C network inputs of the keyframes, ``paintings``: K x H x W x 3,
-    ``masks``: K x H x W.  Loss ``L = |ŷ − y|₁ + pyramid_loss(ŷ, y) + λ_adv·L_adv`` (the
-    reference weighs L1, perceptual and adversarial terms the same way, with VGG features).
+    ``masks``: K x H x W.  Loss ``L = |ŷ − y|₁ + pyramid_loss(ŷ, y) + λ_adv·L_adv`` (the reference
+    sums L1, VGG-perceptual and adversarial terms; λ_adv = 0 switches the discriminator off).
     Stops after ``minutes`` or ``steps``; ``checkpoint(generator, summary)`` is called every
     30 s; on Ctrl-C / Cancelled the last checkpoint stays written and the exception propagates.
     """
