@@ -110,11 +110,15 @@ def train_argv(folder, painted, model, *extra):
 def test_cli_trains_and_stylises_end_to_end(sequence, tmp_path):
     folder, painted = sequence
     model, out = tmp_path / "m.safetensors", tmp_path / "out"
-    summary = run_command(train_argv(folder, painted, model, "--stylize-to", str(out)), SilentProgress())
+    last, mask = tmp_path / "last.png", tmp_path / "mask.png"
+    write_image(last, 1.0 - read_image(folder / "frame_0005.png"))
+    write_image(mask, np.concatenate([np.ones((SIZE[0], SIZE[1] // 2)), np.zeros((SIZE[0], SIZE[1] // 2))], 1))
+    summary = run_command(train_argv(folder, painted, model, "--keyframe", f"4={last}", "--mask", f"4={mask}",
+                                     "--stylize-to", str(out)), SilentProgress())
     assert summary["steps"] == 3 and summary["frames"] == 5
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in folder.iterdir())
     _, meta = read_model(model, "stylize")
-    assert meta["hyperparameters"]["guide"] == "gaussian" and meta["training"]["keyframes"] == [0]
+    assert meta["hyperparameters"]["guide"] == "gaussian" and meta["training"]["keyframes"] == [0, 4]
     again = tmp_path / "again"
     summary = run_command(["stylize", "run", str(model), "--frames", str(folder), "--only", "frame_0004.png,1",
                            "-o", str(again)], SilentProgress())
@@ -173,3 +177,13 @@ def test_bad_input_is_refused_before_training(sequence, tmp_path):
     write_image(folder / "frame_0006.exr", np.zeros((*SIZE, 3)))
     bad(train_argv(folder, painted, model), "EXR frames")
     assert not model.exists()
+
+
+def test_patches_come_from_the_masked_area():
+    inputs = np.zeros((2, 40, 60, 3), np.float32)
+    masks = np.zeros((2, 40, 60), np.float32)
+    masks[1, :, 40:] = 1.0
+    sampler = sty.PatchSampler(inputs, inputs, masks, 8, np.random.default_rng(0))
+    assert set(sampler.centres[:, 0]) == {1} and sampler.centres[:, 2].min() >= 40
+    x, y = sampler.sample(5)
+    assert x.shape == (5, 3, 8, 8) and y.shape == (5, 3, 8, 8)
