@@ -11,7 +11,7 @@ Zheng, Jiang & Huang, "StrokeNet: A Neural Painting Environment", ICLR 2019, sec
 * **decoder** - conv / deconv layers turn segment and brush features into the 64 x 64
   ink-coverage image (sigmoid).
 
-Trained by regression (MSE) on random strokes drawn by the real painter (``painter.py``).
+Trained (per-pixel cross-entropy) on random strokes drawn by the real painter (``painter.py``).
 """
 
 import time
@@ -73,9 +73,13 @@ class Generator(nn.Module):
             nn.ConvTranspose2d(channels, channels // 2, 4, 2, 1), nn.ReLU(),
             nn.Conv2d(channels // 2, channels // 2, 3, padding=1), nn.ReLU(),
             nn.Conv2d(channels // 2, 1, 3, padding=1))
+        nn.init.constant_(self.decoder[-1].bias, -3.0)  # start from mostly-blank paper, as the targets are
 
     def forward(self, points, brush):
         """points (B, n, 3), brush (B,) -> ink coverage (B, 64, 64)."""
+        return torch.sigmoid(self.logits(points, brush))
+
+    def logits(self, points, brush):
         b, n, _ = points.shape
         maps = self.position(points[..., :2])                                  # (B, n, M, M)
         pressure = points[..., 2, None, None]
@@ -83,7 +87,7 @@ class Generator(nn.Module):
                              maps[:, 1:] * pressure[:, 1:]], 2)                 # (B, n-1, 4, M, M)
         segments = self.segment(pairs.flatten(0, 1)).unflatten(0, (b, n - 1)).amax(1)
         brush = self.brush(brush[:, None])[..., None, None].expand(-1, -1, MAP, MAP)
-        return torch.sigmoid(self.decoder(torch.cat([segments, brush], 1)).squeeze(1))
+        return self.decoder(torch.cat([segments, brush], 1)).squeeze(1)
 
 
 def save_generator(path, model, training):
@@ -109,7 +113,8 @@ def stroke_batch(rng, count, device):
 def train_generator(path, minutes, progress, batch=64, seed=0, device="cpu", pretrain_fraction=0.1):
     """Pre-train the position encoder on Gaussian blobs, then the whole generator on painter renders.
 
-    Loss: MSE(G(stroke), painter(stroke)), Adam.  Runs ``minutes`` of wall time; the file at
+    Loss: binary cross-entropy of G's logits against the painter's coverage (fidelity is reported
+    as MSE), Adam.  Runs ``minutes`` of wall time; the file at
     ``path`` is written at the end and on interruption (the last completed step).
     """
     torch.manual_seed(seed)
@@ -132,19 +137,20 @@ def train_generator(path, minutes, progress, batch=64, seed=0, device="cpu", pre
         optimiser = torch.optim.Adam(model.parameters(), 1e-3)
         while time.monotonic() - started < budget:
             points, brush, target = stroke_batch(rng, batch, device)
-            loss = F.mse_loss(model(points, brush), target)
+            # cross-entropy against the coverage: unlike MSE through a sigmoid it never stalls on blank output
+            loss = F.binary_cross_entropy_with_logits(model.logits(points, brush), target)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             step, loss_value = step + 1, loss.item()
-            progress.update(time.monotonic() - started, step=step, mse=loss_value)
+            progress.update(time.monotonic() - started, step=step, bce=loss_value)
     except (KeyboardInterrupt, Cancelled):
-        save_generator(path, model, {"steps": step, "mse": loss_value, "interrupted": True})
+        save_generator(path, model, {"steps": step, "bce": loss_value, "interrupted": True})
         raise
     fidelity = evaluate_generator(model, device=device)
-    save_generator(path, model, {"steps": step, "mse": loss_value, "seconds": round(time.monotonic() - started, 1),
+    save_generator(path, model, {"steps": step, "bce": loss_value, "seconds": round(time.monotonic() - started, 1),
                                  **fidelity})
-    return {"steps": step, "train_mse": loss_value, **fidelity}
+    return {"steps": step, "train_bce": loss_value, **fidelity}
 
 
 def evaluate_generator(model, count=64, seed=12345, device="cpu"):

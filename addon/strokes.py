@@ -1,0 +1,179 @@
+"""StrokeNet in Blender: "Image to Strokes" turns an image into a new grease-pencil drawing.
+
+The agent runs in the worker (``atelier strokes paint ... --json``); ``finish`` builds a NEW
+grease-pencil object from the JSON: per-point radius from the pen pressure, optional
+per-stroke colour, optionally drawn stroke by stroke.  The drawing lies on the image's own
+plane when the image is a reference image (image empty), else on a plane through the 3D
+cursor facing the active camera.
+"""
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import bpy
+import numpy as np
+from mathutils import Matrix, Vector
+
+from ..core.errors import AtelierError
+from . import gpencil
+from .images import image_file_for_worker
+from .jobs import WorkerOperator
+
+
+class AtelierStrokesSettings(bpy.types.PropertyGroup):
+    source: bpy.props.EnumProperty(name="Source", items=[("IMAGE", "Image", "An image datablock"),
+                                                         ("FILE", "File", "An image file on disk")], default="IMAGE")
+    image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image, description="The picture to redraw")
+    filepath: bpy.props.StringProperty(name="File", subtype="FILE_PATH", description="The picture to redraw")
+    strokes: bpy.props.IntProperty(name="Strokes", default=8, min=1, max=32,
+                                   description="At most this many strokes (fewer when a new one no longer helps)")
+    colour: bpy.props.BoolProperty(name="Colour", default=False, description="Each stroke takes the picture's colour under it")
+    invert: bpy.props.BoolProperty(name="Light on dark", default=False,
+                                   description="Force light ink on dark paper (otherwise detected from the border)")
+    refine: bpy.props.IntProperty(name="Refine steps", default=30, min=0, max=500,
+                                  description="Gradient steps through the real painter after the agent drew")
+    size: bpy.props.FloatProperty(name="Size", default=2.0, min=0.001, subtype="DISTANCE",
+                                  description="Width of the drawing's longer side (not used on a reference image)")
+    animate: bpy.props.BoolProperty(name="Animate", default=False, description="Strokes appear one after another")
+    frames: bpy.props.IntProperty(name="Frames", default=48, min=1, description="Frames the drawing takes to appear")
+
+
+def settings_of(context):
+    return context.scene.atelier_strokes
+
+
+def reference_empty(context, image):
+    """The active object when it is an image empty showing ``image`` (the drawing then goes on its plane)."""
+    obj = context.active_object
+    if obj is not None and obj.type == "EMPTY" and obj.empty_display_type == "IMAGE" and obj.data == image:
+        return obj
+    return None
+
+
+def placement(context, image):
+    """(matrix_world, size): where the drawing's square frame lies and how wide it is."""
+    settings = settings_of(context)
+    empty = reference_empty(context, image) if image is not None else None
+    if empty is not None:
+        offset = Vector(empty.empty_image_offset) + Vector((0.5, 0.5))  # (0, 0) = centred on the origin
+        size = empty.empty_display_size
+        aspect = Vector(image.size) / max(image.size) if max(image.size) else Vector((1, 1))
+        shift = Matrix.Translation((offset.x * size * aspect.x, offset.y * size * aspect.y, 0))
+        return empty.matrix_world @ shift, size
+    camera = context.scene.camera
+    rotation = camera.matrix_world.to_quaternion().to_matrix().to_4x4() if camera else Matrix.Rotation(np.pi / 2, 4, "X")
+    return Matrix.Translation(context.scene.cursor.location) @ rotation, settings.size
+
+
+def gp_strokes(result, matrix, size):
+    """The worker's strokes (positions in [-1, 1] over the square frame, y down) -> create_drawing strokes."""
+    strokes = []
+    for stroke in result["strokes"]:
+        uv = np.asarray(stroke["positions"], np.float32)
+        local = np.column_stack([uv[:, 0] * size / 2, -uv[:, 1] * size / 2, np.zeros(len(uv))])
+        world = np.array([matrix @ Vector(p) for p in local], np.float32)
+        strokes.append({"points": world, "radius": np.asarray(stroke["radii"], np.float32) * size * matrix.to_scale().x,
+                        "color": (*stroke["colour"], 1.0)})
+    return strokes
+
+
+class ATELIER_OT_strokes_image_to_strokes(WorkerOperator, bpy.types.Operator):
+    """Redraw an image with StrokeNet strokes as a new grease-pencil object (the image is only read)"""
+    bl_idname = "atelier.strokes_image_to_strokes"
+    bl_label = "Image to Strokes"
+
+    def worker_argv(self, context):
+        settings = settings_of(context)
+        self._folder = Path(tempfile.mkdtemp(prefix="atelier_strokes_"))
+        if settings.source == "IMAGE":
+            if settings.image is None:
+                raise AtelierError("choose an image to redraw (Image), or switch Source to File")
+            path = image_file_for_worker(settings.image, self._folder)
+            self._image = settings.image
+        else:
+            path = Path(bpy.path.abspath(settings.filepath)) if settings.filepath else None
+            if path is None or not path.is_file():
+                raise AtelierError(f"{settings.filepath or '(no file)'}: no such image file")
+            self._image = None
+        argv = ["strokes", "paint", str(path), "--strokes", str(settings.strokes), "--refine", str(settings.refine),
+                "-o", str(self._folder / "strokes.svg"), "--json", str(self._folder / "strokes.json")]
+        return argv + (["--colour"] if settings.colour else []) + (["--invert"] if settings.invert else [])
+
+    def finish(self, context, summary):
+        settings = settings_of(context)
+        try:
+            result = json.loads(Path(summary["json"]).read_text())
+        finally:
+            shutil.rmtree(self._folder, ignore_errors=True)
+        matrix, size = placement(context, self._image)
+        name = f"{Path(result['image']).stem} strokes"
+        material = gpencil.new_stroke_material(f"{name} ink", (0.0, 0.0, 0.0, 1.0))
+        obj = gpencil.create_drawing(context, name, gp_strokes(result, matrix, size), animate=settings.animate,
+                                     frame_start=context.scene.frame_current, frame_count=settings.frames,
+                                     material=material)
+        if settings.colour:
+            material.grease_pencil.color = (1.0, 1.0, 1.0, 1.0)  # vertex colours carry the strokes' colours
+        for selected in context.selected_objects:
+            selected.select_set(False)
+        obj.select_set(True)
+        context.view_layer.objects.active = obj
+        self.report({"INFO"}, f"Drew {summary['strokes']} strokes")
+        return {"FINISHED"}
+
+
+def _draw(layout, context):
+    settings = settings_of(context)
+    layout.prop(settings, "source", expand=True)
+    if settings.source == "IMAGE":
+        layout.template_ID(settings, "image", open="image.open")
+    else:
+        layout.prop(settings, "filepath")
+    layout.prop(settings, "strokes")
+    row = layout.row()
+    row.prop(settings, "colour")
+    row.prop(settings, "invert")
+    layout.prop(settings, "refine")
+    layout.prop(settings, "size")
+    row = layout.row()
+    row.prop(settings, "animate")
+    sub = row.row()
+    sub.active = settings.animate
+    sub.prop(settings, "frames")
+    layout.operator(ATELIER_OT_strokes_image_to_strokes.bl_idname, icon="GREASEPENCIL")
+
+
+class _StrokesPanel:
+    bl_region_type = "UI"
+    bl_category = "Atelier"
+    bl_label = "Image to Strokes"
+
+    def draw(self, context):
+        _draw(self.layout, context)
+
+
+class ATELIER_PT_strokes_image(_StrokesPanel, bpy.types.Panel):
+    bl_space_type = "IMAGE_EDITOR"
+    bl_idname = "ATELIER_PT_strokes_image"
+
+
+class ATELIER_PT_strokes_view3d(_StrokesPanel, bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_idname = "ATELIER_PT_strokes_view3d"
+
+
+classes = (AtelierStrokesSettings, ATELIER_OT_strokes_image_to_strokes, ATELIER_PT_strokes_image,
+           ATELIER_PT_strokes_view3d)
+
+
+def register():
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.atelier_strokes = bpy.props.PointerProperty(type=AtelierStrokesSettings)
+
+
+def unregister():
+    del bpy.types.Scene.atelier_strokes
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)
