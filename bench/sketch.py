@@ -29,8 +29,8 @@ from core.modelfile import save_model  # noqa: E402
 from core.progress import SilentProgress  # noqa: E402
 from core.sketch import cells  # noqa: E402
 from core.sketch.cli import _load_clean  # noqa: E402
-from core.sketch.model import (REFERENCE, SMALL, Batches, SketchRNN, evaluate, kl_loss, load_torch_model,  # noqa: E402
-                               recurrent_dropout, reconstruction_loss, to_tensors, train)
+from core.sketch.model import (REFERENCE, SMALL, Batches, SketchRNN, evaluate, fast_bf16, kl_loss,  # noqa: E402
+                               load_torch_model, recurrent_dropout, reconstruction_loss, to_tensors, train)
 from core.sketch.runtime import SketchModel  # noqa: E402
 from core.sketch.strokes import normalizing_scale  # noqa: E402
 
@@ -75,8 +75,9 @@ class PortedSketchRNN(SketchRNN):
         return (hs @ p["output.W"] + p["output.b"]).transpose(0, 1)
 
 
-def training_throughput(model_class, batches, hp, steps):
+def training_throughput(model_class, batches, hp, steps, bf16=False):
     model = model_class(hp)
+    model.bf16 = bf16
     optimizer = torch.optim.Adam(model.parameters(), lr=hp["learning_rate"])
     dropout = recurrent_dropout(hp["recurrent_dropout_keep"])
     times = []
@@ -121,11 +122,14 @@ def main():
     kanji, _ = _load_clean("kanji", 250, limit=2000)
     hp = dict(REFERENCE, max_seq_len=250)
     batches = Batches(kanji["train"], hp, normalizing_scale(kanji["train"]))
-    ours = training_throughput(SketchRNN, batches, hp, args.steps)
     port = training_throughput(PortedSketchRNN, batches, hp, args.port_steps)
-    result["training"] = {"size": "enc 256, dec 512 lstm, z 128, batch 100, seq 250", "this": ours,
+    ours_fp32 = training_throughput(SketchRNN, batches, hp, args.steps)
+    ours = training_throughput(SketchRNN, batches, hp, args.steps, bf16=fast_bf16("cpu"))
+    result["training"] = {"size": "enc 256, dec 512 lstm, z 128, batch 100, seq 250",
+                          "this": dict(ours, recurrent_bf16=fast_bf16("cpu")), "this_fp32": ours_fp32,
                           "straightforward_port": port,
-                          "speedup": round(ours["sketches_per_second"] / port["sketches_per_second"], 2)}
+                          "speedup": round(ours["sketches_per_second"] / port["sketches_per_second"], 2),
+                          "speedup_fp32": round(ours_fp32["sketches_per_second"] / port["sketches_per_second"], 2)}
 
     result["sampling"] = {}
     with tempfile.TemporaryDirectory() as folder:

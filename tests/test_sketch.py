@@ -199,6 +199,17 @@ def test_fused_lstm_backward_matches_autograd():
     assert torch.autograd.gradcheck(FusedLSTM.apply, (*inputs, None))
 
 
+def test_bf16_recurrent_products_stay_close_to_float32():
+    torch.manual_seed(0)
+    gates_x, h0, c0 = torch.randn(6, 4, 32), torch.zeros(4, 8), torch.zeros(4, 8)
+    W = (torch.randn(8, 32) * 0.3).requires_grad_()
+    exact = FusedLSTM.apply(gates_x, h0, c0, W, None, False)
+    fast = FusedLSTM.apply(gates_x, h0, c0, W, None, True)
+    assert (fast - exact).abs().max() < 2e-2
+    fast.sum().backward()
+    assert W.grad.dtype == torch.float32 and torch.isfinite(W.grad).all()
+
+
 def test_loss_is_finite_on_extreme_offsets_and_outputs():
     hp = TINY
     target = torch.zeros(2, 10, 5)

@@ -51,7 +51,8 @@ def train(args, progress):
     hp["max_seq_len"] = int(max(len(s) for part in splits.values() for s in part))  # as the reference does
     output = Path(args.output)
     summary = train_model(splits, output, hp, steps=args.steps, minutes=args.minutes, resume=args.resume,
-                          progress=progress, seed=args.seed, device=args.device, info=info)
+                          progress=progress, seed=args.seed, device=args.device, info=info,
+                          precision=args.precision)
     if splits.get("valid"):
         from .model import evaluate, load_torch_model
         model, meta, _ = load_torch_model(output)
@@ -136,6 +137,8 @@ def register(commands):
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt")
     parser.add_argument("--limit", type=int, help="use only the first N drawings of the source")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="recurrent products in bfloat16: auto = on CPUs with AMX matrix units")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(run=train)
 

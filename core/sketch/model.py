@@ -68,17 +68,20 @@ class FusedLSTM(torch.autograd.Function):
 
     ``gates_x``: (T, B, 4n) input contributions with the bias and forget bias already added;
     ``mask``: (T, B, n) recurrent-dropout mask on the candidate, or None.  Returns h for every step.
+    ``bf16``: the recurrent products h W_h run in bfloat16 (4x faster on CPUs with AMX, the usual
+    mixed-precision trade); the state, the element-wise maths and dW_h stay in float32.
     """
 
     @staticmethod
-    def forward(ctx, gates_x, h0, c0, W_h, mask):
+    def forward(ctx, gates_x, h0, c0, W_h, mask, bf16=False):
         steps, n = gates_x.shape[0], h0.shape[-1]
+        W = W_h.bfloat16() if bf16 else W_h
         hs = gates_x.new_empty(steps, *h0.shape)
         cs = gates_x.new_empty(steps, *h0.shape)
         activations = torch.empty_like(gates_x)  # sigma(i), tanh(j), sigma(f), sigma(o)
         h, c = h0, c0
         for t in range(steps):
-            gates = torch.addmm(gates_x[t], h, W_h)
+            gates = gates_x[t] + (h.bfloat16() @ W).float() if bf16 else torch.addmm(gates_x[t], h, W)
             a = activations[t]
             torch.sigmoid(gates, out=a)
             torch.tanh(gates[:, n:2 * n], out=a[:, n:2 * n])
@@ -86,16 +89,17 @@ class FusedLSTM(torch.autograd.Function):
             c = torch.addcmul(a[:, 2 * n:3 * n] * c, a[:, :n], candidate)
             h = a[:, 3 * n:] * torch.tanh(c)
             hs[t], cs[t] = h, c
-        ctx.save_for_backward(h0, c0, W_h, mask, hs, cs, activations)
+        ctx.save_for_backward(h0, c0, W, mask, hs, cs, activations)
+        ctx.bf16 = bf16
         return hs
 
     @staticmethod
     def backward(ctx, grad_hs):
-        h0, c0, W_h, mask, hs, cs, activations = ctx.saved_tensors
+        h0, c0, W, mask, hs, cs, activations = ctx.saved_tensors
         steps, n = hs.shape[0], hs.shape[-1]
         grad_gates = torch.empty_like(activations)
         grad_h, grad_c = torch.zeros_like(h0), torch.zeros_like(c0)
-        W_h_t = W_h.t().contiguous()
+        W_t = W.t().contiguous()
         for t in reversed(range(steps)):
             a = activations[t]
             i, j, f, o = a[:, :n], a[:, n:2 * n], a[:, 2 * n:3 * n], a[:, 3 * n:]
@@ -109,10 +113,10 @@ class FusedLSTM(torch.autograd.Function):
                        grad_c * (cs[t - 1] if t else c0) * f * (1 - f),
                        grad_h * tanh_c * o * (1 - o)], 1, out=grad_gates[t])
             grad_c = grad_c * f
-            grad_h = grad_gates[t] @ W_h_t
+            grad_h = (grad_gates[t].bfloat16() @ W_t).float() if ctx.bf16 else grad_gates[t] @ W_t
         previous_h = torch.cat([h0[None], hs[:-1]]).reshape(-1, n)
         grad_W_h = previous_h.t() @ grad_gates.reshape(-1, 4 * n)
-        return grad_gates, grad_h, grad_c, grad_W_h, None
+        return grad_gates, grad_h, grad_c, grad_W_h, None, None
 
 
 def _ortho(rows, columns, generator):
@@ -133,6 +137,7 @@ class SketchRNN(nn.Module):
     def __init__(self, hp, seed=0):
         super().__init__()
         self.hp = dict(hp)
+        self.bf16 = False  # training sets this where bfloat16 matrix products are fast (see FusedLSTM)
         generator = torch.Generator().manual_seed(seed)
         self.weights = nn.ParameterDict()
         for name, (shape, init) in parameter_shapes(self.hp).items():
@@ -154,7 +159,7 @@ class SketchRNN(nn.Module):
     def encode(self, strokes, lengths, dropout=None):
         """(B, T, 5) stroke-5 without S_0 and the true lengths -> (mu, sigma_hat)."""
         p, e = self.p, self.hp["enc_rnn_size"]
-        x = strokes.transpose(0, 1)  # time-major
+        x = strokes[:, :int(lengths.max())].transpose(0, 1)  # time-major; padding after the longest is never read
         steps, batch = x.shape[:2]
         time = torch.arange(steps, device=x.device)[:, None]
         last = (lengths - 1).clamp(min=0)
@@ -164,7 +169,7 @@ class SketchRNN(nn.Module):
         for direction, inputs in (("fw", x), ("bw", x.gather(0, reverse[..., None].expand(-1, -1, 5)))):
             gates_x = inputs @ p[f"encoder.{direction}.W_x"] + p[f"encoder.{direction}.b"] + self._forget_shift(e, x)
             mask = dropout(steps, batch, e) if dropout else None
-            hs = FusedLSTM.apply(gates_x, zeros, zeros, p[f"encoder.{direction}.W_h"], mask)
+            hs = FusedLSTM.apply(gates_x, zeros, zeros, p[f"encoder.{direction}.W_h"], mask, self.bf16)
             finals.append(hs[last, torch.arange(batch, device=x.device)])
         h = torch.cat(finals, -1)
         return h @ p["mu.W"] + p["mu.b"], h @ p["presig.W"] + p["presig.b"]
@@ -192,7 +197,7 @@ class SketchRNN(nn.Module):
         mask = dropout(steps, batch, n) if dropout else None
         if hp["decoder"] == "lstm":
             gates_x = cells.project_inputs(p, x) + p["decoder.b"] + self._forget_shift(n, x)
-            hs = FusedLSTM.apply(gates_x, state[0], state[1], p["decoder.W_h"], mask)
+            hs = FusedLSTM.apply(gates_x, state[0], state[1], p["decoder.W_h"], mask, self.bf16)
         else:
             projected, outputs = cells.project_inputs(p, x), []
             for t in range(steps):
@@ -325,6 +330,12 @@ def load_torch_model(path, device="cpu"):
     return model.to(device), meta, tensors
 
 
+def fast_bf16(device):
+    """True on CPUs whose matrix units (AMX) make bfloat16 products several times faster."""
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    return device == "cpu" and bool(amx())
+
+
 def pick_device(name=None):
     """``--device`` when given, else the project's choice (``ATELIER_DEVICE``, see core/device.py)."""
     if name in (None, "auto"):
@@ -337,7 +348,7 @@ def pick_device(name=None):
 # ---------------------------------------------------------------------------- training
 
 def train(splits, out_path, hp, *, steps=None, minutes=None, resume=False, progress, seed=0,
-          checkpoint_seconds=60.0, device=None, info=None):
+          checkpoint_seconds=60.0, device=None, info=None, precision="auto"):
     """Train (or resume) and write the model to ``out_path``; returns the training summary.
 
     Every ``checkpoint_seconds`` and at the end the model is written atomically to ``out_path`` and
@@ -357,6 +368,7 @@ def train(splits, out_path, hp, *, steps=None, minutes=None, resume=False, progr
     elif resume:
         raise AtelierError(f"{checkpoint_path}: no checkpoint to resume from")
     model.to(device)
+    model.bf16 = precision == "bf16" or (precision == "auto" and fast_bf16(device))
     train_set = splits["train"]
     scale = scale or normalizing_scale(train_set)
     batches = Batches(train_set, hp, scale, seed + start_step)
@@ -371,7 +383,7 @@ def train(splits, out_path, hp, *, steps=None, minutes=None, resume=False, progr
     budget = minutes * 60 if minutes else None
     progress.stage("training", steps if steps else (budget or 1))
     summary = {"steps": start_step, "seconds": elapsed_before, "sketches": len(train_set), "scale": scale,
-               "device": device, "data": info or {}}
+               "device": device, "recurrent_bf16": model.bf16, "data": info or {}}
     started, last_save, step, consistent = time.monotonic(), time.monotonic(), start_step, True
     history = []
 
