@@ -103,14 +103,19 @@ def settings_of(context):
     return context.scene.atelier_sketch
 
 
+def drawing_points(obj):
+    """The point arrays of a grease-pencil object's visible strokes (read only)."""
+    strokes = [s["points"] for s in gpencil.read_strokes(obj) if len(s["points"])]
+    if not strokes:
+        raise AtelierError(f"{obj.name}: the drawing has no strokes on the current frame")
+    return strokes
+
+
 def active_drawing(context):
     obj = context.active_object
     if obj is None or obj.type != "GREASEPENCIL":
         raise AtelierError("select a grease-pencil drawing first (it is only read, never changed)")
-    strokes = [s["points"] for s in gpencil.read_strokes(obj) if len(s["points"])]
-    if not strokes:
-        raise AtelierError(f"{obj.name}: the drawing has no strokes on the current frame")
-    return obj, strokes
+    return obj, drawing_points(obj)
 
 
 def new_drawing(context, name, strokes, source=None, animate=None, offset=(0.0, 0.0, 0.0)):
@@ -136,13 +141,11 @@ class SketchOperator:
 
     def execute(self, context):
         try:
-            return self.run(context)
+            settings = settings_of(context)
+            return self.run(context, settings, load_model(settings.model))
         except AtelierError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-
-    def model(self, context):
-        return load_model(settings_of(context).model)
 
 
 class ATELIER_OT_sketch_auto_draw(SketchOperator, bpy.types.Operator):
@@ -150,9 +153,7 @@ class ATELIER_OT_sketch_auto_draw(SketchOperator, bpy.types.Operator):
     bl_idname = "atelier.sketch_auto_draw"
     bl_label = "Auto-Draw"
 
-    def run(self, context):
-        settings = settings_of(context)
-        model = self.model(context)
+    def run(self, context, settings, model):
         sketches = model.sample_drawings(settings.count, settings.temperature, seed=settings.seed)
         cell = settings.size * (1 + settings.spacing)
         rows = (len(sketches) + settings.columns - 1) // settings.columns
@@ -180,9 +181,7 @@ class ATELIER_OT_sketch_complete(SketchOperator, bpy.types.Operator):
     bl_idname = "atelier.sketch_complete"
     bl_label = "Complete Drawing"
 
-    def run(self, context):
-        settings = settings_of(context)
-        model = self.model(context)
+    def run(self, context, settings, model):
         source, strokes = active_drawing(context)
         prefix, placement = grease_pencil_to_stroke3(strokes)
         z = model.encode([prefix])[0] if model.conditional else None
@@ -201,9 +200,7 @@ class ATELIER_OT_sketch_reinterpret(SketchOperator, bpy.types.Operator):
     bl_idname = "atelier.sketch_reinterpret"
     bl_label = "Reinterpret Drawing"
 
-    def run(self, context):
-        settings = settings_of(context)
-        model = self.model(context)
+    def run(self, context, settings, model):
         source, strokes = active_drawing(context)
         drawing, placement = grease_pencil_to_stroke3(strokes)
         mu, _ = model.encode([drawing])
@@ -222,18 +219,13 @@ class ATELIER_OT_sketch_morph(SketchOperator, bpy.types.Operator):
     bl_idname = "atelier.sketch_morph"
     bl_label = "Morph Drawings"
 
-    def run(self, context):
-        settings = settings_of(context)
-        model = self.model(context)
+    def run(self, context, settings, model):
         source, strokes = active_drawing(context)
         target = settings.morph_target
         if target is None or target == source:
             raise AtelierError("choose another grease-pencil drawing in 'Morph to'")
-        target_strokes = [s["points"] for s in gpencil.read_strokes(target) if len(s["points"])]
-        if not target_strokes:
-            raise AtelierError(f"{target.name}: the drawing has no strokes on the current frame")
         first, placement = grease_pencil_to_stroke3(strokes)
-        second, _ = grease_pencil_to_stroke3(target_strokes)  # each drawing is normalised on its own
+        second, _ = grease_pencil_to_stroke3(drawing_points(target))  # each drawing is normalised on its own
         mu, _ = model.encode([first, second])
         frames = settings.morph_frames
         codes = np.stack([slerp(mu[0], mu[1], t) for t in np.linspace(0, 1, frames)])

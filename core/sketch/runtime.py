@@ -24,6 +24,7 @@ class SketchModel:
         tensors, meta = read_model(self.path, KIND)
         self.hp, self.scale = meta["hyperparameters"], float(meta["scale"])
         self.meta = meta
+        self._z_projected = None  # (z, z W_x[5:]) of the sketches being drawn
         self.p = {name: value.astype(np.float32) for name, value in tensors.items() if not name.startswith("adam.")}
         missing = [name for name in ("decoder.W_x", "decoder.W_h", "output.W") if name not in self.p]
         if missing:
@@ -79,9 +80,15 @@ class SketchModel:
         return cells.split_state(np.tanh(z @ self.p["init.W"] + self.p["init.b"]), self.hp)
 
     def _step(self, previous, z, state):
-        """One decoder step from the previous stroke-5 rows (B, 5) -> (y, state)."""
+        """One decoder step from the previous stroke-5 rows (B, 5) -> (y, state).
+
+        [S, z] W_x = S W_x[:5] + z W_x[5:]; the z half is the same at every step and computed once.
+        """
         x = previous if z is None else np.concatenate([previous, z], -1)
-        h, state = cells.decoder_step(cells.NUMPY, self.p, self.hp, x, cells.project_inputs(self.p, x), state)
+        if z is not None and (self._z_projected is None or self._z_projected[0] is not z):
+            self._z_projected = (z, z @ self.p["decoder.W_x"][5:])
+        projected = previous @ self.p["decoder.W_x"][:5] + (0.0 if z is None else self._z_projected[1])
+        h, state = cells.decoder_step(cells.NUMPY, self.p, self.hp, x, projected, state)
         return h @ self.p["output.W"] + self.p["output.b"], state
 
     def outputs(self, inputs, z=None):
