@@ -18,6 +18,7 @@ Differences to the reference implementation, all for 2 CPU cores and no download
   (bench/stylize.py).  No normalisation also makes tiled inference exact (no per-tile statistics).
 """
 
+import copy
 import math
 import time
 
@@ -166,8 +167,9 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
     ``inputs``: K x H x W x C network inputs of the keyframes, ``paintings``: K x H x W x 3,
     ``masks``: K x H x W.  Loss ``L = |ŷ − y|₁ + pyramid_loss(ŷ, y) + λ_adv·L_adv`` (the reference
     sums L1, VGG-perceptual and adversarial terms; λ_adv = 0 switches the discriminator off).
-    Stops after ``minutes`` or ``steps``; ``checkpoint(generator, summary)`` is called every
-    30 s; on Ctrl-C / Cancelled the last checkpoint stays written and the exception propagates.
+    Stops after ``minutes`` or ``steps``; every 30 s an improved model is kept and passed to
+    ``checkpoint(generator, summary)``; on Ctrl-C / Cancelled the last checkpoint stays written
+    and the exception propagates; a run that diverged after its best checkpoint returns that one.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -175,8 +177,8 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
     device = device or torch.device("cpu")
     generator = Generator(inputs.shape[-1], **config).to(device, memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
-    # cosine decay over the budget (steps or time): the last steps refine thin lines and edges
-    schedule = lambda fraction: lr * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
+    # linear warm-up over the first 5 %, then cosine decay: the last steps refine thin lines
+    schedule = lambda fraction: lr * min(1.0, fraction / 0.05) * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
     if adversarial:
         discriminator = Discriminator().to(device)
         d_optimiser = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -185,11 +187,12 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
     progress.stage("training", total)
     started = last_save = time.monotonic()
     step, smoothed, summary = 0, None, {}
+    best_loss, best_state = math.inf, None
     try:
         while (steps is None or step < steps) and (steps is not None or time.monotonic() - started < budget):
             elapsed = time.monotonic() - started
             for group in optimiser.param_groups:
-                group["lr"] = schedule(step / steps if steps is not None else elapsed / budget)
+                group["lr"] = schedule((step + 1) / steps if steps is not None else max(elapsed / budget, 1e-3))
             x, y = (t.to(device, non_blocking=True) for t in sampler.sample(config["batch"]))
             out = generator(x)
             l1, perceptual = F.l1_loss(out, y), pyramid_loss(out, y)
@@ -199,6 +202,7 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
                 loss = loss + adversarial * F.binary_cross_entropy_with_logits(fake_score, torch.ones_like(fake_score))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
+            nn.utils.clip_grad_norm_(generator.parameters(), 1.0)  # one bad batch must not saturate the tanh
             optimiser.step()
             if adversarial:
                 real, fake = discriminator(y), discriminator(out.detach())
@@ -213,13 +217,18 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
             summary = {"steps": step, "train_seconds": round(elapsed, 2), "loss": round(smoothed, 5),
                        "seconds_per_step": round(elapsed / step, 4)}
             progress.update(step if steps is not None else elapsed, step=step, loss=smoothed)
-            if checkpoint and time.monotonic() - last_save > 30:
-                checkpoint(generator, summary)
+            if time.monotonic() - last_save > 30 and smoothed < best_loss:  # keep the best, write it
+                best_loss, best_state = smoothed, copy.deepcopy(generator.state_dict())
+                if checkpoint:
+                    checkpoint(generator, summary)
                 last_save = time.monotonic()
     except (KeyboardInterrupt, Cancelled):
-        if checkpoint and step:
+        if checkpoint and step and best_state is None:
             checkpoint(generator, {**summary, "interrupted": True})
         raise
+    if best_state is not None and smoothed > 1.5 * best_loss:  # training diverged since: go back
+        generator.load_state_dict(best_state)
+        summary.update(loss=round(best_loss, 5), restored_best=True)
     return generator, summary
 
 
