@@ -27,7 +27,7 @@ def _load_clean(source, max_len, limit=None):
     splits, info = load_dataset(source, limit=limit)
     cleaned = {}
     for name, sketches in splits.items():
-        cleaned[name], counts = clean(sketches, max_len, f"{source} [{name}]")
+        cleaned[name], counts = clean(sketches, max_len)
         info[f"dropped_{name}"] = {k: v for k, v in counts.items() if v}
     return cleaned, info
 

@@ -149,7 +149,7 @@ def augment(stroke3, rng, scale_factor=0.15, drop_probability=0.10):
     return np.column_stack([merged, stroke3[keep, 2]]).astype(np.float32)
 
 
-def clean(sketches, max_len, source="data"):
+def clean(sketches, max_len):
     """Drop sketches that cannot be learned from; returns ``(kept, counts)``.
 
     Empty sketches and single points are dropped, as are sketches longer than ``max_len``.
