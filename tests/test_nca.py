@@ -11,7 +11,7 @@ import pytest
 
 from core.errors import AtelierError
 from core.nca import files
-from core.nca.model import parameter_count, perception_kernels
+from core.nca.rule import parameter_count, perception_kernels
 from core.nca.quantize import dequantize, from_binary, to_binary
 from core.nca.render import state_tile
 from core.nca.runtime import Runtime, seed, to_rgb
@@ -56,9 +56,9 @@ def test_torch_step_matches_numpy_and_reference():
     model = stable_model(6)
     w, b = model.weights(quantized=True)
     state = seed(6, 32, seed=3)
-    args = (torch.from_numpy(perception_kernels(6)), torch.from_numpy(w), torch.from_numpy(b))
-    fast = step(torch.from_numpy(state)[None], *args)[0].numpy()
-    ref = reference_step(torch.from_numpy(state)[None], *args)[0].numpy()
+    kernels, w, b = torch.from_numpy(perception_kernels(6)), torch.from_numpy(w), torch.from_numpy(b)
+    fast = step(torch.from_numpy(state)[None, None], kernels, w[None], b[None])[0, 0].numpy()
+    ref = reference_step(torch.from_numpy(state)[None], kernels, w, b)[0].numpy()
     np.testing.assert_allclose(fast, Runtime(w, b).step(state), atol=1e-5)
     np.testing.assert_allclose(ref, fast, atol=1e-5)
 
@@ -74,7 +74,7 @@ def test_perception_is_a_torus_cross_correlation():
 
 def test_train_render_export_end_to_end(tmp_path):
     model_path = tmp_path / "stripes.safetensors"
-    _, summary = cli("train", EXEMPLARS / "stripes.png", "--params", 68, "--iterations", 3, "-o", model_path)
+    _, summary = cli("train", EXEMPLARS / "stripes.png", "--params", 68, "--iterations", 3, "--eager", "-o", model_path)
     assert summary["iterations"] == 3 and model_path.exists()
     model = files.load(model_path)
     assert model.params == 68 and model.meta["training"]["iterations"] == 3

@@ -15,6 +15,8 @@ def register(commands):
     train.add_argument("--iterations", type=int, help="stop after this many iterations instead")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--name", help="name stored in the model (default: the exemplar's)")
+    train.add_argument("--eager", action="store_true",
+                       help="skip torch.compile (no start-up compile, slower iterations)")
     train.add_argument("-o", "--output", required=True, help="model file (.safetensors)")
     train.set_defaults(run=run_train)
 
@@ -27,14 +29,17 @@ def register(commands):
                         help="write a seamless animated loop of F frames OUT_0000.png... instead of one image")
     render.add_argument("--frame-steps", type=int, default=2, help="steps between animation frames")
     render.add_argument("--seed", type=int, default=0)
-    render.add_argument("--state", help="also write the state one step before the end as a float EXR "
-                                        "tile (3 channels a texel) for the OSL shader")
     render.add_argument("-o", "--output", required=True)
     render.set_defaults(run=run_render)
 
     export = commands.add_parser("export", help="emit the int8 model as GLSL, Shadertoy, OSL, C or compact binary")
     export.add_argument("model")
     export.add_argument("--format", required=True, choices=("glsl", "shadertoy", "osl", "c", "bin"))
+    export.add_argument("--size", type=int, default=64,
+                        help="osl: the state tile embedded in the shader is SIZE x SIZE cells")
+    export.add_argument("--steps", type=int, default=1000,
+                        help="osl: the tile is grown STEPS-1 steps; the shader computes the last one")
+    export.add_argument("--seed", type=int, default=0)
     export.add_argument("-o", "--output", required=True)
     export.set_defaults(run=run_export)
 
@@ -42,7 +47,8 @@ def register(commands):
 def run_train(args, progress):
     from .train import train
     summary, _ = train(args.exemplar, params=args.params, minutes=args.minutes, output=args.output,
-                       progress=progress, iterations=args.iterations, seed=args.seed, name=args.name)
+                       progress=progress, iterations=args.iterations, seed=args.seed,
+                       names=[args.name] if args.name else None, compile=not args.eager)
     return summary
 
 
@@ -55,16 +61,13 @@ def _check_positive(**values):
 def run_render(args, progress):
     from ..imageio import write_image
     from . import files
-    from .render import loop_frames, run_states, state_tile
+    from .render import loop_frames, run_states
     from .runtime import to_rgb
     _check_positive(size=(args.size, 8, 8192), steps=(args.steps, 1, 1_000_000),
                     frames=(args.frames, 0, 10_000), **{"frame-steps": (args.frame_steps, 1, 1000)})
     model = files.load(args.model)
     output = Path(args.output)
     written = []
-    if args.state:
-        before = run_states(model, args.size, args.steps - 1, args.quantized, args.seed, progress=progress)[0]
-        written.append(str(write_image(args.state, state_tile(before))))
     states = run_states(model, args.size, args.steps, args.quantized, args.seed,
                         frames=2 * args.frames, frame_steps=args.frame_steps, progress=progress)
     if args.frames:
@@ -85,7 +88,12 @@ def run_export(args, progress):
     if args.format == "bin":
         write_bytes_atomic(output, to_binary(model.quantized))
         return {"files": [str(output)], "bytes": output.stat().st_size, "params": model.params}
-    sources = codegen.generate(model, args.format)
+    state = None
+    if args.format == "osl":
+        from .render import run_states
+        _check_positive(size=(args.size, 4, 128), steps=(args.steps, 1, 1_000_000))
+        state = run_states(model, args.size, args.steps - 1, True, args.seed, progress=progress)[0]
+    sources = codegen.generate(model, args.format, state, args.steps - 1)
     written = []
     for suffix, text in sources.items():
         path = output.with_name(output.stem + suffix + output.suffix) if suffix else output

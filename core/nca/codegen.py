@@ -8,7 +8,7 @@ each constant is the exact float32 the numpy runtime uses.
 from pathlib import Path
 from string import Template
 
-from .model import perception_kernels
+from .rule import perception_kernels
 
 SHADERS = Path(__file__).resolve().parents[2] / "shaders"
 
@@ -21,8 +21,10 @@ def _template(name, **values):
     return Template((SHADERS / name).read_text()).substitute(values)
 
 
-def generate(model, target):
-    """Sources for ``target`` as {file-name suffix: text}; "" is the main file."""
+def generate(model, target, state=None, steps_before=0):
+    """Sources for ``target`` as {file-name suffix: text}; "" is the main file.
+
+    OSL embeds ``state`` (C, N, N), the texture ``steps_before`` steps from the seed."""
     w, b = model.weights(quantized=True)
     rgba_texels = -(-model.channels // 4)
     tables = dict(CHANNELS=model.channels, PARAMS=model.params, W_SIZE=w.size, W_VALUES=_numbers(w),
@@ -31,7 +33,8 @@ def generate(model, target):
     if target == "c":
         return {"": _template("nca.c", **tables)}
     if target == "osl":
-        return {"": _template("nca.osl", TEXELS=-(-model.channels // 3), **tables)}
+        return {"": _template("nca.osl", GRID=state.shape[1], STEPS_BEFORE=steps_before, STATE_SIZE=state.size,
+                              STATE_VALUES=_numbers(state.transpose(1, 2, 0)), **tables)}
     rule = _template("nca_rule.glsl", TEXELS=rgba_texels, **tables)
     if target == "glsl":
         return {"": _template("nca_update.frag", RULE=rule), ".display": _template("nca_display.frag", TEXELS=rgba_texels)}

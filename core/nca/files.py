@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import AtelierError
 from ..modelfile import read_model, save_model
-from .model import parameter_count
+from .rule import parameter_count
 from .quantize import MAGIC, check_quantized, dequantize, from_binary, quantize
 
 KIND = "nca"

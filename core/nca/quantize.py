@@ -23,7 +23,7 @@ import struct
 import numpy as np
 
 from ..errors import AtelierError
-from .model import PARAMS_TO_CHANNELS
+from .rule import PARAMS_TO_CHANNELS
 
 MAGIC = b"uNCA"
 BINARY_VERSION = 1

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .model import seed_state
+from .rule import seed_state
 from .runtime import Runtime, to_rgb
 
 
@@ -33,16 +33,17 @@ def run_states(model, size, steps, quantized=False, seed=0, frames=0, frame_step
 
 def _torch_advance(w, b):
     import torch
-    from .model import perception_kernels, step
+    from .model import step
+    from .rule import perception_kernels
     w, b = torch.from_numpy(w), torch.from_numpy(b)
     kernels = torch.from_numpy(perception_kernels(w.shape[0]))
 
     def advance(state, steps):
         with torch.no_grad():
-            s = torch.from_numpy(state)[None]
+            s = torch.from_numpy(state)[None, None]
             for _ in range(steps):
-                s = step(s, kernels, w, b)
-            return s[0].numpy()
+                s = step(s, kernels, w[None], b[None])
+            return s[0, 0].numpy()
     return advance
 
 
@@ -55,8 +56,8 @@ def loop_frames(states):
     return [to_rgb((1 - i / count) * states[count + i] + (i / count) * states[i]) for i in range(count)]
 
 
-def state_tile(state, texels=3):
-    """Pack a (C, H, W) state in an image of W·T texels a row (T = ceil(C/texels)): texel
+def state_tile(state, texels=4):
+    """Pack a (C, H, W) state as the GLSL runtimes keep it: an image of W·T texels a row (T = ceil(C/texels)): texel
     (x·T + t, y) holds channels texels·t ... texels·t + texels-1 (zeros past C)."""
     channels, height, width = state.shape
     per = -(-channels // texels)

@@ -5,7 +5,7 @@ Pure numpy, float32, so it also runs inside Blender.  State layout (C, H, W).
 
 import numpy as np
 
-from .model import perception_kernels, seed_state
+from .rule import perception_kernels, seed_state
 
 
 class Runtime:

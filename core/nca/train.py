@@ -30,7 +30,8 @@ from ..device import torch_device
 from ..errors import AtelierError, Cancelled
 from ..imageio import read_image
 from . import files
-from .model import MicroNCA, channels_for, parameter_count, rgb, seed_state, step
+from .model import MicroNCA, rgb, step
+from .rule import channels_for, parameter_count, seed_state
 
 MIN_SIDE, MAX_SIDE = 32, 8192
 
@@ -58,7 +59,7 @@ def load_exemplar(path, size=128):
 
 
 class SlicedWasserstein:
-    """Multi-scale sliced-Wasserstein distance between patch distributions.
+    """Multi-scale sliced-Wasserstein distance between patch distributions, one per model.
 
     Levels are (pooling, patch size): single pixels (the colour distribution) and 5x5 patches
     of the image average-pooled by 1, 2 and 4.  Every patch is projected on random unit
@@ -69,139 +70,159 @@ class SlicedWasserstein:
 
     LEVELS = ((1, 1), (1, 5), (2, 5), (4, 5))
 
-    def __init__(self, target, projections=32, samples=4096):
-        self.targets = [F.avg_pool2d(target[None], pool) for pool, _ in self.LEVELS]
+    def __init__(self, targets, projections=32, samples=4096):
+        self.targets = [F.avg_pool2d(targets, pool) for pool, _ in self.LEVELS]  # targets (M, 3, H, W)
         self.projections, self.samples = projections, samples
 
     def __call__(self, images, generator=None):
+        """images (M, B, 3, H, W) -> loss per model (M,)."""
+        models, batch = images.shape[:2]
+        images = images.flatten(0, 1)
         loss = 0.0
         for (pool, patch), target in zip(self.LEVELS, self.targets):
             x = F.avg_pool2d(images, pool) if pool > 1 else images
             dirs = torch.randn(self.projections, 3 * patch ** 2, generator=generator, device=x.device)
             dirs = (dirs / dirs.norm(dim=1, keepdim=True)).view(self.projections, 3, patch, patch)
-            synth = F.conv2d(x, dirs).flatten(2)        # (B, P, N)
-            exemplar = F.conv2d(target, dirs).flatten(2)  # (1, P, N')
-            n = min(synth.shape[2], exemplar.shape[2], self.samples)
-            pick_s = torch.randperm(synth.shape[2], generator=generator, device=x.device)[:n]
-            pick_e = torch.randperm(exemplar.shape[2], generator=generator, device=x.device)[:n]
-            synth_sorted = synth[:, :, pick_s].sort(2).values
-            exemplar_sorted = exemplar[:, :, pick_e].sort(2).values
-            loss = loss + (synth_sorted - exemplar_sorted).square().mean()
+            synth = F.conv2d(x, dirs).flatten(2).unflatten(0, (models, batch))  # (M, B, P, N)
+            exemplar = F.conv2d(target, dirs).flatten(2)[:, None]              # (M, 1, P, N')
+            n = min(synth.shape[-1], exemplar.shape[-1], self.samples)
+            pick_s = torch.randperm(synth.shape[-1], generator=generator, device=x.device)[:n]
+            pick_e = torch.randperm(exemplar.shape[-1], generator=generator, device=x.device)[:n]
+            synth_sorted = synth[..., pick_s].sort(-1).values
+            exemplar_sorted = exemplar[..., pick_e].sort(-1).values
+            loss = loss + (synth_sorted - exemplar_sorted).square().mean((1, 2, 3))
         return loss
 
 
 def overflow_loss(s):
-    """Penalty on states leaving [-1, 1] (keeps the rule bounded over long rollouts)."""
-    return (s - s.clamp(-1.0, 1.0)).abs().mean()
+    """Penalty on states leaving [-1, 1] (keeps the rule bounded over long rollouts), per model."""
+    return (s - s.clamp(-1.0, 1.0)).abs().flatten(1).mean(1)
 
 
 def fake_quantize(w, b):
     """int8 rounding of eq. 2's weights in the forward pass, identity gradient (STE)."""
-    w_scale = w.detach().abs().amax(1, keepdim=True).clamp_min(1e-12) / 127
-    b_scale = b.detach().abs().max().clamp_min(1e-12) / 127
+    w_scale = w.detach().abs().amax(-1, keepdim=True).clamp_min(1e-12) / 127
+    b_scale = b.detach().abs().amax(-1, keepdim=True).clamp_min(1e-12) / 127
     return (w + ((w / w_scale).round() * w_scale - w).detach(),
             b + ((b / b_scale).round() * b_scale - b).detach())
 
 
-def train(exemplar_path, params=68, minutes=10.0, output=None, progress=None, iterations=None,
-          size=128, batch=4, pool_size=256, min_steps=32, max_steps=127, lr=2e-3,
-          qat_fraction=0.2, eval_every_s=20.0, seed=0, name=None, compile=True):
-    """Train a μNCA of ``params`` parameters on the exemplar for at most ``minutes``
-    (or ``iterations``); writes the best model to ``output``; returns the summary dict."""
+def train(exemplar_path, output=None, **options):
+    """Train one μNCA on one exemplar; returns (summary, model).  See :func:`train_many`."""
+    summaries, models = train_many([exemplar_path], [output], **options)
+    return summaries[0], models[0]
+
+
+def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, iterations=None,
+               size=128, batch=4, pool_size=256, min_steps=32, max_steps=127, lr=2e-3,
+               qat_fraction=0.2, eval_every_s=20.0, seed=0, names=None, compile=True):
+    """Train one μNCA of ``params`` parameters per exemplar, side by side in one batched loop
+    (the exemplars must then share a size), for at most ``minutes`` (or ``iterations``).
+    The best model of each is written to its output; returns (summaries, models)."""
     if params not in (68, 150, 264, 588):
         raise AtelierError(f"--params {params}: μNCA sizes are 68, 150, 264 or 588 parameters")
-    channels = channels_for(params)
+    channels, count = channels_for(params), len(exemplar_paths)
     device = torch_device()
-    exemplar = load_exemplar(exemplar_path)
+    exemplars = [load_exemplar(path) for path in exemplar_paths]
+    if len({e.shape for e in exemplars}) > 1:
+        raise AtelierError("exemplars trained together must have the same size")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
-    target = torch.from_numpy(np.moveaxis(exemplar, -1, 0).copy()).to(device)
-    loss_fn = SlicedWasserstein(target)
-    model = MicroNCA(channels).to(device)
+    targets = torch.from_numpy(np.stack([np.moveaxis(e, -1, 0) for e in exemplars])).to(device)
+    loss_fn = SlicedWasserstein(targets)
+    model = MicroNCA(channels, count).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    pool = torch.from_numpy(seed_state(rng, pool_size, channels, size, size)).to(device)
+
+    def seeds(n, generator_rng):
+        return torch.from_numpy(seed_state(generator_rng, count * n, channels, size, size)).to(device)\
+            .unflatten(0, (count, n))
+
+    pool = seeds(pool_size, rng)  # (M, pool, C, H, W)
     budget = minutes * 60.0
     run_step = torch.compile(step, dynamic=False) if compile else step
-    best = {"score": math.inf}
+    best = [{"score": math.inf} for _ in range(count)]
     history, started, last_eval, it = [], time.monotonic(), -math.inf, 0
 
     def evaluate():
-        """Loss of the int8 model after a long rollout from a fresh seed (fixed directions)."""
+        """Loss of each int8 model after a long rollout from a fresh seed (fixed directions)."""
         with torch.no_grad():
             w, b = fake_quantize(model.w, model.b)
-            s = torch.from_numpy(seed_state(np.random.default_rng(1), 1, channels, size, size)).to(device)
+            s = seeds(1, np.random.default_rng(1))
             for _ in range(256):
                 s = step(s, model.kernels, w, b)
             fixed = torch.Generator(device=device).manual_seed(1)
-            score = float(loss_fn(rgb(s), fixed) + overflow_loss(s))
-        return score if math.isfinite(score) else math.inf
+            scores = (loss_fn(rgb(s), fixed) + overflow_loss(s)).cpu().numpy()
+        return [float(x) if math.isfinite(x) else math.inf for x in scores]
 
-    def checkpoint(score):
-        best.update(score=score, iteration=it, w=model.w.detach().cpu().numpy().copy(),
-                    b=model.b.detach().cpu().numpy().copy())
-        if output:
-            files.save(output, files.from_float(best["w"], best["b"], summary_meta()))
-
-    def summary_meta(final=False):
-        return {"name": name or str(exemplar_path).rsplit("/", 1)[-1].rsplit(".", 1)[0],
+    def summary_meta(m, final=False):
+        name = names[m] if names else str(exemplar_paths[m]).replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        return {"name": name,
                 "hyperparameters": {"params": params, "channels": channels, "grid": size, "batch": batch,
                                     "pool": pool_size, "rollout": [min_steps, max_steps], "lr": lr,
                                     "loss": "sliced-Wasserstein: pixels + 5x5 patches at 3 scales, + overflow"},
                 "training": {"iterations": it, "seconds": round(time.monotonic() - started, 1),
-                             "best_iteration": best.get("iteration"), "best_eval_loss": best["score"],
-                             "device": device.type, "exemplar": str(exemplar_path), "finished": final}}
+                             "best_iteration": best[m].get("iteration"), "best_eval_loss": best[m]["score"],
+                             "device": device.type, "exemplar": str(exemplar_paths[m]), "finished": final}}
+
+    def checkpoint(scores, force=False):
+        for m, score in enumerate(scores):
+            if score < best[m]["score"] or (force and "w" not in best[m]):
+                best[m].update(score=score, iteration=it, w=model.w[m].detach().cpu().numpy().copy(),
+                               b=model.b[m].detach().cpu().numpy().copy())
+                if outputs[m]:
+                    files.save(outputs[m], files.from_float(best[m]["w"], best[m]["b"], summary_meta(m)))
 
     if progress:
         progress.stage(f"training μNCA {params}", total=iterations or budget)
     try:
         while True:
             elapsed = time.monotonic() - started
-            done = it >= iterations if iterations else elapsed >= budget
-            if done:
+            if (it >= iterations) if iterations else (elapsed >= budget):
                 break
             fraction = it / iterations if iterations else elapsed / budget
             for group in optimizer.param_groups:  # cosine decay over the budget
                 group["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))))
             index = torch.from_numpy(rng.choice(pool_size, batch, replace=False)).to(device)
-            x = pool[index]
-            x[0] = torch.from_numpy(seed_state(rng, 1, channels, size, size)[0]).to(device)
+            x = pool[:, index]
+            x[:, 0] = seeds(1, rng)[:, 0]  # seed injection
             w, b = fake_quantize(model.w, model.b) if fraction >= 1 - qat_fraction else (model.w, model.b)
             try:
                 for _ in range(int(rng.integers(min_steps, max_steps + 1))):
                     x = run_step(x, model.kernels, w, b)
+                per_model = loss_fn(rgb(x), generator) + overflow_loss(x)
+                optimizer.zero_grad(set_to_none=True)
+                per_model.sum().backward()
             except Exception:
                 if run_step is step:
                     raise
-                run_step = step  # the compiler is unavailable here: eager gives the same numbers
+                run_step = step  # no working compiler here: eager computes the same numbers, slower
                 continue
-            loss = loss_fn(rgb(x), generator) + overflow_loss(x)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for p in model.parameters():
-                p.grad /= p.grad.norm() + 1e-8
+            for p in model.parameters():  # gradient normalisation, per model
+                p.grad /= p.grad.flatten(1).norm(dim=1).view(-1, *[1] * (p.dim() - 1)) + 1e-8
             optimizer.step()
-            pool[index] = x.detach()
+            pool[:, index] = x.detach()
             it += 1
-            history.append(float(loss))
+            history.append(per_model.detach().cpu().numpy())
             if time.monotonic() - last_eval >= eval_every_s or (iterations and it == iterations):
                 last_eval = time.monotonic()
-                score = evaluate()
-                if score < best["score"]:
-                    checkpoint(score)
+                checkpoint(evaluate())
             if progress:
-                progress.update(it if iterations else time.monotonic() - started, iteration=it, loss=float(loss))
+                progress.update(it if iterations else time.monotonic() - started, iteration=it,
+                                loss=float(history[-1].mean()))
     except (KeyboardInterrupt, Cancelled):
-        if "w" not in best and output:  # keep at least the current rule
-            checkpoint(evaluate())
+        checkpoint(evaluate(), force=True)  # keep at least the current rule
         raise
-    if "w" not in best:
-        checkpoint(evaluate())
-    model_out = files.from_float(best["w"], best["b"], summary_meta(final=True))
-    if output:
-        files.save(output, model_out)
+    checkpoint(evaluate(), force=True)
     seconds = time.monotonic() - started
-    return {"model": str(output) if output else None, "params": parameter_count(channels),
-            "iterations": it, "seconds_per_iteration": round(seconds / max(it, 1), 4),
-            "best_eval_loss": round(best["score"], 5), "final_loss": round(history[-1], 5) if history else None,
-            "device": device.type}, model_out
+    summaries, models = [], []
+    for m in range(count):
+        models.append(files.from_float(best[m]["w"], best[m]["b"], summary_meta(m, final=True)))
+        if outputs[m]:
+            files.save(outputs[m], models[m])
+        summaries.append({"model": str(outputs[m]) if outputs[m] else None, "params": parameter_count(channels),
+                          "iterations": it, "seconds_per_iteration": round(seconds / max(it, 1), 4),
+                          "best_eval_loss": round(best[m]["score"], 5),
+                          "final_loss": round(float(history[-1][m]), 5) if history else None,
+                          "device": device.type})
+    return summaries, models

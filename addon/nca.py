@@ -1,0 +1,308 @@
+"""μNCA neural textures in the shader editor: train a tiny model on an exemplar, bake it into a material.
+
+Sidebar tab "Atelier" of the Shader editor:
+
+* source: an exemplar (image datablock or file) to *Train* on (``atelier nca train`` in the
+  worker: progress bar, ESC cancels), a shipped preset, or a model file;
+* *Bake* grows the texture (``atelier nca render`` in the worker) and adds a NEW node group
+  "μNCA · name" (inputs Vector, Scale, Time; output Color) to the active material, with a UV
+  input and a group node placed beside the user's nodes, none of which is touched:
+
+  - Image mode (EEVEE and Cycles): the seamless tile packed into the .blend; with frames, an
+    animated loop of packed images chosen by Time (in frames; a driver feeds the scene frame);
+  - OSL mode (Cycles): a Script node (internal text generated from the int8 model, with the
+    state tile grown to one step before the end embedded) that computes the rule's last
+    update step at render time.
+
+Everything is created in one operator call, so one undo removes it.
+"""
+
+import tempfile
+from pathlib import Path
+
+import bpy
+
+from ..core.errors import AtelierError
+from ..core.nca.exemplars import PRESETS
+from .images import image_file_for_worker, load_image_copy
+from .jobs import WorkerOperator
+from .preferences import models_dir
+
+MAX_FRAMES = 32
+
+
+def preset_items(self, context):
+    names = sorted(p.stem for p in PRESETS.glob("*.safetensors"))
+    return [(name, name.replace("_", " ").title(), f"Shipped μNCA preset '{name}'") for name in names] or \
+        [("NONE", "No presets", "")]
+
+
+class AtelierNCASettings(bpy.types.PropertyGroup):
+    source: bpy.props.EnumProperty(name="Source", items=[
+        ("PRESET", "Preset", "A μNCA shipped with Atelier"),
+        ("IMAGE", "Image", "Train on an image datablock"),
+        ("FILE", "File", "Train on an image file"),
+        ("MODEL", "Model", "A trained μNCA model file (.safetensors or .nca)")], default="PRESET")
+    preset: bpy.props.EnumProperty(name="Preset", items=preset_items)
+    image: bpy.props.PointerProperty(name="Exemplar", type=bpy.types.Image)
+    file: bpy.props.StringProperty(name="Exemplar file", subtype="FILE_PATH")
+    model: bpy.props.StringProperty(name="Model", subtype="FILE_PATH",
+                                    description="Model file; Train fills it in")
+    params: bpy.props.EnumProperty(name="Parameters", default="68", items=[
+        ("68", "68", "4 channels"), ("150", "150", "6 channels"),
+        ("264", "264", "8 channels"), ("588", "588", "12 channels")])
+    minutes: bpy.props.FloatProperty(name="Minutes", default=10.0, min=0.05, max=600.0)
+    mode: bpy.props.EnumProperty(name="Bake", items=[
+        ("IMAGE", "Image", "Packed seamless image tile(s): EEVEE and Cycles"),
+        ("OSL", "OSL", "Script node computing the last step at render time: Cycles with Open Shading Language")])
+    size: bpy.props.IntProperty(name="Tile size", default=256, min=16, max=4096)
+    steps: bpy.props.IntProperty(name="Steps", default=1000, min=1, max=100000)
+    frames: bpy.props.IntProperty(name="Frames", default=0, min=0, max=MAX_FRAMES,
+                                  description="Animated loop of this many frames (0: a still tile)")
+
+
+def settings(context):
+    return context.scene.atelier_nca
+
+
+def _abs(path):
+    return Path(bpy.path.abspath(path)) if path else None
+
+
+def _unique(path):
+    path, n = Path(path), 1
+    candidate = path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
+    return candidate
+
+
+def model_source(context):
+    """(model path, display name) for the chosen source, or AtelierError."""
+    s = settings(context)
+    if s.source == "PRESET":
+        path = PRESETS / f"{s.preset}.safetensors"
+        if not path.is_file():
+            raise AtelierError("μNCA: no preset chosen (none is installed)")
+        return path, s.preset
+    path = _abs(s.model)
+    if not path or not path.is_file():
+        raise AtelierError(f"μNCA: model file {s.model!r} not found; train one or choose a preset")
+    return path, path.stem
+
+
+class ATELIER_OT_nca_train(WorkerOperator, bpy.types.Operator):
+    """Train a μNCA on the exemplar in the worker (ESC cancels; the best model so far is kept)"""
+    bl_idname = "atelier.nca_train"
+    bl_label = "Train μNCA"
+
+    def worker_argv(self, context):
+        s = settings(context)
+        if s.source == "IMAGE":
+            if s.image is None:
+                raise AtelierError("μNCA: choose an exemplar image")
+            exemplar, name = image_file_for_worker(s.image, tempfile.mkdtemp(prefix="atelier_nca_")), s.image.name
+        elif s.source == "FILE":
+            exemplar = _abs(s.file)
+            if not exemplar or not exemplar.is_file():
+                raise AtelierError(f"{s.file or 'μNCA'}: exemplar file not found")
+            name = exemplar.stem
+        else:
+            raise AtelierError("μNCA: set the source to Image or File to train")
+        self.output = _unique(models_dir() / f"nca_{bpy.path.clean_name(name)}_{s.params}.safetensors")
+        return ["nca", "train", str(exemplar), "--params", s.params, "--minutes", f"{s.minutes:g}",
+                "--name", name, "-o", str(self.output)]
+
+    def finish(self, context, summary):
+        s = settings(context)
+        s.model, s.source = summary["model"], "MODEL"
+        self.report({"INFO"}, f"μNCA trained: {summary['iterations']} iterations, model {summary['model']}")
+        return {"FINISHED"}
+
+
+class ATELIER_OT_nca_bake(WorkerOperator, bpy.types.Operator):
+    """Grow the μNCA texture and add it to the active material as a new node group"""
+    bl_idname = "atelier.nca_bake"
+    bl_label = "Bake μNCA"
+
+    @classmethod
+    def poll(cls, context):
+        return context.object is not None and context.object.active_material is not None
+
+    def worker_argv(self, context):
+        s = settings(context)
+        if context.object is None or context.object.active_material is None:
+            raise AtelierError("μNCA: the active object has no material to bake into")
+        self.model, self.texture_name = model_source(context)
+        self.folder = Path(tempfile.mkdtemp(prefix="atelier_nca_"))
+        if s.mode == "OSL":
+            if s.size > 128:
+                raise AtelierError("μNCA: OSL mode embeds the state in the shader; use a tile size of at most 128")
+            return ["nca", "export", str(self.model), "--format", "osl", "--size", str(s.size), "--steps",
+                    str(s.steps), "-o", str(self.folder / "nca.osl")]
+        argv = ["nca", "render", str(self.model), "--size", str(s.size), "--steps", str(s.steps), "--quantized",
+                "-o", str(self.folder / "tile.png")]
+        if s.frames:
+            argv += ["--frames", str(s.frames)]
+        return argv
+
+    def finish(self, context, summary):
+        s = settings(context)
+        material = context.object.active_material
+        if s.mode == "OSL":
+            group = osl_group(self.texture_name, Path(summary["files"][0]).read_text())
+        else:
+            images = [load_image_copy(path, name=f"μNCA · {self.texture_name}") for path in summary["files"]]
+            group = image_group(self.texture_name, images)
+        add_group_to_material(material, group)
+        self.report({"INFO"}, f"Added node group '{group.name}' to material '{material.name}'")
+        return {"FINISHED"}
+
+
+def _new_group(name):
+    group = bpy.data.node_groups.new(f"μNCA · {name}", "ShaderNodeTree")
+    group.interface.new_socket("Vector", in_out="INPUT", socket_type="NodeSocketVector")
+    scale = group.interface.new_socket("Scale", in_out="INPUT", socket_type="NodeSocketFloat")
+    scale.default_value = 1.0
+    group.interface.new_socket("Time", in_out="INPUT", socket_type="NodeSocketFloat",
+                               description="Animation frame (Image mode with frames)")
+    group.interface.new_socket("Color", in_out="OUTPUT", socket_type="NodeSocketColor")
+    inputs, outputs = group.nodes.new("NodeGroupInput"), group.nodes.new("NodeGroupOutput")
+    inputs.location, outputs.location = (-600, 0), (600, 0)
+    return group, inputs, outputs
+
+
+def image_group(name, images):
+    """Vector·Scale -> image tile(s); several images form a loop selected by floor(Time) mod F."""
+    group, inputs, outputs = _new_group(name)
+    nodes, links = group.nodes, group.links
+    scaled = nodes.new("ShaderNodeVectorMath")
+    scaled.operation, scaled.location = "SCALE", (-400, 0)
+    links.new(inputs.outputs["Vector"], scaled.inputs[0])
+    links.new(inputs.outputs["Scale"], scaled.inputs["Scale"])
+    frame = nodes.new("ShaderNodeMath")
+    frame.operation, frame.location = "FLOORED_MODULO", (-400, -250)
+    links.new(inputs.outputs["Time"], frame.inputs[0])
+    frame.inputs[1].default_value = len(images)
+    total = None
+    for i, image in enumerate(images):
+        texture = nodes.new("ShaderNodeTexImage")
+        texture.image, texture.extension, texture.location = image, "REPEAT", (-150, -300 * i)
+        links.new(scaled.outputs[0], texture.inputs["Vector"])
+        colour = texture.outputs["Color"]
+        if len(images) > 1:  # weight = 1 when floor(Time mod F) == i
+            pick = nodes.new("ShaderNodeMath")
+            pick.operation, pick.location = "COMPARE", (100, -300 * i - 100)
+            links.new(frame.outputs[0], pick.inputs[0])
+            pick.inputs[1].default_value, pick.inputs[2].default_value = i + 0.5, 0.5
+            weighted = nodes.new("ShaderNodeMix")
+            weighted.data_type, weighted.blend_type, weighted.location = "RGBA", "MULTIPLY", (300, -300 * i)
+            weighted.inputs["Factor"].default_value = 1.0
+            links.new(colour, weighted.inputs["A"])
+            links.new(pick.outputs[0], weighted.inputs["B"])
+            colour = weighted.outputs["Result"]
+        if total is None:
+            total = colour
+        else:
+            add = nodes.new("ShaderNodeMix")
+            add.data_type, add.blend_type, add.location = "RGBA", "ADD", (450, -300 * i)
+            add.inputs["Factor"].default_value = 1.0
+            links.new(total, add.inputs["A"])
+            links.new(colour, add.inputs["B"])
+            total = add.outputs["Result"]
+    links.new(total, outputs.inputs["Color"])
+    return group
+
+
+def osl_group(name, source):
+    """A Script node running the generated OSL ``source`` (an internal text: saved in the .blend)."""
+    group, inputs, outputs = _new_group(name)
+    text = bpy.data.texts.new(f"μNCA · {name}.osl")
+    text.write(source)
+    script = group.nodes.new("ShaderNodeScript")
+    script.mode, script.script, script.location = "INTERNAL", text, (0, 0)
+    compile_script(script)
+    group.links.new(inputs.outputs["Vector"], script.inputs["Vector"])
+    group.links.new(inputs.outputs["Scale"], script.inputs["Scale"])
+    group.links.new(script.outputs["Color"], outputs.inputs["Color"])
+    return group
+
+
+def compile_script(node):
+    """Compile an OSL Script node with Cycles' compiler (what the node's refresh button does)."""
+    try:
+        import cycles.osl
+    except ImportError:
+        raise AtelierError("μNCA: OSL mode needs Cycles with Open Shading Language") from None
+    messages = []
+    cycles.osl.update_script_node(node, lambda kind, message: messages.append((kind, message)))
+    if "Scale" not in node.inputs:
+        raise AtelierError("μNCA: the OSL shader did not compile: " + "; ".join(m for _, m in messages))
+
+
+def add_group_to_material(material, group):
+    """Add a UV input and the group node, left of the user's nodes; link nothing of theirs."""
+    if material.node_tree is None:
+        material.use_nodes = True
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    left = min((node.location.x for node in nodes), default=0.0)
+    uv = nodes.new("ShaderNodeTexCoord")
+    node = nodes.new("ShaderNodeGroup")
+    node.node_tree, node.label = group, group.name
+    uv.location, node.location = (left - 500, 300), (left - 300, 300)
+    links.new(uv.outputs["UV"], node.inputs["Vector"])
+    driver = node.inputs["Time"].driver_add("default_value").driver
+    driver.expression = "frame"
+    return node
+
+
+class ATELIER_PT_nca(bpy.types.Panel):
+    bl_label = "μNCA Texture"
+    bl_space_type = "NODE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "Atelier"
+
+    @classmethod
+    def poll(cls, context):
+        return context.space_data.tree_type == "ShaderNodeTree"
+
+    def draw(self, context):
+        s, layout = settings(context), self.layout
+        layout.prop(s, "source")
+        if s.source == "PRESET":
+            layout.prop(s, "preset")
+        else:
+            if s.source == "IMAGE":
+                layout.template_ID(s, "image", open="image.open")
+            elif s.source == "FILE":
+                layout.prop(s, "file")
+            if s.source in {"IMAGE", "FILE"}:
+                row = layout.row(align=True)
+                row.prop(s, "params")
+                row.prop(s, "minutes")
+                layout.operator(ATELIER_OT_nca_train.bl_idname, icon="PLAY")
+            layout.prop(s, "model")
+        layout.separator()
+        layout.prop(s, "mode", expand=True)
+        row = layout.row(align=True)
+        row.prop(s, "size")
+        row.prop(s, "steps")
+        if s.mode == "IMAGE":
+            layout.prop(s, "frames")
+        layout.operator(ATELIER_OT_nca_bake.bl_idname, icon="NODE_MATERIAL")
+
+
+classes = (AtelierNCASettings, ATELIER_OT_nca_train, ATELIER_OT_nca_bake, ATELIER_PT_nca)
+
+
+def register():
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.atelier_nca = bpy.props.PointerProperty(type=AtelierNCASettings)
+
+
+def unregister():
+    del bpy.types.Scene.atelier_nca
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)
