@@ -131,6 +131,7 @@ def main():
                           "speedup": round(ours["sketches_per_second"] / port["sketches_per_second"], 2),
                           "speedup_fp32": round(ours_fp32["sketches_per_second"] / port["sketches_per_second"], 2)}
 
+    print(json.dumps({"training": result["training"]}), file=sys.stderr, flush=True)  # partial results as they come
     result["sampling"] = {}
     with tempfile.TemporaryDirectory() as folder:
         reference = Path(folder) / "reference.safetensors"
@@ -141,6 +142,7 @@ def main():
     for name in ("kanji", "hershey"):
         result["sampling"][f"shipped_{name}"] = sampling_speed(SketchModel(ASSETS / f"{name}.safetensors"))
 
+    print(json.dumps({"sampling": result["sampling"]}), file=sys.stderr, flush=True)
     result["quality"] = {}
     for name in ("kanji", "hershey"):
         model, meta, _ = load_torch_model(ASSETS / f"{name}.safetensors")
