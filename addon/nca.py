@@ -217,6 +217,7 @@ def image_group(name, images):
 
 def osl_group(name, source):
     """A Script node running the generated OSL ``source`` (an internal text: saved in the .blend)."""
+    _osl_on_path()  # assigning the script below already asks Cycles to compile it
     group, inputs, outputs = _new_group(name)
     text = bpy.data.texts.new(f"μNCA · {name}.osl")
     text.write(source)
@@ -229,12 +230,23 @@ def osl_group(name, source):
     return group
 
 
+def _osl_on_path():
+    """Blender as a Python module (bpy from pip) lacks its bundled site-packages, where oslquery lives."""
+    import sys
+    python_home = Path(bpy.utils.system_resource("PYTHON"))
+    for site_packages in python_home.glob("lib/python3*/site-packages"):
+        if (site_packages / "oslquery").exists() and str(site_packages) not in sys.path:
+            sys.path.append(str(site_packages))
+
+
 def compile_script(node):
     """Compile an OSL Script node with Cycles' compiler (what the node's refresh button does)."""
+    _osl_on_path()
     try:
         import cycles.osl
+        import oslquery  # noqa: F401
     except ImportError:
-        raise AtelierError("μNCA: OSL mode needs Cycles with Open Shading Language") from None
+        raise AtelierError("μNCA: OSL mode needs Cycles with Open Shading Language (oslquery)") from None
     messages = []
     cycles.osl.update_script_node(node, lambda kind, message: messages.append((kind, message)))
     if "Scale" not in node.inputs:

@@ -74,7 +74,8 @@ def test_perception_is_a_torus_cross_correlation():
 
 def test_train_render_export_end_to_end(tmp_path):
     model_path = tmp_path / "stripes.safetensors"
-    _, summary = cli("train", EXEMPLARS / "stripes.png", "--params", 68, "--iterations", 3, "--eager", "-o", model_path)
+    _, summary = cli("train", EXEMPLARS / "stripes.png", "--params", 68, "--iterations", 3, "--eager", "--grid", 32,
+                     "-o", model_path)
     assert summary["iterations"] == 3 and model_path.exists()
     model = files.load(model_path)
     assert model.params == 68 and model.meta["training"]["iterations"] == 3

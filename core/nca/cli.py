@@ -14,6 +14,7 @@ def register(commands):
     train.add_argument("--minutes", type=float, default=10.0, help="wall-clock training budget")
     train.add_argument("--iterations", type=int, help="stop after this many iterations instead")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--grid", type=int, default=128, help="training grid size (cells a side)")
     train.add_argument("--name", help="name stored in the model (default: the exemplar's)")
     train.add_argument("--eager", action="store_true",
                        help="skip torch.compile (no start-up compile, slower iterations)")
@@ -47,7 +48,7 @@ def register(commands):
 def run_train(args, progress):
     from .train import train
     summary, _ = train(args.exemplar, params=args.params, minutes=args.minutes, output=args.output,
-                       progress=progress, iterations=args.iterations, seed=args.seed,
+                       progress=progress, iterations=args.iterations, seed=args.seed, size=args.grid,
                        names=[args.name] if args.name else None, compile=not args.eager)
     return summary
 

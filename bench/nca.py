@@ -1,0 +1,181 @@
+"""μNCA benchmark: training speed, runtime speeds and texture quality; prints one JSON object.
+
+    python bench/nca.py                      # speed + quality of the shipped presets (minutes)
+    python bench/nca.py --train              # + the issue's quality bar: 68 params x 10 min on the
+                                             #   pattern exemplars, 588 params x 30 min on all (hours)
+    python bench/nca.py --train --minutes68 1 --minutes588 2    # a shorter version of the same
+
+Quality is the judge's ``normalized`` figure (../shared/eval/texture_score.py, lower is
+better) of a 256x256 render from a fresh seed after 1000 steps; also the int8 model's and the
+2000-step render's figures.  Timings depend on the machine's load: say so when quoting them.
+"""
+
+import argparse
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.nca import codegen, files  # noqa: E402
+from core.nca.exemplars import KIND, PRESETS, exemplar_paths  # noqa: E402
+from core.nca.render import run_states  # noqa: E402
+from core.nca.runtime import Runtime, to_rgb  # noqa: E402
+from core.nca.rule import perception_kernels, seed_state  # noqa: E402
+
+JUDGE = Path(__file__).resolve().parents[2] / "shared/eval/texture_score.py"
+
+
+def judge():
+    if not JUDGE.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("texture_score", JUDGE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return lambda synth, exemplar: module.score(synth, module.load(exemplar))["normalized"]
+
+
+def quality(model, exemplar, score):
+    """Judge figures: float and int8 at 1000 steps, float at 2000 steps (256x256, fresh seed)."""
+    s1000, s2000 = run_states(model, 256, 1000, frames=1, frame_steps=1000)
+    q1000 = run_states(model, 256, 1000, quantized=True)[0]
+    return {"float_1000": score(to_rgb(s1000), exemplar), "int8_1000": score(to_rgb(q1000), exemplar),
+            "float_2000": score(to_rgb(s2000), exemplar)}
+
+
+def training_speed(params, iterations=3, steps=64):
+    """Seconds per iteration (batch 4, 128x128, ``steps``-step rollouts, same loss) of the fused,
+    compiled step against the straightforward reference step."""
+    import torch
+    from core.nca.model import reference_step, step
+    from core.nca.train import SlicedWasserstein, overflow_loss
+    channels = {68: 4, 588: 12}[params]
+    exemplar = torch.rand(1, 3, 128, 128)
+    loss_fn = SlicedWasserstein(exemplar)
+    kernels = torch.from_numpy(perception_kernels(channels))
+    w = (torch.randn(channels, 4 * channels) * 0.01).requires_grad_()
+    b = torch.zeros(channels, requires_grad=True)
+    compiled = torch.compile(step, dynamic=False)
+    runs = {"reference": lambda x: reference_step(x[0], kernels, w, b)[None],
+            "fast": lambda x: compiled(x, kernels, w[None], b[None])}
+    result = {}
+    for name, one_step in runs.items():
+        times = []
+        for i in range(iterations + 1):  # the first iteration compiles
+            x = torch.from_numpy(seed_state(np.random.default_rng(i), 4, channels, 128, 128))[None]
+            started = time.perf_counter()
+            for _ in range(steps):
+                x = one_step(x)
+            (loss_fn(x[:, :, :3] + 0.5) + overflow_loss(x)).sum().backward()
+            times.append(time.perf_counter() - started)
+        result[name] = round(min(times[1:]) * (32 + 127) / 2 / steps, 4)  # scaled to the mean rollout (79.5)
+    result["speedup"] = round(result["reference"] / result["fast"], 2)
+    return result
+
+
+def runtime_speeds(model, sizes=(256, 1024)):
+    """Steps a second of the numpy, torch, C and GLSL runtimes."""
+    w, b = model.weights(quantized=True)
+    out = {}
+    for size in sizes:
+        state = seed_state(np.random.default_rng(0), 1, model.channels, size, size)[0]
+        figures = {}
+        steps = 20 if size <= 256 else 4
+        runtime = Runtime(w, b)
+        started = time.perf_counter()
+        runtime.run(state, steps)
+        figures["numpy"] = steps / (time.perf_counter() - started)
+        started = time.perf_counter()
+        run_states(model, size, steps, quantized=True, runtime="torch")
+        figures["torch"] = steps / (time.perf_counter() - started)
+        figures["c"] = _c_speed(model, size, steps)
+        figures["glsl"] = _glsl_speed(model, state, 200 if size <= 256 else 50)
+        out[str(size)] = {k: (round(v, 1) if v else None) for k, v in figures.items()}
+    return out
+
+
+def _c_speed(model, size, steps):
+    compiler = shutil.which("cc")
+    if not compiler:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        source, binary = Path(folder) / "nca.c", Path(folder) / "nca"
+        source.write_text(codegen.generate(model, "c")[""])
+        subprocess.run([compiler, "-O3", "-march=native", "-o", binary, source, "-lm"], check=True)
+        started = time.perf_counter()
+        subprocess.run([binary, str(size), str(size), str(steps), str(Path(folder) / "o.f32")], check=True)
+        return steps / (time.perf_counter() - started)
+
+
+def _glsl_speed(model, state, steps):
+    try:
+        import moderngl
+        ctx = moderngl.create_standalone_context(backend="egl")
+    except Exception:
+        return None
+    from core.nca.render import state_tile
+    tile = state_tile(state)
+    height, width = tile.shape[:2]
+    program = ctx.program(vertex_shader="#version 330\nin vec2 pos; void main() { gl_Position = vec4(pos, 0, 1); }",
+                          fragment_shader=codegen.generate(model, "glsl")[""])
+    vao = ctx.simple_vertex_array(program, ctx.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], "f4").tobytes()), "pos")
+    textures = [ctx.texture((width, height), 4, tile.tobytes(), dtype="f4"), ctx.texture((width, height), 4, dtype="f4")]
+    framebuffers = [ctx.framebuffer([t]) for t in textures]
+    ctx.finish()
+    started = time.perf_counter()
+    for k in range(steps):
+        textures[k % 2].use(0)
+        framebuffers[(k + 1) % 2].use()
+        vao.render(moderngl.TRIANGLE_STRIP)
+    ctx.finish()
+    return steps / (time.perf_counter() - started)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", action="store_true", help="train the quality-bar models (long)")
+    parser.add_argument("--minutes68", type=float, default=10.0)
+    parser.add_argument("--minutes588", type=float, default=30.0)
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-presets", action="store_true")
+    args = parser.parse_args()
+    import torch
+    torch.set_num_threads(2)
+    score = judge()
+    report = {"note": "timings on a shared 2-core machine under load from other jobs"}
+    if not args.skip_speed:
+        report["training_seconds_per_iteration"] = {str(p): training_speed(p) for p in (68, 588)}
+        report["training_iterations_per_second"] = {
+            p: round(1 / v["fast"], 3) for p, v in report["training_seconds_per_iteration"].items()}
+        first = files.load(sorted(PRESETS.glob("*.safetensors"))[0])
+        report["runtime_steps_per_second_68"] = runtime_speeds(first)
+    if score and not args.skip_presets:
+        report["presets"] = {}
+        for path in sorted(PRESETS.glob("*.safetensors")):
+            model = files.load(path)
+            report["presets"][path.stem] = {"params": model.params, "bytes_compact": 10 + 4 * model.channels + model.params,
+                                            **quality(model, exemplar_paths()[path.stem], score)}
+    if args.train and score:
+        from core.nca.train import train
+        bar = {}
+        with tempfile.TemporaryDirectory() as folder:
+            for params, minutes, kinds in ((68, args.minutes68, ("pattern",)), (588, args.minutes588, ("pattern", "photo"))):
+                for name, exemplar in exemplar_paths(kinds).items():
+                    summary, model = train(exemplar, Path(folder) / f"{name}_{params}.safetensors",
+                                           params=params, minutes=minutes)
+                    bar[f"{name}_{params}"] = {"kind": KIND[name], "minutes": minutes, "iterations": summary["iterations"],
+                                               **quality(model, exemplar, score)}
+        report["quality_bar"] = bar
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
