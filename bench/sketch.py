@@ -10,7 +10,7 @@ Prints one JSON object.  Sections (all on CPU, 2 threads):
 * ``quality``: L_R and L_KL of the shipped models on their test splits, and of a small model
   trained for ``--budget`` seconds on the Hershey glyphs (a fixed data set).
 
-    .venv/bin/python bench/sketch.py [--budget 300] [--port-steps 2] [--steps 3]
+    .venv/bin/python bench/sketch.py [--budget 300] [--steps 2]
 """
 
 import argparse
@@ -113,8 +113,7 @@ def sampling_speed(model):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--budget", type=float, default=300, help="seconds of small-model training for quality")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps of this implementation")
-    parser.add_argument("--port-steps", type=int, default=2, help="timed steps of the straightforward port")
+    parser.add_argument("--steps", type=int, default=2, help="rounds of timed steps (each variant once a round)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     result = {"threads": 2, "note": "2-core CPU shared with other jobs: timings taken under contention"}
@@ -122,15 +121,21 @@ def main():
     kanji, _ = _load_clean("kanji", 250, limit=2000)
     hp = dict(REFERENCE, max_seq_len=250)
     batches = Batches(kanji["train"], hp, normalizing_scale(kanji["train"]))
-    port = training_throughput(PortedSketchRNN, batches, hp, args.port_steps)
-    ours_fp32 = training_throughput(SketchRNN, batches, hp, args.steps)
-    ours = training_throughput(SketchRNN, batches, hp, args.steps, bf16=fast_bf16("cpu"))
+    # the variants take turns, one timed step each per round, so other jobs' load falls on all of them alike
+    variants = {"straightforward_port": (PortedSketchRNN, False), "this_fp32": (SketchRNN, False),
+                "this": (SketchRNN, fast_bf16("cpu"))}
+    seconds = {name: [] for name in variants}
+    for _ in range(args.steps):
+        for name, (model_class, bf16) in variants.items():
+            seconds[name].append(training_throughput(model_class, batches, hp, 1, bf16)["seconds_per_step"])
     result["training"] = {"size": "enc 256, dec 512 lstm, z 128, batch 100, seq 250",
-                          "this": dict(ours, recurrent_bf16=fast_bf16("cpu")), "this_fp32": ours_fp32,
-                          "straightforward_port": port,
-                          "speedup": round(ours["sketches_per_second"] / port["sketches_per_second"], 2),
-                          "speedup_fp32": round(ours_fp32["sketches_per_second"] / port["sketches_per_second"], 2)}
-
+                          "recurrent_bf16": fast_bf16("cpu")}
+    for name, values in seconds.items():
+        step = float(np.median(values))
+        result["training"][name] = {"seconds_per_step": round(step, 2), "sketches_per_second": round(hp["batch_size"] / step, 2)}
+    port = result["training"]["straightforward_port"]["sketches_per_second"]
+    result["training"]["speedup"] = round(result["training"]["this"]["sketches_per_second"] / port, 2)
+    result["training"]["speedup_fp32"] = round(result["training"]["this_fp32"]["sketches_per_second"] / port, 2)
     print(json.dumps({"training": result["training"]}), file=sys.stderr, flush=True)  # partial results as they come
     result["sampling"] = {}
     with tempfile.TemporaryDirectory() as folder:
