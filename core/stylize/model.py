@@ -12,7 +12,7 @@ Differences to the reference implementation, all for 2 CPU cores and no download
 * The perceptual loss used VGG features; here a Laplacian-pyramid L1 (§ ``pyramid_loss``)
   stands in for it (no pretrained weights exist offline).  The patch discriminator is optional.
 * ``FAST`` is a narrower generator (3 instead of 7 ResNet blocks, a 32-channel decoder) without
-  normalisation and with 3x3 instead of 7x7 full-resolution convolutions, trained with a higher,
+  normalisation, no output tanh and with 3x3 instead of 7x7 full-resolution convolutions, trained with a higher,
   cosine-decayed learning rate: about 13x less time per step on one CPU thread and better
   figures in the same minutes.  ``PUBLISHED`` is the paper's configuration, kept for comparison
   (bench/stylize.py).  No normalisation also makes tiled inference exact (no per-tile statistics).
@@ -33,9 +33,9 @@ from ..modelfile import read_model, save_model
 KIND = "stylize"
 
 PUBLISHED = dict(filters=[32, 64, 128, 128, 128, 64], resnet_blocks=7, outer_kernel=7, norm="instance",
-                 smoothers=True, patch=32, batch=40)
+                 smoothers=True, tanh=True, patch=32, batch=40)
 FAST = dict(filters=[16, 32, 64, 64, 32, 32], resnet_blocks=3, outer_kernel=3, norm="none",
-            smoothers=False, patch=32, batch=24)
+            smoothers=False, tanh=False, patch=32, batch=24)
 CONFIGS = {"published": PUBLISHED, "fast": FAST}
 
 
@@ -77,10 +77,12 @@ class Generator(nn.Module):
 
     ``conv0`` (full res) -> ``conv1`` (1/2) -> ``conv2`` (1/4) -> ResNet blocks -> ``up2``
     (with skip from conv2) -> ``up1`` (skip from conv1) -> ``conv11`` (skips from conv0 and the
-    input) -> optional smoothers -> 1x1 to RGB, tanh.  Input and output in [-1, 1].
+    input) -> optional smoothers -> 1x1 to RGB [-> tanh].  Input and output in [-1, 1].  Without
+    the tanh the output is clamped only at inference: a painting on white paper (targets at +1)
+    drove the tanh into saturation, where no gradient is left, and training died.
     """
 
-    def __init__(self, in_channels, filters, resnet_blocks, outer_kernel, norm, smoothers, **_):
+    def __init__(self, in_channels, filters, resnet_blocks, outer_kernel, norm, smoothers, tanh=True, **_):
         super().__init__()
         f = filters
         self.conv0 = _conv(in_channels, f[0], outer_kernel, 1, norm)
@@ -94,6 +96,7 @@ class Generator(nn.Module):
         self.smoothers = nn.Sequential(nn.Conv2d(f[5], f[5], 3, 1, 1), nn.ReLU(), nn.BatchNorm2d(f[5]),
                                        nn.Conv2d(f[5], f[5], 3, 1, 1), nn.ReLU()) if smoothers else nn.Identity()
         self.conv12 = nn.Conv2d(f[5], 3, 1)
+        self.tanh = tanh
 
     def forward(self, x):
         e0 = self.conv0(x)
@@ -102,7 +105,8 @@ class Generator(nn.Module):
         d2 = self.up2(torch.cat([self.resnets(e2), e2], 1))
         d1 = self.up1(torch.cat([d2, e1], 1))
         y = self.conv11(torch.cat([d1, e0, x], 1))
-        return torch.tanh(self.conv12(self.smoothers(y)))
+        y = self.conv12(self.smoothers(y))
+        return torch.tanh(y) if self.tanh else y
 
 
 class Discriminator(nn.Module):
