@@ -49,7 +49,7 @@ def run(bpy, out_dir):
         scene.frame_set(frame)
         scene.render.filepath = str(out_dir / f"sketch_frame{frame:03d}.png")
         bpy.ops.render.render(write_still=True, scene=scene.name)
-        images.append(Path(scene.render.filepath))
+        images.append(scene.render.filepath)
     drawings = [o for o in scene.objects if o.type == "GREASEPENCIL"]
     return {"images": images, "drawings": len(drawings),
             "frames_with_strokes": sum(len(o.data.layers[0].frames) for o in drawings)}
