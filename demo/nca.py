@@ -5,7 +5,7 @@ import math
 
 from blender_session import ADDON_MODULE
 
-PRESETS = ("stripes", "spots", "cells", "ripples")
+PRESETS = ("stripes", "checks", "ripples", "brick")
 
 
 def _object(bpy, scene, name, location, make):
@@ -21,6 +21,7 @@ def _object(bpy, scene, name, location, make):
 def _sphere(bpy):
     import bmesh
     mesh, bm = bpy.data.meshes.new("sphere"), bmesh.new()
+    bm.loops.layers.uv.new("UVMap")  # calc_uvs fills an existing UV layer
     bmesh.ops.create_uvsphere(bm, u_segments=48, v_segments=24, radius=0.8, calc_uvs=True)
     bm.to_mesh(mesh)
     bm.free()
@@ -32,6 +33,7 @@ def _sphere(bpy):
 def _cube(bpy):
     import bmesh
     mesh, bm = bpy.data.meshes.new("cube"), bmesh.new()
+    bm.loops.layers.uv.new("UVMap")
     bmesh.ops.create_cube(bm, size=1.3, calc_uvs=True)
     bm.to_mesh(mesh)
     bm.free()
@@ -64,7 +66,7 @@ def run(bpy, out_dir):
         for i, preset in enumerate(PRESETS):
             make = _sphere if i % 2 == 0 else _cube
             obj, material = _object(bpy, scene, preset, (-3.3 + 2.2 * i, 0, 0.9), make)
-            mode = "OSL" if preset == "cells" else "IMAGE"
+            mode = "OSL" if preset == "ripples" else "IMAGE"
             s.source, s.preset, s.mode = "PRESET", preset, mode
             s.size, s.steps = (96 if mode == "OSL" else 256), 1000
             bpy.context.view_layer.objects.active = obj

@@ -101,3 +101,4 @@ def test_osl_node_renders_the_baked_texture_in_cycles(nca, tmp_path):
     baked = to_rgb(run_states(files.load(s.model), 32, 12, quantized=True)[0])
     expected = np.where(baked <= 0.04045, baked / 12.92, ((baked + 0.055) / 1.055) ** 2.4)  # sRGB image, linearised
     assert np.abs(rendered - expected).max() <= 1e-3
+
