@@ -81,6 +81,17 @@ def create_drawing(context, name, strokes, *, animate=False, frame_start=1, fram
     return obj
 
 
+def add_frame(obj, frame, strokes, layer_name=None):
+    """Add ``strokes`` at ``frame`` to a layer of ``obj`` (default: its first layer).
+
+    They go into the layer's keyframe at exactly ``frame`` if there is one, else into a new keyframe.
+    """
+    layer = obj.data.layers[layer_name] if layer_name else obj.data.layers[0]
+    keyframe = next((f for f in layer.frames if f.frame_number == frame), None) or layer.frames.new(frame)
+    _fill_drawing(keyframe.drawing, strokes)
+    return keyframe
+
+
 def with_pen_timing(strokes, pause=0.15):
     """Give strokes without ``time`` a pen timing: constant speed along the stroke, a short lift between."""
     timed, clock = [], 0.0

@@ -33,7 +33,7 @@ print("RESULT" + json.dumps({{"enabled": addon is not None, "panels": panels, "o
     result = json.loads(lines[-1][len("RESULT"):])
     assert result["enabled"]
     registered = __import__("addon").MODULE_NAMES
-    for feature, operator in {"nca": "nca_bake", "sketch": "sketch_auto_draw", "strokes": "strokes_from_image",
+    for feature, operator in {"nca": "nca_bake", "sketch": "sketch_auto_draw", "strokes": "strokes_image_to_strokes",
                               "stylize": "stylize_run"}.items():
         if feature in registered:
             assert operator in result["operators"], result

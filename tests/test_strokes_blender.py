@@ -1,22 +1,13 @@
 """StrokeNet in real Blender: Image to Strokes makes a new grease-pencil drawing; bad input is reported."""
 
-import importlib
-
 import numpy as np
 import pytest
 
-from blender_helpers import ADDON_MODULE, run_blender_script
+from blender_helpers import REPO_ROOT, run_blender_script
+from core.imageio import read_image
 from core.strokes.cli import SHIPPED_AGENT
 
 pytestmark = pytest.mark.skipif(not SHIPPED_AGENT.exists(), reason="shipped StrokeNet models not built yet")
-
-
-def strokes_module(bpy):
-    """The add-on's strokes module, registered here if addon/__init__.py does not list it yet."""
-    module = importlib.import_module(f"{ADDON_MODULE}.addon.strokes")
-    if not hasattr(bpy.types.Scene, "atelier_strokes"):
-        module.register()
-    return module
 
 
 def cross_image(bpy, name="Cross"):
@@ -29,7 +20,6 @@ def cross_image(bpy, name="Cross"):
 
 def test_image_to_strokes_makes_a_new_drawing_and_leaves_the_image_alone(blender):
     bpy = blender
-    strokes_module(bpy)
     from bl_ext.atelier_dev.atelier.addon import gpencil
     image = cross_image(bpy)
     before = np.array(image.pixels[:])
@@ -63,7 +53,6 @@ def test_image_to_strokes_makes_a_new_drawing_and_leaves_the_image_alone(blender
 
 def test_bad_input_is_reported_not_raised_as_a_traceback(blender):
     bpy = blender
-    strokes_module(bpy)
     from bl_ext.atelier_dev.atelier.addon.images import array_to_image
     settings = bpy.context.scene.atelier_strokes
     with pytest.raises(RuntimeError, match="choose an image"):
@@ -77,22 +66,16 @@ def test_bad_input_is_reported_not_raised_as_a_traceback(blender):
     assert not [o for o in bpy.data.objects if o.type == "GREASEPENCIL"]
 
 
-def test_drawing_renders_with_ink(tmp_path):
+def test_demo_drawings_render_with_ink(tmp_path):
     code = f"""
-import importlib, numpy as np
-from pathlib import Path
-module = importlib.import_module("{ADDON_MODULE}.addon.strokes")
-if not hasattr(bpy.types.Scene, "atelier_strokes"):
-    module.register()
 import sys
-sys.path.insert(0, str(Path({str(tmp_path)!r}).parent))
-from bl_ext.atelier_dev.atelier.demo import strokes as demo
-result = demo.run(bpy, Path({str(tmp_path)!r}))
+sys.path.insert(0, {str(REPO_ROOT / "demo")!r})
+import strokes as demo
+result = demo.run(bpy, {str(tmp_path)!r})
 print("RESULT", result["strokes"], result["images"][0])
 """
     run = run_blender_script(code, timeout=400)
     assert run.returncode == 0, run.stderr[-3000:]
     line = [l for l in run.stdout.splitlines() if l.startswith("RESULT")][0]
-    from core.imageio import read_image
     picture = read_image(line.split()[-1], channels=3)
     assert int(line.split()[1]) > 0 and (picture.mean(-1) < 0.3).mean() > 0.002  # dark ink on white paper

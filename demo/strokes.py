@@ -1,0 +1,113 @@
+"""StrokeNet demo: four pictures redrawn as grease-pencil strokes by the recurrent agent.
+
+The pictures are drawn here (a KanjiVG character, a Hershey glyph, a house and a coloured
+face), loaded as image datablocks and turned into drawings with the add-on's *Image to
+Strokes*, as an artist would; the drawings appear stroke by stroke over 24 frames.  The demo
+writes the Blender render of the drawings and ``strokes_demo.png``: pictures above, strokes below.
+"""
+
+import importlib
+import re
+import sysconfig
+from pathlib import Path
+
+import cv2
+import numpy as np
+from blender_session import ADDON_MODULE
+
+TILE = 256
+KANJI = "06c38"  # 永, "eternity": the classic five-stroke calligraphy exercise
+
+
+def _canvas():
+    return np.ones((TILE, TILE, 3), np.float32)
+
+
+def _polylines(canvas, lines, colour=(0, 0, 0), thickness=7):
+    for line in lines:
+        cv2.polylines(canvas, [np.round(line).astype(np.int32)], False, colour, thickness, cv2.LINE_AA)
+    return canvas
+
+
+def kanji_picture():
+    from core.strokes.data import svg_path_polyline
+    svg = Path(sysconfig.get_paths()["purelib"]) / "kanji" / f"{KANJI}.svg"
+    paths = re.findall(r'<path[^>]* d="([^"]+)"', svg.read_text(encoding="utf-8"))
+    return _polylines(_canvas(), [np.asarray(svg_path_polyline(d)) * TILE / 109 for d in paths])
+
+
+def hershey_picture(char="R"):
+    from HersheyFonts import HersheyFonts
+    font = HersheyFonts()
+    font.load_default_font("futural")
+    lines = [np.array(s, float) for s in font.strokes_for_text(char)]
+    points = np.concatenate(lines)
+    centre, extent = (points.max(0) + points.min(0)) / 2, (points.max(0) - points.min(0)).max()
+    return _polylines(_canvas(), [((l - centre) / extent * 0.75 + 0.5) * TILE for l in lines])
+
+
+def house_picture():
+    corners = np.array([[60, 200], [60, 110], [128, 50], [196, 110], [196, 200], [60, 200]], float)
+    door = np.array([[110, 200], [110, 150], [146, 150], [146, 200]], float)
+    return _polylines(_canvas(), [corners, door, np.array([[60, 110], [196, 110]], float)])
+
+
+def face_picture():
+    canvas = _canvas()
+    cv2.circle(canvas, (128, 128), 90, (0.85, 0.55, 0.1), 8, cv2.LINE_AA)
+    for x in (95, 161):
+        cv2.circle(canvas, (x, 105), 10, (0.1, 0.3, 0.8), -1, cv2.LINE_AA)
+    cv2.ellipse(canvas, (128, 140), (45, 35), 0, 20, 160, (0.8, 0.1, 0.15), 8, cv2.LINE_AA)
+    return canvas
+
+
+PICTURES = (("kanji", kanji_picture, False), ("glyph", hershey_picture, False), ("house", house_picture, False),
+            ("face", face_picture, True))
+
+
+def build_scene(bpy):
+    """A new scene: white paper, an orthographic camera looking at the XZ plane, four tiles side by side."""
+    scene = bpy.data.scenes.new("StrokeNet")
+    scene.render.engine = "BLENDER_EEVEE"
+    scene.render.resolution_x, scene.render.resolution_y = TILE * len(PICTURES), TILE
+    scene.view_settings.view_transform = "Standard"
+    world = bpy.data.worlds.new("StrokeNet paper")
+    world.use_nodes = True
+    world.node_tree.nodes["Background"].inputs["Color"].default_value = (1, 1, 1, 1)
+    scene.world = world
+    camera = bpy.data.objects.new("StrokeNet camera", bpy.data.cameras.new("StrokeNet camera"))
+    camera.data.type, camera.data.ortho_scale = "ORTHO", 2.0 * len(PICTURES)
+    camera.location, camera.rotation_euler = (0, -10, 0), (np.pi / 2, 0, 0)
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+    scene.frame_start, scene.frame_end = 1, 24
+    if bpy.context.window is not None:  # grease-pencil frames follow the window's scene
+        bpy.context.window.scene = scene
+    return scene
+
+
+def run(bpy, out_dir):
+    array_to_image = importlib.import_module(f"{ADDON_MODULE}.addon.images").array_to_image
+    out_dir = Path(out_dir)
+    scene = build_scene(bpy)
+    settings = scene.atelier_strokes
+    pictures, strokes = [], 0
+    with bpy.context.temp_override(scene=scene, view_layer=scene.view_layers[0]):
+        for index, (name, draw_picture, colour) in enumerate(PICTURES):
+            picture = draw_picture()
+            pictures.append(picture)
+            rgba = np.concatenate([picture[::-1], np.ones((TILE, TILE, 1), np.float32)], -1)  # Blender rows go up
+            settings.source, settings.image = "IMAGE", array_to_image(f"StrokeNet {name}", rgba)
+            settings.strokes, settings.colour, settings.size = 8, colour, 1.8
+            settings.animate, settings.frames = True, 24
+            scene.cursor.location = (2.0 * index - (len(PICTURES) - 1), 0, 0)
+            bpy.ops.atelier.strokes_image_to_strokes()
+            strokes += len(bpy.context.active_object.data.layers[0].frames[-1].drawing.strokes)
+    scene.frame_set(scene.frame_end)
+    render = out_dir / "strokes_render.png"
+    scene.render.filepath = str(render)
+    bpy.ops.render.render(write_still=True, scene=scene.name)
+    from core.imageio import read_image, write_image
+    overview = out_dir / "strokes_demo.png"
+    write_image(overview, np.concatenate([np.concatenate(pictures, 1), read_image(render, channels=3)], 0))
+    return {"images": [str(render), str(overview)], "drawings": len(PICTURES), "strokes": strokes}
