@@ -1,6 +1,6 @@
 PYTHON_VENV := .venv/bin/python
 
-.PHONY: setup demo test package bench clean
+.PHONY: setup demo test package bench readme clean
 
 setup:
 	@bash tools/setup.sh
@@ -16,6 +16,9 @@ package: setup
 
 bench: setup
 	for b in bench/*.py; do $(PYTHON_VENV) $$b || exit 1; done
+
+readme: setup
+	$(PYTHON_VENV) tools/readme.py
 
 clean:
 	rm -rf out dist
