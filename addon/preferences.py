@@ -6,6 +6,8 @@ from pathlib import Path
 
 import bpy
 
+from .registration import register_classes, unregister_classes
+
 ADDON_PACKAGE = __package__.rpartition(".")[0]  # the extension's package, e.g. bl_ext.user_default.atelier
 EXTENSION_ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,10 +84,8 @@ classes = (AtelierPreferences,)
 
 
 def register():
-    for cls in classes:
-        bpy.utils.register_class(cls)
+    register_classes(classes)
 
 
 def unregister():
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    unregister_classes(classes)

@@ -20,6 +20,7 @@ from ..core.errors import AtelierError
 from . import gpencil
 from .images import image_file_for_worker
 from .jobs import WorkerOperator
+from .registration import register_classes, unregister_classes
 
 
 class AtelierStrokesSettings(bpy.types.PropertyGroup):
@@ -168,12 +169,8 @@ classes = (AtelierStrokesSettings, ATELIER_OT_strokes_image_to_strokes, ATELIER_
 
 
 def register():
-    for cls in classes:
-        bpy.utils.register_class(cls)
-    bpy.types.Scene.atelier_strokes = bpy.props.PointerProperty(type=AtelierStrokesSettings)
+    register_classes(classes, atelier_strokes=AtelierStrokesSettings)
 
 
 def unregister():
-    del bpy.types.Scene.atelier_strokes
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    unregister_classes(classes, "atelier_strokes")

@@ -23,6 +23,7 @@ from ..core.errors import AtelierError
 from .images import image_file_for_worker
 from .jobs import WorkerOperator
 from .preferences import models_dir, worker_device, worker_python
+from .registration import register_classes, unregister_classes
 from .worker_client import WorkerJob
 
 
@@ -361,15 +362,11 @@ classes = (
 
 
 def register():
-    for cls in classes:
-        bpy.utils.register_class(cls)
-    bpy.types.Scene.atelier_stylize = bpy.props.PointerProperty(type=AtelierStylizeSettings)
+    register_classes(classes, atelier_stylize=AtelierStylizeSettings)
     bpy.app.handlers.render_write.append(_render_write)
 
 
 def unregister():
     if _render_write in bpy.app.handlers.render_write:
         bpy.app.handlers.render_write.remove(_render_write)
-    del bpy.types.Scene.atelier_stylize
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    unregister_classes(classes, "atelier_stylize")

@@ -97,8 +97,6 @@ def run(bpy, out_dir):
     """Render, paint frame 0 with the stand-in painter, Train & Stylise, write a before/after sheet."""
     import importlib
     package = next(name for name in bpy.context.preferences.addons.keys() if name.endswith(".atelier"))
-    if not hasattr(bpy.types.Scene, "atelier_stylize"):  # until addon/__init__.py lists the module
-        importlib.import_module(f"{package}.addon.stylize").register()
     worker_python = importlib.import_module(f"{package}.addon.preferences").worker_python()
     out_dir = Path(out_dir)
     scene = build_scene(bpy, frames=8, size=160, samples=8)

@@ -1,30 +1,19 @@
 """Stylise in real Blender: render with motion vectors, Train & Stylise, VSE strip, render plugin."""
 
-import importlib
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from blender_helpers import ADDON_MODULE
 from core.imageio import read_image, write_image
 from core.stylize.frames import read_motion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "demo"))
 
 
-def stylize_module(bpy):
-    """The add-on's stylise module, registered here if addon/__init__.py does not list it yet."""
-    module = importlib.import_module(f"{ADDON_MODULE}.addon.stylize")
-    if not hasattr(bpy.types.Scene, "atelier_stylize"):
-        module.register()
-    return module
-
-
 def test_render_train_stylise_and_render_plugin(blender, tmp_path):
     bpy = blender
-    stylize_module(bpy)
     from stylize import build_scene
     scene = build_scene(bpy, frames=3, size=48, samples=2)
     settings = scene.atelier_stylize
