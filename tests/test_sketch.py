@@ -259,6 +259,28 @@ def test_numpy_runtime_matches_torch(tmp_path, decoder, conditional):
     np.testing.assert_allclose(runtime.outputs(batch[:, :-1].numpy(), None if z is None else z.numpy()), y, atol=1e-4)
 
 
+def test_numpy_sampling_draws_from_the_torch_mixture(tmp_path):
+    """The runtime's per-row draw follows the mixture the torch loss defines, at temperature T (section 3.3)."""
+    from core.sketch import cells
+    from core.sketch.model import TORCH
+    hp = dict(TINY, num_mixture=3)
+    path = tmp_path / "m.safetensors"
+    save_model(path, "sketch_rnn", to_tensors(SketchRNN(hp)), {"hyperparameters": hp, "scale": 1.0})
+    runtime, temperature, count = SketchModel(path), 0.6, 40000
+    y = np.float32([[1.0, -0.5, 0.2, 3, -2, 0.5, 1, 2, -1, -1, -0.5, -2, -0.5, 0.3, -1, 0.5, -0.2, 4, 0.3, 1.2, -0.7]])
+    dx, dy, pen = runtime._draw(np.repeat(y, count, 0), temperature, np.random.default_rng(0))
+    log_pi, mu_x, mu_y, log_sx, log_sy, rho, pen_logits = (
+        v[0].double().numpy() for v in cells.mixture_parameters(TORCH, torch.from_numpy(y), 3))
+    pi = np.exp(log_pi / temperature) / np.exp(log_pi / temperature).sum()
+    pen_p = np.exp(pen_logits / temperature) / np.exp(pen_logits / temperature).sum()
+    sx, sy = np.exp(log_sx) * temperature ** 0.5, np.exp(log_sy) * temperature ** 0.5
+    np.testing.assert_allclose(np.bincount(pen, minlength=3) / count, pen_p, atol=0.01)
+    mean_x, mean_y = pi @ mu_x, pi @ mu_y
+    np.testing.assert_allclose([dx.mean(), dy.mean()], [mean_x, mean_y], atol=0.03)
+    np.testing.assert_allclose(np.mean(dx * dy), pi @ (mu_x * mu_y + rho * sx * sy), atol=0.05)
+    np.testing.assert_allclose(np.mean(dx * dx), pi @ (mu_x ** 2 + sx ** 2), atol=0.1)
+
+
 def test_training_resume_and_cancel_keep_a_good_model(tmp_path):
     data = {"train": toy_sketches(32), "valid": toy_sketches(8, seed=1)}
     out = tmp_path / "m.safetensors"

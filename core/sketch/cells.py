@@ -14,6 +14,8 @@ import numpy as np
 
 FORGET_BIAS = 1.0
 LAYER_NORM_EPSILON = 1e-3  # the reference's value
+LOG_SIGMA_RANGE = (-10.0, 5.0)  # clipping of log sigma and of rho's pre-activation: the density stays finite
+RHO_RANGE = (-5.0, 5.0)
 
 
 class NumpyOps:
@@ -28,10 +30,11 @@ class NumpyOps:
         return 0.5 * (np.tanh(0.5 * x) + 1)
 
     @staticmethod
-    def layer_norm(x, gamma, beta):
-        mean = x.mean(-1, keepdims=True)
-        variance = ((x - mean) ** 2).mean(-1, keepdims=True)
-        return (x - mean) / np.sqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
+    def layer_norm(x, gamma, beta):  # ufuncs, not ndarray.mean: the runtime calls it on single vectors each step
+        inverse_n = 1.0 / x.shape[-1]
+        centred = x - np.add.reduce(x, -1, keepdims=True) * inverse_n
+        variance = np.add.reduce(centred * centred, -1, keepdims=True) * inverse_n
+        return centred / np.sqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
 
     @staticmethod
     def log_softmax(x):
@@ -128,8 +131,9 @@ def mixture_parameters(ops, y, num_mixture):
     m = num_mixture
     pieces = [y[..., k * m:(k + 1) * m] for k in range(6)]
     log_pi = ops.log_softmax(pieces[0])
-    rho = ops.tanh(pieces[5].clip(-5.0, 5.0))
-    return log_pi, pieces[1], pieces[2], pieces[3].clip(-10.0, 5.0), pieces[4].clip(-10.0, 5.0), rho, y[..., 6 * m:]
+    rho = ops.tanh(pieces[5].clip(*RHO_RANGE))
+    return (log_pi, pieces[1], pieces[2], pieces[3].clip(*LOG_SIGMA_RANGE), pieces[4].clip(*LOG_SIGMA_RANGE), rho,
+            y[..., 6 * m:])
 
 
 def log_bivariate_normal(ops, dx, dy, mu_x, mu_y, log_sigma_x, log_sigma_y, rho):

@@ -1,7 +1,9 @@
 """The numpy Sketch-RNN runtime: encode, sample, complete and interpolate without torch.
 
-Blender's own Python has numpy but no torch, so the add-on draws with this.  It uses the same
-cell functions as training (``cells.py``), and matches the torch model to 1e-4.
+Blender's own Python has numpy but no torch, so the add-on draws with this.  The encoder runs the
+cell functions of training (``cells.py``); the decoder runs the same equations on weights folded
+for drawing one row at a time (:meth:`SketchModel._fold`, :class:`_Decoding`), where one sketch
+costs one pass over the weights per pen move.  Both match the torch model to 1e-4 (tests).
 """
 
 from pathlib import Path
@@ -24,11 +26,16 @@ class SketchModel:
         tensors, meta = read_model(self.path, KIND)
         self.hp, self.scale = meta["hyperparameters"], float(meta["scale"])
         self.meta = meta
-        self._z_projected = None  # (z, z W_x[5:]) of the sketches being drawn
         self.p = {name: value.astype(np.float32) for name, value in tensors.items() if not name.startswith("adam.")}
         missing = [name for name in ("decoder.W_x", "decoder.W_h", "output.W") if name not in self.p]
         if missing:
             raise AtelierError(f"{self.path}: not a complete Sketch-RNN model (missing {', '.join(missing)})")
+        self.folded = self._fold()
+        # mu_x, mu_y, log sigma_x, log sigma_y, rho's pre-activation of a component, and their clipping (cells.py)
+        self._gaussian_columns = self.hp["num_mixture"] * np.arange(1, 6)
+        (sigma_low, sigma_high), (rho_low, rho_high) = cells.LOG_SIGMA_RANGE, cells.RHO_RANGE
+        self._gaussian_clip = (np.float32([-np.inf, -np.inf, sigma_low, sigma_low, rho_low]),
+                               np.float32([np.inf, np.inf, sigma_high, sigma_high, rho_high]))
 
     @property
     def conditional(self):
@@ -74,30 +81,59 @@ class SketchModel:
         return hidden @ self.p["mu.W"] + self.p["mu.b"], hidden @ self.p["presig.W"] + self.p["presig.b"]
 
     # ------------------------------------------------------------------ decoder
+    def _fold(self):
+        """Fold the decoder's weights once for drawing one row at a time (see :class:`_Decoding`).
+
+        * The row S = (dx, dy, p1, p2, p3) is one-hot in the pen, so S W_x = dx W_x[0] + dy W_x[1] +
+          W_x[2 + pen]: no product per step.  The z rows are folded per sketch in :class:`_Decoding`.
+        * The new h feeds three products: the output layer now, the recurrent gates (and the hyper
+          cell's input) at the next step; they are one matrix, so each step reads each weight once.
+        * sigmoid(a) = (tanh(a / 2) + 1) / 2: the input, forget and output gates' weights (or their
+          layer-norm gain and bias) are halved, exactly, and the forget bias of 1 is added to the
+          bias, so one tanh over all four gates gives every gate's non-linearity.
+        """
+        p, hp, n = self.p, self.hp, self.hp["dec_rnn_size"]
+        folded, inputs = {}, []  # inputs: (W_x, b) of the main cell, then of the hyper cell
+
+        def halve(weights, size):  # i, j, f, o blocks: i, f, o halved (sigmoid), j (tanh) kept
+            return weights * np.repeat(np.float32([0.5, 1.0, 0.5, 0.5]), size)
+
+        def forget(size):
+            return np.repeat(np.float32([0, 0, cells.FORGET_BIAS, 0]), size)
+
+        if hp["decoder"] == "lstm":
+            inputs.append((halve(p["decoder.W_x"], n), halve(p["decoder.b"] + forget(n), n)))
+            recurrent = [halve(p["decoder.W_h"], n)]
+        else:  # layer norm is scale-invariant: halve its gain and bias instead of the weights
+            folded["ln_gamma"] = halve(p["decoder.ln_gamma"], n)
+            folded["ln_beta"] = halve(p["decoder.ln_beta"] + forget(n), n)
+            inputs.append((p["decoder.W_x"], np.zeros(4 * n, np.float32)))
+            recurrent = [p["decoder.W_h"]]
+        if hp["decoder"] == "hyper":
+            m, e, rows = hp["hyper_rnn_size"], hp["hyper_embedding_size"], len(p["decoder.W_x"])
+            hyper_W_x = halve(p["hyper.W_x"], m)
+            inputs.append((hyper_W_x[:rows], halve(p["hyper.b"] + forget(m), m)))
+            recurrent.append(hyper_W_x[rows:])
+            folded["hyper"] = np.concatenate([halve(p["hyper.W_h"], m), p["hyper.x_z"], p["hyper.h_z"], p["hyper.b_z"]], 1)
+            folded["hyper_b"] = np.concatenate([np.zeros(4 * m, np.float32), p["hyper.x_zb"], p["hyper.h_zb"],
+                                                np.zeros(4 * e, np.float32)])
+            folded["hyper_d"] = np.concatenate([p["hyper.x_d"], p["hyper.h_d"], p["hyper.b_d"]])  # (12, e, n)
+        folded["W_x"] = np.concatenate([W for W, _ in inputs], 1)
+        folded["b_x"] = np.concatenate([b for _, b in inputs])
+        folded["recurrent"] = np.concatenate(recurrent + [p["output.W"]], 1)
+        return folded
+
     def initial_state(self, z, batch):
         if z is None:
             return cells.split_state(np.zeros((batch, cells.state_size(self.hp)), np.float32), self.hp)
         return cells.split_state(np.tanh(z @ self.p["init.W"] + self.p["init.b"]), self.hp)
 
-    def _step(self, previous, z, state):
-        """One decoder step from the previous stroke-5 rows (B, 5) -> (y, state).
-
-        [S, z] W_x = S W_x[:5] + z W_x[5:]; the z half is the same at every step and computed once.
-        """
-        x = previous if z is None else np.concatenate([previous, z], -1)
-        if z is not None and (self._z_projected is None or self._z_projected[0] is not z):
-            self._z_projected = (z, z @ self.p["decoder.W_x"][5:])
-        projected = previous @ self.p["decoder.W_x"][:5] + (0.0 if z is None else self._z_projected[1])
-        h, state = cells.decoder_step(cells.NUMPY, self.p, self.hp, x, projected, state)
-        return h @ self.p["output.W"] + self.p["output.b"], state
-
     def outputs(self, inputs, z=None):
         """Teacher-forced decoder outputs y (B, T, 6M+3) for stroke-5 inputs (B, T, 5) (tests compare with torch)."""
         inputs = np.asarray(inputs, np.float32)
-        state, ys = self.initial_state(z, len(inputs)), []
+        decoding, ys = _Decoding(self, z, len(inputs)), []
         for t in range(inputs.shape[1]):
-            y, state = self._step(inputs[:, t], z, state)
-            ys.append(y)
+            ys.append(decoding.step(inputs[:, t, 0], inputs[:, t, 1], inputs[:, t, 2:].argmax(-1)))
         return np.stack(ys, 1)
 
     def sample_drawings(self, count=1, temperature=0.5, seed=0, attempts=4, **options):
@@ -126,24 +162,23 @@ class SketchModel:
         if self.conditional and z is None:
             z = rng.standard_normal((count, self.hp["z_size"])).astype(np.float32)
         z = None if not self.conditional else np.asarray(z, np.float32).reshape(count, -1)
-        state = self.initial_state(z, count)
-        previous = np.tile(np.array([0, 0, 1, 0, 0], np.float32), (count, 1))
+        decoding = _Decoding(self, z, count)
+        dx, dy, pen = np.zeros(count, np.float32), np.zeros(count, np.float32), np.zeros(count, np.intp)  # S_0
         if prefix is not None and len(prefix):
             rows, length = self._prepare(prefix)
             for row in rows[:length]:
-                _, state = self._step(previous, z, state)
-                previous = np.tile(row, (count, 1))
+                decoding.step(dx, dy, pen)
+                dx, dy, pen = np.full(count, row[0]), np.full(count, row[1]), np.full(count, row[2:].argmax())
         steps = max_len or self.hp["max_seq_len"]
         drawn = np.zeros((count, steps, 3), np.float32)
         lengths = np.full(count, steps)
         finished = np.zeros(count, bool)
         for t in range(steps):
-            y, state = self._step(previous, z, state)
-            previous = self._draw(y, temperature, rng)
-            now_finished = (previous[:, 4] > 0) & ~finished
+            dx, dy, pen = self._draw(decoding.step(dx, dy, pen), temperature, rng)
+            now_finished = (pen == 2) & ~finished
             lengths[now_finished] = t
             finished |= now_finished
-            drawn[:, t] = previous[:, [0, 1, 3]]
+            drawn[:, t, 0], drawn[:, t, 1], drawn[:, t, 2] = dx, dy, pen == 1
             if finished.all():
                 break
         sketches = []
@@ -156,26 +191,85 @@ class SketchModel:
         return sketches
 
     def _draw(self, y, temperature, rng):
-        """Sample the next stroke-5 row per sketch from the GMM and pen softmax at ``temperature``."""
+        """Sample the next row per sketch from the GMM and pen softmax at ``temperature`` -> (dx, dy, pen).
+
+        softmax(log_softmax(logits) / T) = softmax(logits / T), and a categorical draw compares a
+        uniform with the unnormalised cumulative weights; the few array operations are written for
+        one sketch at a time, whose cost is per operation.
+        """
         temperature = max(float(temperature), 1e-3)
-        log_pi, mu_x, mu_y, log_sx, log_sy, rho, pen_logits = cells.mixture_parameters(
-            cells.NUMPY, y, self.hp["num_mixture"])
-        count = len(y)
-        pi = np.exp(cells.NUMPY.log_softmax(log_pi / temperature))
-        component = (pi.cumsum(-1) < rng.random((count, 1))).sum(-1).clip(0, pi.shape[-1] - 1)
-        rows = np.arange(count)
-        sx = np.exp(log_sx[rows, component]) * np.sqrt(temperature)
-        sy = np.exp(log_sy[rows, component]) * np.sqrt(temperature)
-        r = rho[rows, component]
+        m, count = self.hp["num_mixture"], len(y)
+        weights = y[:, :m] / temperature
+        weights = np.exp(weights - weights.max(-1, keepdims=True)).cumsum(-1)
+        component = (weights < rng.random((count, 1)) * weights[:, -1:]).sum(-1)  # < m: u * total < total
+        low, high = self._gaussian_clip
+        gaussian = y[np.arange(count)[:, None], component[:, None] + self._gaussian_columns]
+        mu_x, mu_y, log_sx, log_sy, rho = np.minimum(np.maximum(gaussian, low), high).T
+        scale = np.sqrt(temperature)
         e1, e2 = rng.standard_normal((2, count))
-        dx = mu_x[rows, component] + sx * e1
-        dy = mu_y[rows, component] + sy * (r * e1 + np.sqrt(1 - r * r) * e2)
-        pen = np.exp(cells.NUMPY.log_softmax(pen_logits / temperature))
-        state = (pen.cumsum(-1) < rng.random((count, 1))).sum(-1).clip(0, 2)
-        result = np.zeros((count, 5), np.float32)
-        result[:, 0], result[:, 1] = dx, dy
-        result[rows, 2 + state] = 1
-        return result
+        dx = mu_x + np.exp(log_sx) * scale * e1
+        rho = np.tanh(rho)
+        dy = mu_y + np.exp(log_sy) * scale * (rho * e1 + np.sqrt(1 - rho * rho) * e2)
+        pen = y[:, 6 * m:] / temperature
+        pen = np.exp(pen - pen.max(-1, keepdims=True)).cumsum(-1)
+        return dx.astype(np.float32), dy.astype(np.float32), (pen < rng.random((count, 1)) * pen[:, -1:]).sum(-1)
+
+class _Decoding:
+    """The decoder of a batch of sketches being drawn, one row at a time (eq. 3-6).
+
+    The equations of :func:`cells.decoder_step` on the weights folded by ``SketchModel._fold``
+    (tests check it against the torch model).  A step does one product with the new h (and one
+    with the new hyper h): at the reference size that 512 x 2171 product is most of the time.
+    """
+
+    def __init__(self, model, z, count):
+        self.hp, self.p, self.f = model.hp, model.p, model.folded
+        W_x = self.f["W_x"]
+        # per sketch and pen state: the pen row of W_x + z W_x[5:] + the bias -> (count, 3, K)
+        constant = self.f["b_x"] + (0.0 if z is None else z @ W_x[5:])
+        self.pen_rows = np.broadcast_to(np.reshape(constant, (-1, 1, W_x.shape[1])) + W_x[2:5], (count, 3, W_x.shape[1]))
+        self.W_dx, self.W_dy, self.rows = W_x[0], W_x[1], np.arange(count)
+        self.state = model.initial_state(z, count)
+        self.products = self.state[0] @ self.f["recurrent"]
+        if self.hp["decoder"] == "hyper":
+            self.hyper_products = self.state[2] @ self.f["hyper"] + self.f["hyper_b"]
+
+    @staticmethod
+    def _update(gates, c, n):
+        """LSTM cell update on pre-activations whose i, f, o are halved: one tanh gives all gates."""
+        t = np.tanh(gates)
+        s = t * 0.5 + 0.5  # sigmoid of the i, f, o blocks
+        c = s[:, 2 * n:3 * n] * c + s[:, :n] * t[:, n:2 * n]
+        return c, s[:, 3 * n:]
+
+    def step(self, dx, dy, pen):
+        """Read the previous row (dx, dy, pen state 0/1/2 per sketch) -> the outputs y (count, 6M+3)."""
+        p, f, kind, n = self.p, self.f, self.hp["decoder"], self.hp["dec_rnn_size"]
+        x = self.pen_rows[self.rows, pen] + dx[:, None] * self.W_dx + dy[:, None] * self.W_dy
+        recurrent = self.products[:, :4 * n]
+        if kind == "lstm":
+            c, o = self._update(x + recurrent, self.state[1], n)
+            h = np.tanh(c) * o
+            self.state = (h, c)
+        else:
+            if kind == "layernorm":
+                gates = x + recurrent
+            else:
+                h, c, hyper_h, hyper_c = self.state
+                m, e = self.hp["hyper_rnn_size"], self.hp["hyper_embedding_size"]
+                hyper_c, hyper_o = self._update(x[:, 4 * n:] + self.products[:, 4 * n:4 * (n + m)]
+                                                + self.hyper_products[:, :4 * m], hyper_c, m)
+                hyper_h = np.tanh(hyper_c) * hyper_o
+                self.hyper_products = hyper_h @ f["hyper"] + f["hyper_b"]
+                # 12 embeddings (x, h, b scalings of each gate) -> 12 gate-sized vectors, one batched product
+                scales = np.matmul(self.hyper_products[:, 4 * m:].reshape(-1, 12, 1, e), f["hyper_d"]).reshape(-1, 3, 4 * n)
+                gates = scales[:, 0] * x[:, :4 * n] + scales[:, 1] * recurrent + scales[:, 2] + p["decoder.b"]
+            gates = cells._layer_norm_gates(cells.NUMPY, gates, f["ln_gamma"], f["ln_beta"], n)
+            c, o = self._update(gates, self.state[1], n)
+            h = np.tanh(cells.NUMPY.layer_norm(c, p["decoder.ln_c_gamma"], p["decoder.ln_c_beta"])) * o
+            self.state = (h, c) if kind == "layernorm" else (h, c, hyper_h, hyper_c)
+        self.products = h @ f["recurrent"]
+        return self.products[:, -len(p["output.b"]):] + p["output.b"]
 
 
 def slerp(a, b, t):
