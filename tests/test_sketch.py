@@ -175,6 +175,34 @@ def test_svg_paths_polylines_and_lines(tmp_path):
         S.load_svg(tmp_path / "broken.svg")
 
 
+def test_svg_arcs_follow_their_ellipse():
+    half = S.parse_svg_path("M0,0 A10,10 0 0,1 20,0", samples=8)[0]  # sweep 1: clockwise on screen, i.e. over the top
+    np.testing.assert_allclose(np.linalg.norm(half - [10, 0], axis=1), 10, atol=1e-9)
+    assert half[:, 1].min() == pytest.approx(-10) and len(half) == 17
+    np.testing.assert_allclose(S.parse_svg_path("M0,0 a5 5 0 1020 0")[0], S.parse_svg_path("M0,0 a 5 5 0 1 0 20 0")[0])
+    assert S.parse_svg_path("M0,0 a5 5 0 1020 0")[0][:, 1].max() == pytest.approx(10)  # radii too small: scaled up
+    # half of an ellipse (radii 20, 10) turned by 30 degrees, centred on the origin, from one vertex to the other
+    turn = np.array([[np.cos(np.pi / 6), -np.sin(np.pi / 6)], [np.sin(np.pi / 6), np.cos(np.pi / 6)]])
+    (x0, y0), (x1, y1) = turn @ [20, 0], turn @ [-20, 0]
+    arc = S.parse_svg_path(f"M{x0},{y0} A20,10 30 0 0 {x1},{y1}", samples=6)[0]
+    local = arc @ turn
+    np.testing.assert_allclose((local[:, 0] / 20) ** 2 + (local[:, 1] / 10) ** 2, 1, atol=1e-9)
+
+
+def test_svg_transforms_of_elements_and_groups_are_applied(tmp_path):
+    path = tmp_path / "drawing.svg"
+    path.write_text('<svg xmlns="http://www.w3.org/2000/svg"><defs><path d="M0,0 L1,1"/></defs>'
+                    '<g transform="translate(100, 0)"><g transform="rotate(90)">'
+                    '<line x1="0" y1="0" x2="10" y2="0" transform="scale(2 3)"/></g>'
+                    '<polyline points="0,0 0,10" transform="matrix(1 0 0 1 0 5) skewX(45)"/></g>'
+                    '<path d="M10,0 L20,0" transform="rotate(180 15 0)"/></svg>')
+    lines = S.load_svg(path)
+    assert len(lines) == 3  # nothing from <defs>
+    np.testing.assert_allclose(lines[0], [[100, 0], [100, 20]], atol=1e-9)  # scaled, turned, then moved
+    np.testing.assert_allclose(lines[1], [[100, 5], [110, 15]], atol=1e-9)  # skewed, then moved
+    np.testing.assert_allclose(lines[2], [[20, 0], [10, 0]], atol=1e-9)  # turned about its middle
+
+
 def test_builtin_kanjivg_and_hershey_sets():
     kanji, _ = S.load_dataset("kanji", limit=20)
     hershey, _ = S.load_dataset("hershey", limit=50)

@@ -312,12 +312,36 @@ def _bezier(points, samples):
     return sum(comb(degree, k) * t ** k * (1 - t) ** (degree - k) * points[k] for k in range(degree + 1))
 
 
+def _arc(start, end, radii, rotation, large_arc, sweep, samples):
+    """Points along an SVG elliptical arc, ``samples`` per quarter turn (SVG 1.1 F.6.5-F.6.6:
+    endpoint to centre parameterisation, radii scaled up when too small to reach the end)."""
+    rx, ry = np.abs(radii)
+    if rx == 0 or ry == 0 or np.allclose(start, end):
+        return [end.copy()]
+    cos, sin = np.cos(np.radians(rotation)), np.sin(np.radians(rotation))
+    rotate = np.array([[cos, -sin], [sin, cos]])
+    x1, y1 = rotate.T @ ((start - end) / 2)
+    reach = (x1 / rx) ** 2 + (y1 / ry) ** 2
+    if reach > 1:
+        rx, ry = rx * np.sqrt(reach), ry * np.sqrt(reach)
+    square = ((rx * ry) ** 2 - (rx * y1) ** 2 - (ry * x1) ** 2) / ((rx * y1) ** 2 + (ry * x1) ** 2)
+    centre = np.sqrt(max(square, 0.0)) * (-1 if large_arc == sweep else 1) * np.array([rx * y1 / ry, -ry * x1 / rx])
+    theta = np.arctan2((y1 - centre[1]) / ry, (x1 - centre[0]) / rx)
+    delta = (np.arctan2((-y1 - centre[1]) / ry, (-x1 - centre[0]) / rx) - theta) % (2 * np.pi)
+    if not sweep and delta > 0:
+        delta -= 2 * np.pi
+    angles = theta + delta * np.linspace(0, 1, max(2, int(np.ceil(samples * abs(delta) / (np.pi / 2)))) + 1)[1:]
+    points = (rotate @ np.stack([rx * np.cos(angles), ry * np.sin(angles)])).T + rotate @ centre + (start + end) / 2
+    points[-1] = end  # exactly where the next command starts
+    return list(points)
+
+
 def parse_svg_path(d, samples=8):
     """An SVG path's ``d`` -> polylines (one per subpath); curves sampled with ``samples`` points.
 
-    Supports M L H V C S Q T Z (absolute and relative); arcs are drawn as straight lines to their end.
+    Supports every command: M L H V C S Q T A Z, absolute and relative.
     """
-    tokens = [(c, float(n) if n else None) for c, n in _TOKEN.findall(d)]
+    tokens = [(c, n or None) for c, n in _TOKEN.findall(d)]
     polylines, line = [], []
     position = start = np.zeros(2)
     last_control, command, i = None, None, 0
@@ -329,6 +353,14 @@ def parse_svg_path(d, samples=8):
             raise ValueError("missing numbers")
         i += count
         return np.array(values, float)
+
+    def flag():  # arc flags may touch what follows: "a5 5 0 015 5" is 0, 1, 5 5
+        text = tokens[i][1]
+        if text is None or text[0] not in "01":
+            raise ValueError("an arc flag must be 0 or 1")
+        if len(text) > 1:
+            tokens[i:i + 1] = [(None, text[0]), (None, text[1:])]
+        return numbers(1)[0] == 1
 
     while i < len(tokens):
         if tokens[i][0]:
@@ -370,19 +402,60 @@ def parse_svg_path(d, samples=8):
             line.extend(_bezier([position] + given, samples))
             position, last_control = given[-1], given[-2]
         elif kind == "A":
-            values = numbers(7)
-            position = base + values[5:7]
-            line.append(position.copy())
-            last_control = None
+            radii, rotation, large_arc, sweep = numbers(2), numbers(1)[0], flag(), flag()
+            target = base + numbers(2)
+            line.extend(_arc(position, target, radii, rotation, large_arc, sweep, samples))
+            position, last_control = target, None
     if len(line) > 1:
         polylines.append(np.array(line))
     return polylines
 
 
+_TRANSFORM = re.compile(r"(matrix|translate|scale|rotate|skewX|skewY)\s*\(([^)]*)\)")
+_NOT_DRAWN = {"defs", "clipPath", "mask", "marker", "pattern", "symbol", "title", "desc", "metadata"}
+
+
+def parse_svg_transform(text):
+    """An SVG ``transform`` attribute -> its 3 x 3 affine matrix (the list applies right to left)."""
+    matrix = np.eye(3)
+    for name, arguments in _TRANSFORM.findall(text or ""):
+        v = [float(x) for x in re.findall(_NUMBER, arguments)]
+        if name == "matrix":
+            a, b, c, d, e, f = v
+            step = [[a, c, e], [b, d, f]]
+        elif name == "translate":
+            step = [[1, 0, v[0]], [0, 1, v[1] if len(v) > 1 else 0]]
+        elif name == "scale":
+            step = [[v[0], 0, 0], [0, v[1] if len(v) > 1 else v[0], 0]]
+        elif name == "rotate":
+            cos, sin = np.cos(np.radians(v[0])), np.sin(np.radians(v[0]))
+            cx, cy = v[1:3] if len(v) > 2 else (0.0, 0.0)  # about (cx, cy): translate, rotate, translate back
+            step = [[cos, -sin, cx - cos * cx + sin * cy], [sin, cos, cy - sin * cx - cos * cy]]
+        elif name == "skewX":
+            step = [[1, np.tan(np.radians(v[0])), 0], [0, 1, 0]]
+        else:
+            step = [[1, 0, 0], [np.tan(np.radians(v[0])), 1, 0]]
+        matrix = matrix @ np.vstack([step, [0, 0, 1]])
+    return matrix
+
+
+def _element_polylines(element, tag, samples):
+    if tag == "path" and element.get("d"):
+        return parse_svg_path(element.get("d"), samples)
+    if tag in ("polyline", "polygon") and element.get("points"):
+        values = np.array([float(v) for v in re.findall(_NUMBER, element.get("points"))])
+        points = values[: len(values) // 2 * 2].reshape(-1, 2)
+        return [np.vstack([points, points[:1]]) if tag == "polygon" else points]
+    if tag == "line":
+        return [np.array([[float(element.get(k, 0)) for k in pair] for pair in (("x1", "y1"), ("x2", "y2"))])]
+    return []
+
+
 def load_svg(path, samples=8):
     """Polylines from an SVG file's ``path``, ``polyline``, ``polygon`` and ``line`` elements (document order).
 
-    Transforms are not applied: files from drawing tools that nest transforms should be flattened first.
+    Each element's ``transform`` and its groups' are applied; what ``defs``, masks and the like hold
+    is not drawn (``use`` references are not followed).
     """
     path = Path(path)
     try:
@@ -390,20 +463,20 @@ def load_svg(path, samples=8):
     except (OSError, ElementTree.ParseError) as error:
         raise AtelierError(f"{path}: not a readable SVG file ({error})") from None
     polylines = []
-    for element in root.iter():
+
+    def walk(element, parent):
         tag = element.tag.rsplit("}", 1)[-1]
+        if tag in _NOT_DRAWN:
+            return
         try:
-            if tag == "path" and element.get("d"):
-                polylines += parse_svg_path(element.get("d"), samples)
-            elif tag in ("polyline", "polygon") and element.get("points"):
-                values = np.array([float(v) for v in re.findall(_NUMBER, element.get("points"))])
-                points = values[: len(values) // 2 * 2].reshape(-1, 2)
-                polylines.append(np.vstack([points, points[:1]]) if tag == "polygon" else points)
-            elif tag == "line":
-                polylines.append(np.array([[float(element.get(k, 0)) for k in pair]
-                                           for pair in (("x1", "y1"), ("x2", "y2"))]))
+            matrix = parent @ parse_svg_transform(element.get("transform"))
+            polylines.extend(line @ matrix[:2, :2].T + matrix[:2, 2] for line in _element_polylines(element, tag, samples))
         except (ValueError, IndexError) as error:
             raise AtelierError(f"{path}: malformed <{tag}> element ({error})") from None
+        for child in element:
+            walk(child, matrix)
+
+    walk(root, np.eye(3))
     return polylines
 
 
