@@ -232,13 +232,11 @@ class ATELIER_OT_sketch_morph(SketchOperator, bpy.types.Operator):
         # one seed for every frame, so the pen's random draws change smoothly with z
         sketches = [model.sample_drawings(1, settings.temperature, seed=settings.seed, z=code[None])[0] for code in codes]
         obj = new_drawing(context, f"{source.name} morph", [], source, animate=False)
-        layer = obj.data.layers[0]
         start = context.scene.frame_current
         for index, sketch in enumerate(sketches):
             lines = stroke3_to_grease_pencil(sketch, placement) if len(sketch) else []
-            frame = layer.frames.new(start + index) if index else layer.get_frame_at(start)
-            gpencil._fill_drawing(frame.drawing, [{"points": line, "radius": pen_radius(line, settings.radius)}
-                                                  for line in lines])
+            gpencil.add_frame(obj, start + index, [{"points": line, "radius": pen_radius(line, settings.radius)}
+                                                   for line in lines])
         return {"FINISHED"}
 
 
