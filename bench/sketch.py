@@ -10,7 +10,7 @@ Prints one JSON object.  Sections (all on CPU, 2 threads):
 * ``quality``: L_R and L_KL of the shipped models on their test splits, and of a small model
   trained for ``--budget`` seconds on the Hershey glyphs (a fixed data set).
 
-    .venv/bin/python bench/sketch.py [--budget 300] [--steps 2]
+    .venv/bin/python bench/sketch.py [--budget 300] [--steps 2] [--sections training sampling quality]
 """
 
 import argparse
@@ -35,6 +35,7 @@ from core.sketch.runtime import SketchModel  # noqa: E402
 from core.sketch.strokes import normalizing_scale  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "core/assets/sketch"
+SECTIONS = ["training", "sampling", "quality"]
 
 
 class PortedSketchRNN(SketchRNN):
@@ -96,17 +97,22 @@ def training_throughput(model_class, batches, hp, steps, bf16=False):
     return {"seconds_per_step": round(seconds, 2), "sketches_per_second": round(hp["batch_size"] / seconds, 2)}
 
 
-def sampling_speed(model):
+def sampling_speed(model, singles=9):
+    """A batch of 100, then one sketch at a time: wall-clock and CPU time (the CPU time of this
+    process leaves out the time other jobs held the cores, so it varies less under contention)."""
     started = time.perf_counter()
     batch = model.sample(100, temperature=0.5, seed=0)
     batch_seconds = time.perf_counter() - started
-    singles = []
-    for seed in range(5):
-        started = time.perf_counter()
+    wall, cpu = [], []
+    for seed in range(singles):
+        started, started_cpu = time.perf_counter(), time.process_time()
         model.sample(1, temperature=0.5, seed=seed)
-        singles.append(time.perf_counter() - started)
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
     return {"batch100_sketches_per_second": round(100 / batch_seconds, 1),
-            "one_sketch_ms": round(1000 * float(np.median(singles)), 1),
+            "one_sketch_ms": round(1000 * float(np.median(wall)), 1),
+            "one_sketch_ms_min": round(1000 * min(wall), 1),
+            "one_sketch_cpu_ms": round(1000 * float(np.median(cpu)), 1),
             "mean_points": round(float(np.mean([len(s) for s in batch])), 1)}
 
 
@@ -114,10 +120,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--budget", type=float, default=300, help="seconds of small-model training for quality")
     parser.add_argument("--steps", type=int, default=2, help="rounds of timed steps (each variant once a round)")
+    parser.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS)
     args = parser.parse_args()
     torch.set_num_threads(2)
     result = {"threads": 2, "note": "2-core CPU shared with other jobs: timings taken under contention"}
+    for section in args.sections:
+        figures = {"training": lambda: training_figures(args.steps), "sampling": sampling_figures,
+                   "quality": lambda: quality_figures(args.budget)}[section]()
+        result[section] = figures
+        print(json.dumps({section: figures}), file=sys.stderr, flush=True)  # partial results as they come
+    print(json.dumps(result))
 
+
+def training_figures(rounds):
+    """Sketches per second at the reference size: this implementation and the straightforward port."""
     kanji, _ = _load_clean("kanji", 250, limit=2000)
     hp = dict(REFERENCE, max_seq_len=250)
     batches = Batches(kanji["train"], hp, normalizing_scale(kanji["train"]))
@@ -125,45 +141,51 @@ def main():
     variants = {"straightforward_port": (PortedSketchRNN, False), "this_fp32": (SketchRNN, False),
                 "this": (SketchRNN, fast_bf16("cpu"))}
     seconds = {name: [] for name in variants}
-    for _ in range(args.steps):
+    for _ in range(rounds):
         for name, (model_class, bf16) in variants.items():
             seconds[name].append(training_throughput(model_class, batches, hp, 1, bf16)["seconds_per_step"])
-    result["training"] = {"size": "enc 256, dec 512 lstm, z 128, batch 100, seq 250",
-                          "recurrent_bf16": fast_bf16("cpu")}
+    figures = {"size": "enc 256, dec 512 lstm, z 128, batch 100, seq 250", "recurrent_bf16": fast_bf16("cpu")}
     for name, values in seconds.items():
         step = float(np.median(values))
-        result["training"][name] = {"seconds_per_step": round(step, 2), "sketches_per_second": round(hp["batch_size"] / step, 2)}
-    port = result["training"]["straightforward_port"]["sketches_per_second"]
-    result["training"]["speedup"] = round(result["training"]["this"]["sketches_per_second"] / port, 2)
-    result["training"]["speedup_fp32"] = round(result["training"]["this_fp32"]["sketches_per_second"] / port, 2)
-    print(json.dumps({"training": result["training"]}), file=sys.stderr, flush=True)  # partial results as they come
-    result["sampling"] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        reference = Path(folder) / "reference.safetensors"
-        tensors = to_tensors(SketchRNN(dict(REFERENCE)))
-        tensors["output.b"][-1] = -30.0  # never 'finished': every sketch runs all 250 steps, the worst case
-        save_model(reference, "sketch_rnn", tensors, {"hyperparameters": dict(REFERENCE), "scale": 1.0})
-        result["sampling"]["reference_size_250_steps"] = sampling_speed(SketchModel(reference))
-    for name in ("kanji", "hershey"):
-        result["sampling"][f"shipped_{name}"] = sampling_speed(SketchModel(ASSETS / f"{name}.safetensors"))
+        figures[name] = {"seconds_per_step": round(step, 2), "sketches_per_second": round(hp["batch_size"] / step, 2)}
+    port = figures["straightforward_port"]["sketches_per_second"]
+    figures["speedup"] = round(figures["this"]["sketches_per_second"] / port, 2)
+    figures["speedup_fp32"] = round(figures["this_fp32"]["sketches_per_second"] / port, 2)
+    return figures
 
-    print(json.dumps({"sampling": result["sampling"]}), file=sys.stderr, flush=True)
-    result["quality"] = {}
+
+def sampling_figures():
+    """The numpy runtime on the shipped models, and at the reference size forced to draw all 250 rows."""
+    figures = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for decoder in ("lstm", "layernorm", "hyper"):
+            reference, hp = Path(folder) / f"{decoder}.safetensors", dict(REFERENCE, decoder=decoder)
+            tensors = to_tensors(SketchRNN(hp))
+            tensors["output.b"][-1] = -30.0  # never 'finished': every sketch runs all 250 steps, the worst case
+            save_model(reference, "sketch_rnn", tensors, {"hyperparameters": hp, "scale": 1.0})
+            figures[f"reference_size_{decoder}_250_steps"] = sampling_speed(SketchModel(reference))
+    for name in ("kanji", "hershey"):
+        figures[f"shipped_{name}"] = sampling_speed(SketchModel(ASSETS / f"{name}.safetensors"))
+    return figures
+
+
+def quality_figures(budget):
+    figures = {}
     for name in ("kanji", "hershey"):
         model, meta, _ = load_torch_model(ASSETS / f"{name}.safetensors")
         splits, _ = _load_clean(name, model.hp["max_seq_len"])
-        result["quality"][f"shipped_{name}"] = {
+        figures[f"shipped_{name}"] = {
             **evaluate(model, splits["test"], meta["scale"]),
             "training": {k: meta["training"].get(k) for k in ("steps", "seconds", "device")}}
     splits, _ = _load_clean("hershey", 250)
     hp = dict(SMALL, max_seq_len=max(len(s) for part in splits.values() for s in part), kl_decay_rate=0.9995)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "hershey.safetensors"
-        summary = train(splits, path, hp, minutes=args.budget / 60, progress=SilentProgress(), device="cpu")
+        summary = train(splits, path, hp, minutes=budget / 60, progress=SilentProgress(), device="cpu")
         model, meta, _ = load_torch_model(path)
-        result["quality"][f"small_hershey_{int(args.budget)}s_cpu"] = {
+        figures[f"small_hershey_{int(budget)}s_cpu"] = {
             **evaluate(model, splits["test"], meta["scale"]), "steps": summary["steps"]}
-    print(json.dumps(result))
+    return figures
 
 
 if __name__ == "__main__":

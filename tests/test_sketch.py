@@ -309,6 +309,18 @@ def test_numpy_sampling_draws_from_the_torch_mixture(tmp_path):
     np.testing.assert_allclose(np.mean(dx * dx), pi @ (mu_x ** 2 + sx ** 2), atol=0.1)
 
 
+def test_drawing_holds_blas_to_one_thread_and_gives_the_threads_back():
+    from core.sketch.runtime import _openblas_thread_controls, one_blas_thread
+    controls = _openblas_thread_controls()
+    if not controls:
+        pytest.skip("no OpenBLAS in this process")
+    before = [get() for get, _ in controls]
+    with pytest.raises(KeyError), one_blas_thread():
+        assert [get() for get, _ in controls] == [1] * len(controls)
+        raise KeyError("an error while drawing")
+    assert [get() for get, _ in controls] == before
+
+
 def test_training_resume_and_cancel_keep_a_good_model(tmp_path):
     data = {"train": toy_sketches(32), "valid": toy_sketches(8, seed=1)}
     out = tmp_path / "m.safetensors"
