@@ -62,7 +62,7 @@ def main():
     print(f"[demo] wrote {blend}")
     if failed:
         summary["failed"] = failed
-    print(json.dumps(summary))
+    print(json.dumps(summary, default=str))
     return 1 if failed or not summary["features"] else 0
 
 
