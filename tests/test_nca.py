@@ -63,6 +63,49 @@ def test_torch_step_matches_numpy_and_reference():
     np.testing.assert_allclose(ref, fast, atol=1e-5)
 
 
+@pytest.mark.parametrize("channels, width", [(4, 9), (6, 20)])  # widths off the C kernels' chunk of 16
+def test_c_training_kernels_match_torch_autograd(channels, width):
+    """The hand-written rollout and backward pass through time give autograd's numbers."""
+    import torch
+    from core.nca import fast
+    from core.nca.model import step
+    if not fast.available(channels, torch.device("cpu")):
+        pytest.skip("no C compiler")
+    torch.manual_seed(0)
+    kernels = torch.from_numpy(perception_kernels(channels))
+    s = (torch.rand(2, 3, channels, 7, width) - 0.5).requires_grad_()  # 2 rules x 3 samples, 7 rows wrap
+    w = (torch.randn(2, channels, 4 * channels) * 0.2).requires_grad_()
+    b = (torch.randn(2, channels) * 0.1).requires_grad_()
+    target = torch.randn(2, 3, channels, 7, width)
+    x = s
+    for _ in range(5):
+        x = step(x, kernels, w, b)
+    expected = torch.autograd.grad((x - target).square().sum(), (s, w, b))
+    y = fast.rollout(s, w, b, 5)
+    np.testing.assert_allclose(y.detach().numpy(), x.detach().numpy(), atol=1e-5)
+    got = torch.autograd.grad((y - target).square().sum(), (s, w, b))
+    for a, e in zip(got, expected):
+        np.testing.assert_allclose(a.numpy(), e.numpy(), rtol=1e-4, atol=1e-4 * e.abs().max().item())
+    with torch.no_grad():
+        np.testing.assert_allclose(fast.run(s, w, b, 5).numpy(), y.detach().numpy(), atol=1e-6)
+
+
+def test_patch_loss_equals_its_convolution_form():
+    """Gathering the sampled patches and numpy's argsort compute the same loss and gradient
+    as projecting every patch by convolution and torch.sort."""
+    import torch
+    from core.nca.train import SlicedWasserstein
+    loss = SlicedWasserstein(torch.rand(2, 3, 40, 48), samples=500)
+    images = torch.rand(2, 2, 3, 40, 40, requires_grad=True)
+    value = loss(images, torch.Generator().manual_seed(5))
+    reference = loss.by_convolution(images, torch.Generator().manual_seed(5))
+    np.testing.assert_allclose(value.detach().numpy(), reference.detach().numpy(), rtol=1e-5)
+    grad, = torch.autograd.grad(value.sum(), images)
+    grad_reference, = torch.autograd.grad(reference.sum(), images)
+    # (near-ties may sort the other way after the two forms' different rounding)
+    np.testing.assert_allclose(grad.numpy(), grad_reference.numpy(), atol=1e-2 * grad_reference.abs().max().item())
+
+
 def test_perception_is_a_torus_cross_correlation():
     runtime = Runtime(np.zeros((4, 16), np.float32), np.zeros(4, np.float32))
     s = np.zeros((4, 5, 5), np.float32)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ..device import torch_device
 from ..errors import AtelierError, Cancelled
 from ..imageio import read_image
-from . import files
+from . import fast, files
 from .model import MicroNCA, rgb, step
 from .rule import channels_for, parameter_count, seed_state
 
@@ -62,10 +62,13 @@ class SlicedWasserstein:
     """Multi-scale sliced-Wasserstein distance between patch distributions, one per model.
 
     Levels are (pooling, patch size): single pixels (the colour distribution) and 5x5 patches
-    of the image average-pooled by 1, 2 and 4.  Every patch is projected on random unit
-    directions (one conv); for each direction the sorted projections of a random subset of
-    synthesised patches are compared with those of the exemplar (sorting is the 1-D optimal
-    transport plan).  Directions are fresh each call.
+    of the image average-pooled by 1, 2 and 4.  A random subset of (at most ``samples``) patch
+    positions of each image is projected on random unit directions; for each direction the
+    sorted projections of the synthesised patches are compared with those of the exemplar
+    (sorting is the 1-D optimal transport plan).  Directions and subsets are fresh each call.
+
+    Only the chosen patches are gathered and projected (a matmul), rather than convolving the
+    whole image with the directions and then picking: the same numbers, several times cheaper.
     """
 
     LEVELS = ((1, 1), (1, 5), (2, 5), (4, 5))
@@ -74,8 +77,40 @@ class SlicedWasserstein:
         self.targets = [F.avg_pool2d(targets, pool) for pool, _ in self.LEVELS]  # targets (M, 3, H, W)
         self.projections, self.samples = projections, samples
 
+    @staticmethod
+    def _offsets(image_shape, patch, picks):
+        """Flat indices (n * 3·patch²) into a (3, h, w) image of the patches whose top-left
+        corners are the ``picks``-th valid positions (row-major), in (c, dy, dx) order."""
+        _, height, width = image_shape
+        row, col = picks // (width - patch + 1), picks % (width - patch + 1)
+        c, dy, dx = torch.meshgrid(*(torch.arange(n, device=picks.device) for n in (3, patch, patch)), indexing="ij")
+        within = (c * height * width + dy * width + dx).flatten()
+        return ((row * width + col)[:, None] + within).flatten()
+
     def __call__(self, images, generator=None):
         """images (M, B, 3, H, W) -> loss per model (M,)."""
+        models, batch = images.shape[:2]
+        images = images.flatten(0, 1)
+        loss = 0.0
+        for (pool, patch), target in zip(self.LEVELS, self.targets):
+            x = F.avg_pool2d(images, pool) if pool > 1 else images
+            dirs = torch.randn(self.projections, 3 * patch ** 2, generator=generator, device=x.device)
+            dirs = dirs / dirs.norm(dim=1, keepdim=True)
+            positions = [(h - patch + 1) * (w - patch + 1) for h, w in (x.shape[-2:], target.shape[-2:])]
+            n = min(*positions, self.samples)
+            pick_s = torch.randperm(positions[0], generator=generator, device=x.device)[:n]
+            pick_e = torch.randperm(positions[1], generator=generator, device=x.device)[:n]
+            index = self._offsets(x.shape[1:], patch, pick_s)
+            synth = x.flatten(1).gather(1, index.expand(x.shape[0], -1)).view(x.shape[0], n, -1) @ dirs.T
+            exemplar = target.flatten(1)[:, self._offsets(target.shape[1:], patch, pick_e)].view(models, n, -1) @ dirs.T
+            synth_sorted = _sorted(synth.transpose(1, 2)).unflatten(0, (models, batch))  # (M, B, P, n)
+            exemplar_sorted = _sorted(exemplar.transpose(1, 2))[:, None]                 # (M, 1, P, n)
+            loss = loss + (synth_sorted - exemplar_sorted).square().mean((1, 2, 3))
+        return loss
+
+    def by_convolution(self, images, generator=None):
+        """The same loss computed the straightforward way (project every patch with a convolution,
+        then pick and torch.sort): the yardstick in bench/nca.py and the check in the tests."""
         models, batch = images.shape[:2]
         images = images.flatten(0, 1)
         loss = 0.0
@@ -88,15 +123,23 @@ class SlicedWasserstein:
             n = min(synth.shape[-1], exemplar.shape[-1], self.samples)
             pick_s = torch.randperm(synth.shape[-1], generator=generator, device=x.device)[:n]
             pick_e = torch.randperm(exemplar.shape[-1], generator=generator, device=x.device)[:n]
-            synth_sorted = synth[..., pick_s].sort(-1).values
-            exemplar_sorted = exemplar[..., pick_e].sort(-1).values
-            loss = loss + (synth_sorted - exemplar_sorted).square().mean((1, 2, 3))
+            loss = loss + (synth[..., pick_s].sort(-1).values
+                           - exemplar[..., pick_e].sort(-1).values).square().mean((1, 2, 3))
         return loss
+
+
+def _sorted(x):
+    """x sorted along its last axis, differentiable.  On the CPU numpy's vectorised argsort
+    and a gather are several times faster than torch.sort."""
+    if x.device.type != "cpu":
+        return x.sort(-1).values
+    order = np.argsort(x.detach().numpy(), -1)
+    return x.gather(-1, torch.from_numpy(order))
 
 
 def overflow_loss(s):
     """Penalty on states leaving [-1, 1] (keeps the rule bounded over long rollouts), per model."""
-    return (s - s.clamp(-1.0, 1.0)).abs().flatten(1).mean(1)
+    return (s.abs() - 1.0).clamp_min(0.0).flatten(1).mean(1)
 
 
 def fake_quantize(w, b):
@@ -140,17 +183,24 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
 
     pool = seeds(pool_size, rng)  # (M, pool, C, H, W)
     budget = minutes * 60.0
-    run_step = torch.compile(step, dynamic=False) if compile else step
+    c_kernels = fast.available(channels, device)  # else torch's step, compiled if it can be
+    run_step = torch.compile(step, dynamic=False) if compile and not c_kernels else step
     best = [{"score": math.inf} for _ in range(count)]
     history, started, last_eval, it = [], time.monotonic(), -math.inf, 0
+
+    def grow(x, w, b, steps, one_step=step):
+        """``steps`` steps of the rule: the C kernels where they run, else torch's step."""
+        if c_kernels:
+            return fast.rollout(x, w, b, steps) if torch.is_grad_enabled() else fast.run(x, w, b, steps)
+        for _ in range(steps):
+            x = one_step(x, model.kernels, w, b)
+        return x
 
     def evaluate():
         """Loss of each int8 model after a long rollout from a fresh seed (fixed directions)."""
         with torch.no_grad():
             w, b = fake_quantize(model.w, model.b)
-            s = seeds(1, np.random.default_rng(1))
-            for _ in range(256):
-                s = step(s, model.kernels, w, b)
+            s = grow(seeds(1, np.random.default_rng(1)), w, b, 256)
             fixed = torch.Generator(device=device).manual_seed(1)
             scores = (loss_fn(rgb(s), fixed) + overflow_loss(s)).cpu().numpy()
         return [float(x) if math.isfinite(x) else math.inf for x in scores]
@@ -163,7 +213,8 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
                                     "loss": "sliced-Wasserstein: pixels + 5x5 patches at 3 scales, + overflow"},
                 "training": {"iterations": it, "seconds": round(time.monotonic() - started, 1),
                              "best_iteration": best[m].get("iteration"), "best_eval_loss": best[m]["score"],
-                             "device": device.type, "exemplar": str(exemplar_paths[m]), "finished": final}}
+                             "device": device.type, "kernel": "C" if c_kernels else "torch",
+                             "exemplar": str(exemplar_paths[m]), "finished": final}}
 
     def checkpoint(scores, force=False):
         for m, score in enumerate(scores):
@@ -187,9 +238,9 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
             x = pool[:, index]
             x[:, 0] = seeds(1, rng)[:, 0]  # seed injection
             w, b = fake_quantize(model.w, model.b) if fraction >= 1 - qat_fraction else (model.w, model.b)
+            steps = int(rng.integers(min_steps, max_steps + 1))
             try:
-                for _ in range(int(rng.integers(min_steps, max_steps + 1))):
-                    x = run_step(x, model.kernels, w, b)
+                x = grow(x, w, b, steps, run_step)
                 per_model = loss_fn(rgb(x), generator) + overflow_loss(x)
                 optimizer.zero_grad(set_to_none=True)
                 per_model.sum().backward()
@@ -224,5 +275,5 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
                           "iterations": it, "seconds_per_iteration": round(seconds / max(it, 1), 4),
                           "best_eval_loss": round(best[m]["score"], 5),
                           "final_loss": round(float(history[-1][m]), 5) if history else None,
-                          "device": device.type})
+                          "device": device.type, "kernel": "C" if c_kernels else "torch"})
     return summaries, models

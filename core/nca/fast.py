@@ -1,0 +1,125 @@
+"""The training rollout as one hand-written C kernel, forward and backward through time.
+
+torch runs a μNCA step as a dozen memory-bound kernels over the whole batch and keeps every
+intermediate for autograd; the rule is so small (100 multiply-adds a cell for 68 parameters)
+that this bookkeeping is nearly all the time.  ``shaders/nca_train.c`` instead runs a whole
+rollout of eqs. 1-3 row by row (vectorised along the row, OpenMP over rows), keeps only the
+C-channel state of each step, and in the backward pass recomputes each step's perception and
+applies the exact chain rule:
+
+    dL/dW += g·yᵀ,   dL/db += g,   dy = Wᵀg,
+    dL/ds  = g + dy_s + sign(s)·dy_|s| + Kᵀ * (dy_p + sign(p)·dy_|p|)
+
+with g = dL/ds' and Kᵀ* the transposed (flipped) perception filter.  It is compiled once per
+channel count with the system C compiler and cached; where no compiler works (or on a GPU)
+training uses the torch step of model.py instead (same numbers, slower).
+"""
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .rule import perception_kernels
+
+SOURCE = Path(__file__).resolve().parents[2] / "shaders" / "nca_train.c"
+FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-shared", "-fPIC", "-std=gnu99"]
+_libraries = {}
+_spare = []  # a state buffer whose backward pass is done: touching fresh pages costs more than the rule
+
+
+def _library(channels):
+    """The compiled kernels for ``channels`` (ctypes CDLL), or None without a working compiler."""
+    if channels in _libraries:
+        return _libraries[channels]
+    library, compiler = None, shutil.which(os.environ.get("CC", "cc"))
+    if compiler and SOURCE.exists():
+        source = SOURCE.read_bytes()
+        key = hashlib.sha1(source + " ".join(FLAGS).encode() + str(channels).encode()).hexdigest()[:16]
+        cache = Path(os.environ.get("ATELIER_CACHE", Path.home() / ".cache" / "atelier"))
+        path = cache / f"nca_train_{channels}_{key}.so"
+        try:
+            if not path.exists():
+                cache.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(dir=cache) as folder:
+                    built = Path(folder) / path.name
+                    subprocess.run([compiler, *FLAGS, f"-DC={channels}", "-o", str(built), str(SOURCE), "-lm"],
+                                   check=True, capture_output=True, timeout=120)
+                    os.replace(built, path)  # atomic: a parallel build never sees half a library
+            library = ctypes.CDLL(str(path))
+            floats, i = ctypes.POINTER(ctypes.c_float), ctypes.c_int
+            library.nca_forward.argtypes = [floats, i, i, i, i, i, floats, floats, floats, i]
+            library.nca_backward.argtypes = [floats, floats, floats, i, i, i, i, i, floats, floats, floats, floats, i]
+        except (OSError, subprocess.SubprocessError):
+            library = None
+    _libraries[channels] = library
+    return library
+
+
+def _pointer(tensor):
+    return ctypes.cast(tensor.data_ptr(), ctypes.POINTER(ctypes.c_float))
+
+
+class _Rollout(torch.autograd.Function):
+    """``steps`` steps of M rules on their batches: s (M, B, C, H, W), w (M, C, 4C), b (M, C)."""
+
+    @staticmethod
+    def forward(ctx, s, w, b, steps, library):
+        models, batch, channels, height, width = s.shape
+        threads = torch.get_num_threads()
+        kernels = torch.from_numpy(perception_kernels(channels))
+        w, b = w.detach().contiguous(), b.detach().contiguous()
+        size = (steps + 1) * s.numel()
+        buffer = _spare.pop() if _spare and _spare[-1].numel() >= size else torch.empty(size)
+        states = buffer[:size].view(steps + 1, *s.shape)
+        states[0] = s
+        library.nca_forward(_pointer(states), steps, models * batch, batch, height, width,
+                            _pointer(w), _pointer(b), _pointer(kernels), threads)
+        ctx.save_for_backward(states, w, kernels)
+        ctx.library, ctx.steps, ctx.threads, ctx.buffer = library, steps, threads, buffer
+        return states[steps].clone()
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        states, w, kernels = ctx.saved_tensors
+        models, batch, channels, height, width = states.shape[1:]
+        grad = grad_out.contiguous().clone()
+        work = torch.empty((2, *grad.shape))
+        dw, db = torch.zeros_like(w), torch.zeros(models, channels)
+        ctx.library.nca_backward(_pointer(states), _pointer(grad), _pointer(work), ctx.steps, models * batch,
+                                 batch, height, width, _pointer(w), _pointer(kernels), _pointer(dw),
+                                 _pointer(db), ctx.threads)
+        _spare[:] = [ctx.buffer]
+        return grad, dw, db, None, None
+
+
+def available(channels, device):
+    """Whether the C kernels for ``channels`` compile (and load) here and can run on ``device``."""
+    return device.type == "cpu" and _library(channels) is not None
+
+
+def run(s, w, b, steps):
+    """``steps`` steps of the rule on s (M, B, C, H, W) without keeping them (no gradient)."""
+    library = _library(s.shape[2])
+    models, batch, _, height, width = s.shape
+    kernels = torch.from_numpy(perception_kernels(s.shape[2]))
+    w, b = w.detach().contiguous(), b.detach().contiguous()
+    pair = torch.empty((2, *s.shape))
+    pair[0] = s
+    for _ in range(steps):
+        library.nca_forward(_pointer(pair), 1, models * batch, batch, height, width, _pointer(w), _pointer(b),
+                            _pointer(kernels), torch.get_num_threads())
+        pair[0] = pair[1]
+    return pair[0].clone()
+
+
+def rollout(s, w, b, steps):
+    """s (M, B, C, H, W) after ``steps`` steps of the rules w (M, C, 4C), b (M, C), differentiable
+    in s, w and b (one backward pass); needs :func:`available`."""
+    return _Rollout.apply(s.contiguous(), w, b, steps, _library(s.shape[2]))
