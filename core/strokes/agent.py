@@ -60,9 +60,9 @@ def activate(raw_points, raw_brush):
     return torch.cat([torch.tanh(raw_points[..., :2]), torch.sigmoid(raw_points[..., 2:])], -1), torch.sigmoid(raw_brush)
 
 
-def image_loss(canvas, target):
-    """MSE at full resolution plus MSE of 4x average-pooled images (a wider basin for thin ink)."""
-    coarse = F.mse_loss(F.avg_pool2d(canvas[:, None], 4), F.avg_pool2d(target[:, None], 4))
+def image_loss(canvas, target, pools=(4,)):
+    """MSE at full resolution plus MSE of average-pooled images (a wider basin for thin ink)."""
+    coarse = sum(F.mse_loss(F.avg_pool2d(canvas[:, None], k), F.avg_pool2d(target[:, None], k)) for k in pools)
     return F.mse_loss(canvas, target) + coarse
 
 
@@ -153,7 +153,7 @@ def refine(raw_points, raw_brush, target, iterations, lr=0.05):
     for _ in range(iterations):
         points, brush = activate(raw_points, raw_brush)
         canvas = ink_union(render_alpha(points, brush, SIZE))[None]
-        loss = image_loss(canvas, target[None]) + SMOOTHNESS * smoothness(points) / len(points)
+        loss = image_loss(canvas, target[None], pools=(2, 4, 8)) + SMOOTHNESS * smoothness(points) / len(points)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -166,11 +166,27 @@ def real_error(points, brush, target):
         return float(image_loss(canvas[None], target[None]))
 
 
-def draw(agent, recurrent, target, strokes=8, refine_steps=0, stop_early=True):
-    """Strokes (K, n, 3), (K,) for one ink image (64, 64) torch; recurrent agents stop when a stroke stops helping.
+def prune(raw_points, raw_brush, target):
+    """Drop strokes (last first) whose removal does not raise the real painter's error."""
+    keep = list(range(len(raw_points)))
+    error = real_error(*activate(raw_points, raw_brush), target)
+    for k in reversed(range(len(raw_points))):
+        rest = [i for i in keep if i != k]
+        if rest:
+            without = real_error(*activate(raw_points[rest], raw_brush[rest]), target)
+            if without <= error * 1.001:
+                keep, error = rest, without
+    return raw_points[keep], raw_brush[keep]
+
+
+def draw(agent, recurrent, target, strokes=8, refine_steps=0):
+    """Strokes (K, n, 3), (K,) for one ink image (64, 64) torch.
 
     The canvas the recurrent agent sees is the REAL painter's rendering of the strokes so far.
+    Without refinement a recurrent drawing stops when a stroke no longer helps; with it, all
+    ``strokes`` are drawn and refined together, then the ones that do not help are pruned.
     """
+    stop_early = not refine_steps
     with torch.no_grad():
         if not recurrent:
             raw_points, raw_brush = agent.raw(target[None, None])
@@ -190,4 +206,5 @@ def draw(agent, recurrent, target, strokes=8, refine_steps=0, stop_early=True):
     if refine_steps:
         with torch.enable_grad():
             raw_points, raw_brush = refine(raw_points, raw_brush, target, refine_steps)
+        raw_points, raw_brush = prune(raw_points, raw_brush, target)
     return activate(raw_points, raw_brush)

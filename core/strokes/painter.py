@@ -70,6 +70,15 @@ def stroke_samples(points, brush, size):
     return xy, radius
 
 
+def segment_coverage(pixel, a, b, ra, rb):
+    """Coverage clamp(r - d + 1/2, 0, 1) of pixels (P, 2) by capsules a-b (..., P or 1, k, 2) of radii ra-rb."""
+    abx, aby = b[..., 0] - a[..., 0], b[..., 1] - a[..., 1]     # x and y apart: half the memory traffic of 2-vectors
+    apx, apy = pixel[..., 0] - a[..., 0], pixel[..., 1] - a[..., 1]
+    t = ((apx * abx + apy * aby) / (abx.square() + aby.square() + 1e-9)).clamp(0, 1)
+    d = ((apx - t * abx).square() + (apy - t * aby).square() + 1e-9).sqrt()
+    return (ra + t * (rb - ra) - d + 0.5).clamp(0, 1)
+
+
 def stamp(xy, radius, size, chunk=64, window=None):
     """Anti-aliased coverage (..., size, size) of round stamps joined along the polyline ``xy``.
 
@@ -77,24 +86,34 @@ def stamp(xy, radius, size, chunk=64, window=None):
     centre to the nearest point of the sample chain (a one-pixel linear ramp at the edge:
     box-filter anti-aliasing), maximised over all pairs of consecutive samples.  ``window = (x0,
     y0, w, h)`` computes only that rectangle of pixels (returns (..., h, w)): large strokes stay fast.
+    When a gradient is needed, the maximum is found without one and only the winning segment of
+    each pixel is recomputed with it: the same value and gradient as differentiating the maximum,
+    at a fraction of the cost.
     """
     x0, y0, w, h = window or (0, 0, size, size)
     py, px = torch.meshgrid(torch.arange(y0, y0 + h, dtype=xy.dtype, device=xy.device) + 0.5,
                             torch.arange(x0, x0 + w, dtype=xy.dtype, device=xy.device) + 0.5, indexing="ij")
     pixel = torch.stack([px, py], -1).reshape(-1, 1, 2)                  # (P, 1, 2)
-    coverage = None
-    for start in range(0, xy.shape[-2] - 1, chunk):
-        a = xy[..., start:start + chunk, :]
-        b = xy[..., start + 1:start + chunk + 1, :]
-        a, ra, rb = a[..., :b.shape[-2], :], radius[..., start:start + b.shape[-2]], radius[..., start + 1:start + 1 + b.shape[-2]]
-        ab = (b - a).unsqueeze(-3)                                       # (..., 1, k, 2)
-        ap = pixel - a.unsqueeze(-3)                                     # (..., P, k, 2)
-        t = ((ap * ab).sum(-1) / (ab.pow(2).sum(-1) + 1e-9)).clamp(0, 1)
-        d = (ap - t.unsqueeze(-1) * ab).pow(2).sum(-1).add(1e-9).sqrt()
-        r = ra.unsqueeze(-2) + t * (rb - ra).unsqueeze(-2)
-        c = (r - d + 0.5).clamp(0, 1).amax(-1)
-        coverage = c if coverage is None else torch.maximum(coverage, c)
-    return coverage.unflatten(-1, (h, w))
+    a, b, ra, rb = xy[..., :-1, :], xy[..., 1:, :], radius[..., :-1], radius[..., 1:]
+    with torch.no_grad():
+        best = value = None
+        for start in range(0, a.shape[-2], chunk):
+            part = slice(start, start + chunk)
+            c = segment_coverage(pixel, a[..., None, part, :], b[..., None, part, :], ra[..., None, part],
+                                 rb[..., None, part])
+            c, index = c.max(-1)
+            if best is None:
+                best, value = index, c
+            else:
+                better = c > value
+                best, value = torch.where(better, index + start, best), torch.maximum(c, value)
+    if torch.is_grad_enabled() and (xy.requires_grad or radius.requires_grad):
+        def pick(v):   # v (..., k[, 2]) -> the winning segment of every pixel (..., P, 1[, 2])
+            if v.dim() == xy.dim():
+                return torch.gather(v, -2, best[..., None].expand(*best.shape, 2)).unsqueeze(-2)
+            return torch.gather(v, -1, best).unsqueeze(-1)
+        value = segment_coverage(pixel, pick(a), pick(b), pick(ra), pick(rb))[..., 0]
+    return value.unflatten(-1, (h, w))
 
 
 def stamp_cropped(xy, radius, size, piece=8):
