@@ -1,12 +1,12 @@
 """Sketch-RNN benchmark: training throughput vs a straightforward port, sampling speed, L_R / L_KL.
 
-Prints one JSON object.  Sections (all on CPU, 2 threads):
+Prints one JSON object (and each section on stderr as it finishes).  Sections, all on the CPU:
 
 * ``training``: sketches per second at the reference size (encoder 256, LSTM decoder 512, z 128,
   batch 100, sequences padded to 250) for this implementation and for a straightforward port of
   the reference (one ``cat([x, z, h]) @ W`` per step, autograd through every step);
-* ``sampling``: the numpy runtime, a batch of 100 and one sketch at a time, shipped model and
-  reference size;
+* ``sampling``: the numpy runtime, a batch of 100 and one sketch at a time, the shipped models and
+  the reference size (the three decoders, forced to draw all 250 rows);
 * ``quality``: L_R and L_KL of the shipped models on their test splits, and of a small model
   trained for ``--budget`` seconds on the Hershey glyphs (a fixed data set).
 
@@ -15,6 +15,7 @@ Prints one JSON object.  Sections (all on CPU, 2 threads):
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -29,8 +30,8 @@ from core.modelfile import save_model  # noqa: E402
 from core.progress import SilentProgress  # noqa: E402
 from core.sketch import cells  # noqa: E402
 from core.sketch.cli import _load_clean  # noqa: E402
-from core.sketch.model import (REFERENCE, SMALL, Batches, SketchRNN, evaluate, fast_bf16, kl_loss,  # noqa: E402
-                               load_torch_model, recurrent_dropout, reconstruction_loss, to_tensors, train)
+from core.sketch.model import (REFERENCE, SMALL, Batches, SketchRNN, cpu_threads, evaluate, fast_bf16,  # noqa: E402
+                               kl_loss, load_torch_model, recurrent_dropout, reconstruction_loss, to_tensors, train)
 from core.sketch.runtime import SketchModel  # noqa: E402
 from core.sketch.strokes import normalizing_scale  # noqa: E402
 
@@ -81,9 +82,9 @@ def training_throughput(model_class, batches, hp, steps, bf16=False):
     model.bf16 = bf16
     optimizer = torch.optim.Adam(model.parameters(), lr=hp["learning_rate"])
     dropout = recurrent_dropout(hp["recurrent_dropout_keep"])
-    times = []
+    times, cpu_times = [], []
     for _ in range(steps + 1):  # the first step warms up allocators and is not counted
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         batch, lengths = batches.random()
         y, mu, presig = model(batch, lengths, dropout=dropout)
         offsets, pen = reconstruction_loss(y, batch[:, 1:], hp["num_mixture"])
@@ -93,8 +94,8 @@ def training_throughput(model_class, batches, hp, steps, bf16=False):
         torch.nn.utils.clip_grad_value_(model.parameters(), hp["grad_clip"])
         optimizer.step()
         times.append(time.perf_counter() - started)
-    seconds = float(np.median(times[1:]))
-    return {"seconds_per_step": round(seconds, 2), "sketches_per_second": round(hp["batch_size"] / seconds, 2)}
+        cpu_times.append(time.process_time() - started_cpu)
+    return times[1:], cpu_times[1:]
 
 
 def sampling_speed(model, singles=9):
@@ -121,36 +122,47 @@ def main():
     parser.add_argument("--budget", type=float, default=300, help="seconds of small-model training for quality")
     parser.add_argument("--steps", type=int, default=2, help="rounds of timed steps (each variant once a round)")
     parser.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS)
+    parser.add_argument("--threads", type=int, help="training threads (default: the idle cores, as training does)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
-    result = {"threads": 2, "note": "2-core CPU shared with other jobs: timings taken under contention"}
+    result = {"note": "2-core CPU shared with other jobs: timings taken under contention", "load_average": os.getloadavg()}
     for section in args.sections:
-        figures = {"training": lambda: training_figures(args.steps), "sampling": sampling_figures,
+        figures = {"training": lambda: training_figures(args.steps, args.threads), "sampling": sampling_figures,
                    "quality": lambda: quality_figures(args.budget)}[section]()
         result[section] = figures
         print(json.dumps({section: figures}), file=sys.stderr, flush=True)  # partial results as they come
     print(json.dumps(result))
 
 
-def training_figures(rounds):
-    """Sketches per second at the reference size: this implementation and the straightforward port."""
+def training_figures(rounds, threads=None):
+    """Sketches per second at the reference size: this implementation and the straightforward port.
+
+    On as many threads as training takes (``cpu_threads``: the idle cores); wall-clock and the
+    process's CPU time, which leaves out the time other jobs held the cores."""
+    threads = cpu_threads(threads)
     kanji, _ = _load_clean("kanji", 250, limit=2000)
     hp = dict(REFERENCE, max_seq_len=250)
     batches = Batches(kanji["train"], hp, normalizing_scale(kanji["train"]))
     # the variants take turns, one timed step each per round, so other jobs' load falls on all of them alike
     variants = {"straightforward_port": (PortedSketchRNN, False), "this_fp32": (SketchRNN, False),
                 "this": (SketchRNN, fast_bf16("cpu"))}
-    seconds = {name: [] for name in variants}
+    wall, cpu = {name: [] for name in variants}, {name: [] for name in variants}
     for _ in range(rounds):
         for name, (model_class, bf16) in variants.items():
-            seconds[name].append(training_throughput(model_class, batches, hp, 1, bf16)["seconds_per_step"])
-    figures = {"size": "enc 256, dec 512 lstm, z 128, batch 100, seq 250", "recurrent_bf16": fast_bf16("cpu")}
-    for name, values in seconds.items():
-        step = float(np.median(values))
-        figures[name] = {"seconds_per_step": round(step, 2), "sketches_per_second": round(hp["batch_size"] / step, 2)}
-    port = figures["straightforward_port"]["sketches_per_second"]
-    figures["speedup"] = round(figures["this"]["sketches_per_second"] / port, 2)
-    figures["speedup_fp32"] = round(figures["this_fp32"]["sketches_per_second"] / port, 2)
+            times, cpu_times = training_throughput(model_class, batches, hp, 1, bf16)
+            wall[name] += times
+            cpu[name] += cpu_times
+    figures = {"size": "enc 256, dec 512 lstm, z 128, batch 100, seq 250", "recurrent_bf16": fast_bf16("cpu"),
+               "threads": threads}
+    for name in variants:
+        step, cpu_step = float(np.median(wall[name])), float(np.median(cpu[name]))
+        figures[name] = {"seconds_per_step": round(step, 2), "sketches_per_second": round(hp["batch_size"] / step, 2),
+                         "cpu_seconds_per_step": round(cpu_step, 2)}
+    for name in ("this", "this_fp32"):
+        suffix = name[4:]
+        figures["speedup" + suffix] = round(figures["straightforward_port"]["seconds_per_step"]
+                                            / figures[name]["seconds_per_step"], 2)
+        figures["speedup_cpu_time" + suffix] = round(figures["straightforward_port"]["cpu_seconds_per_step"]
+                                                     / figures[name]["cpu_seconds_per_step"], 2)
     return figures
 
 

@@ -52,7 +52,7 @@ def train(args, progress):
     output = Path(args.output)
     summary = train_model(splits, output, hp, steps=args.steps, minutes=args.minutes, resume=args.resume,
                           progress=progress, seed=args.seed, device=args.device, info=info,
-                          precision=args.precision)
+                          precision=args.precision, threads=args.threads)
     if splits.get("valid"):
         from .model import evaluate, load_torch_model
         model, meta, _ = load_torch_model(output)
@@ -137,6 +137,7 @@ def register(commands):
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt")
     parser.add_argument("--limit", type=int, help="use only the first N drawings of the source")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--threads", type=int, help="CPU threads (default: the cores the load average leaves idle)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="recurrent products in bfloat16: auto = on CPUs with AMX matrix units")
     parser.add_argument("--seed", type=int, default=0)
