@@ -217,14 +217,15 @@ def test_builtin_kanjivg_and_hershey_sets():
 
 def test_fused_lstm_backward_matches_autograd():
     torch.manual_seed(0)
-    steps, batch, n = 4, 3, 5
-    inputs = [torch.randn(steps, batch, 4 * n, dtype=torch.float64, requires_grad=True),
-              torch.randn(batch, n, dtype=torch.float64, requires_grad=True),
-              torch.randn(batch, n, dtype=torch.float64, requires_grad=True),
-              torch.randn(n, 4 * n, dtype=torch.float64, requires_grad=True)]
+    steps, batch, n, k = 4, 3, 5, 2
+    x = torch.randn(steps, batch, k, dtype=torch.float64)
     mask = (torch.rand(steps, batch, n, dtype=torch.float64) > 0.3).double() / 0.7
-    assert torch.autograd.gradcheck(FusedLSTM.apply, (*inputs, mask))
-    assert torch.autograd.gradcheck(FusedLSTM.apply, (*inputs, None))
+    for bias in (torch.randn(batch, 4 * n, dtype=torch.float64), torch.randn(4 * n, dtype=torch.float64)):
+        inputs = [bias.requires_grad_(), torch.randn(batch, n, dtype=torch.float64, requires_grad=True),
+                  torch.randn(batch, n, dtype=torch.float64, requires_grad=True),
+                  torch.randn(n + k, 4 * n, dtype=torch.float64, requires_grad=True)]
+        assert torch.autograd.gradcheck(FusedLSTM.apply, (x, *inputs, mask))
+        assert torch.autograd.gradcheck(FusedLSTM.apply, (x, *inputs, None))
 
 
 def test_bf16_recurrent_products_stay_close_to_float32():
@@ -232,10 +233,11 @@ def test_bf16_recurrent_products_stay_close_to_float32():
     mask = (torch.rand(6, 4, 8) > 0.1).float() / 0.9
     results = []
     for bf16 in (False, True):
-        inputs = [torch.randn(6, 4, 32, generator=torch.Generator().manual_seed(1)).requires_grad_(),
-                  (torch.randn(4, 8, generator=torch.Generator().manual_seed(2)) * 0.5).requires_grad_(), torch.zeros(4, 8),
-                  (torch.randn(8, 32, generator=torch.Generator().manual_seed(3)) * 0.3).requires_grad_()]
-        hs = FusedLSTM.apply(*inputs, mask, bf16)
+        x = torch.randn(6, 4, 5, generator=torch.Generator().manual_seed(1))
+        inputs = [torch.randn(4, 32, generator=torch.Generator().manual_seed(2)).requires_grad_(),
+                  (torch.randn(4, 8, generator=torch.Generator().manual_seed(3)) * 0.5).requires_grad_(), torch.zeros(4, 8),
+                  (torch.randn(13, 32, generator=torch.Generator().manual_seed(4)) * 0.3).requires_grad_()]
+        hs = FusedLSTM.apply(x, *inputs, mask, bf16)
         (hs * torch.linspace(-1, 1, 8)).sum().backward()
         results.append((hs, inputs[0].grad, inputs[1].grad, inputs[3].grad))
     for exact, fast in zip(*results):

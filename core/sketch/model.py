@@ -66,40 +66,44 @@ TORCH = TorchOps()
 class FusedLSTM(torch.autograd.Function):
     """A whole LSTM sequence with a hand-written backward (same maths as :func:`cells.lstm_step`).
 
-    ``gates_x``: (T, B, 4n) input contributions with the bias and forget bias already added;
-    ``mask``: (T, B, n) recurrent-dropout mask on the candidate, or None.  Returns h for every step.
-    ``bf16``: the recurrent products h W_h run in bfloat16 (4x faster on CPUs with AMX, the usual
-    mixed-precision trade); the state, the element-wise maths and dW_h stay in float32.
+    gates_t = bias + [h_{t-1}, x_t] W with W = [W_h; W_x]: the step's few inputs join the recurrent
+    product as a few more rows, so no (T, B, 4n) tensor of input contributions is written or summed.
+    ``x``: (T, B, k) step inputs (data: no gradient); ``bias``: (4n,) or (B, 4n), with the forget
+    bias added (and for the decoder z W_z, the same at every step); ``mask``: (T, B, n)
+    recurrent-dropout mask on the candidate, or None.  Returns h for every step.  ``bf16``: the
+    products run in bfloat16 (4x faster on CPUs with AMX, the usual mixed-precision trade); the
+    state, the element-wise maths and the gradients stay in float32.
     """
 
     @staticmethod
-    def forward(ctx, gates_x, h0, c0, W_h, mask, bf16=False):
-        steps, n = gates_x.shape[0], h0.shape[-1]
-        W = W_h.bfloat16() if bf16 else W_h
-        hs = gates_x.new_empty(steps, *h0.shape)
-        cs = gates_x.new_empty(steps, *h0.shape)
-        activations = torch.empty_like(gates_x)  # sigma(i), tanh(j), sigma(f), sigma(o)
+    def forward(ctx, x, bias, h0, c0, W, mask, bf16=False):
+        (steps, batch, _), n = x.shape, h0.shape[-1]
+        weights = W.bfloat16() if bf16 else W
+        hs, cs = x.new_empty(steps, batch, n), x.new_empty(steps, batch, n)
+        activations = x.new_empty(steps, batch, 4 * n)  # sigma(i), tanh(j), sigma(f), sigma(o)
+        gate_bias = bias.expand(batch, 4 * n)
         h, c = h0, c0
         for t in range(steps):
-            gates = torch.add(gates_x[t], h.bfloat16() @ W) if bf16 else torch.addmm(gates_x[t], h, W)
+            hx = torch.cat([h, x[t]], 1)
+            gates = torch.add(gate_bias, hx.bfloat16() @ weights) if bf16 else torch.addmm(gate_bias, hx, weights)
             a = activations[t]
             torch.sigmoid(gates, out=a)
             torch.tanh(gates[:, n:2 * n], out=a[:, n:2 * n])
             candidate = a[:, n:2 * n] if mask is None else a[:, n:2 * n] * mask[t]
-            c = torch.addcmul(a[:, 2 * n:3 * n] * c, a[:, :n], candidate)
-            h = a[:, 3 * n:] * torch.tanh(c)
-            hs[t], cs[t] = h, c
-        ctx.save_for_backward(h0, c0, W, mask, hs, cs, activations)
-        ctx.bf16 = bf16
+            c = torch.addcmul(a[:, 2 * n:3 * n] * c, a[:, :n], candidate, out=cs[t])
+            h = torch.mul(a[:, 3 * n:], torch.tanh(c), out=hs[t])
+        ctx.save_for_backward(h0, c0, x, weights, mask, hs, cs, activations)
+        ctx.bf16, ctx.bias_shape = bf16, bias.shape
         return hs
 
     @staticmethod
     def backward(ctx, grad_hs):
-        h0, c0, W, mask, hs, cs, activations = ctx.saved_tensors
+        h0, c0, x, weights, mask, hs, cs, activations = ctx.saved_tensors
         steps, n = hs.shape[0], hs.shape[-1]
-        grad_gates = torch.empty_like(activations)
+        # in bfloat16 the products read d gates as written: no conversion per step nor of the whole
+        grad_gates = torch.empty_like(activations, dtype=weights.dtype)
         grad_h, grad_c = torch.zeros_like(h0), torch.zeros_like(c0)
-        W_t = W.t().contiguous()
+        W_h_t = weights[:n].t().contiguous()
         for t in reversed(range(steps)):
             a = activations[t]
             i, j, f, o = a[:, :n], a[:, n:2 * n], a[:, 2 * n:3 * n], a[:, 3 * n:]
@@ -115,13 +119,13 @@ class FusedLSTM(torch.autograd.Function):
             torch.mul(grad_c * (cs[t - 1] if t else c0), f * (1 - f), out=g[:, 2 * n:3 * n])
             torch.mul(grad_h * tanh_c, o * (1 - o), out=g[:, 3 * n:])
             grad_c = grad_c * f
-            grad_h = g.bfloat16() @ W_t if ctx.bf16 else g @ W_t  # bfloat16 + float32 adds up in float32 above
-        previous_h = torch.cat([h0[None], hs[:-1]]).reshape(-1, n)
-        if ctx.bf16:  # one product over all steps, the largest of the step: 4x faster in bfloat16 on AMX
-            grad_W_h = (previous_h.t().bfloat16() @ grad_gates.reshape(-1, 4 * n).bfloat16()).float()
-        else:
-            grad_W_h = previous_h.t() @ grad_gates.reshape(-1, 4 * n)
-        return grad_gates, grad_h.float(), grad_c, grad_W_h, None, None
+            grad_h = g @ W_h_t  # in bfloat16: bfloat16 + float32 adds up in float32 above
+        # dW = sum_t [h_{t-1}, x_t]^T dgates_t: one product over all steps, the largest of the backward
+        previous = torch.cat([torch.cat([h0[None], hs[:-1]]), x], -1).reshape(-1, weights.shape[0])
+        grad_W = (previous.t().to(weights.dtype) @ grad_gates.reshape(-1, 4 * n)).float()
+        grad_bias = grad_gates.sum(0, dtype=torch.float32)
+        grad_bias = grad_bias if len(ctx.bias_shape) == 2 else grad_bias.sum(0)
+        return None, grad_bias, grad_h.float(), grad_c, grad_W, None, None
 
 
 def _ortho(rows, columns, generator):
@@ -172,9 +176,10 @@ class SketchRNN(nn.Module):
         zeros = x.new_zeros(batch, e)
         finals = []
         for direction, inputs in (("fw", x), ("bw", x.gather(0, reverse[..., None].expand(-1, -1, 5)))):
-            gates_x = inputs @ p[f"encoder.{direction}.W_x"] + p[f"encoder.{direction}.b"] + self._forget_shift(e, x)
+            W = torch.cat([p[f"encoder.{direction}.W_h"], p[f"encoder.{direction}.W_x"]])
+            bias = p[f"encoder.{direction}.b"] + self._forget_shift(e, x)
             mask = dropout(steps, batch, e) if dropout else None
-            hs = FusedLSTM.apply(gates_x, zeros, zeros, p[f"encoder.{direction}.W_h"], mask, self.bf16)
+            hs = FusedLSTM.apply(inputs, bias, zeros, zeros, W, mask, self.bf16)
             finals.append(hs[last, torch.arange(batch, device=x.device)])
         h = torch.cat(finals, -1)
         return h @ p["mu.W"] + p["mu.b"], h @ p["presig.W"] + p["presig.b"]
@@ -200,11 +205,11 @@ class SketchRNN(nn.Module):
         mask = dropout(steps, batch, n) if dropout else None
         if hp["decoder"] == "lstm":
             # [S, z] W_x = S W_x[:5] + z W_x[5:]: the z half is the same at every step, one (B, 4n) product
-            constant = p["decoder.b"] + self._forget_shift(n, strokes)
+            bias = p["decoder.b"] + self._forget_shift(n, strokes)
             if z is not None:
-                constant = constant + z @ p["decoder.W_x"][5:]
-            gates_x = torch.matmul(strokes, p["decoder.W_x"][:5]).add_(constant)
-            hs = FusedLSTM.apply(gates_x, state[0], state[1], p["decoder.W_h"], mask, self.bf16)
+                bias = bias + z @ p["decoder.W_x"][5:]
+            W = torch.cat([p["decoder.W_h"], p["decoder.W_x"][:5]])
+            hs = FusedLSTM.apply(strokes, bias, state[0], state[1], W, mask, self.bf16)
         else:
             x = strokes if z is None else torch.cat([strokes, z[None].expand(steps, -1, -1)], -1)
             projected, outputs = cells.project_inputs(p, x), []
