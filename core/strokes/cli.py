@@ -18,6 +18,7 @@ SHIPPED_GENERATOR = ASSETS / "generator.safetensors"
 SHIPPED_AGENT = ASSETS / "agent_recurrent.safetensors"
 MAX_PIXELS = 8192 * 8192
 MAX_RENDER = 1024
+REFINE = 60        # default refinement steps: where the held-out judge figures level off (bench/strokes.py)
 
 
 def _torch(threads=2):
@@ -66,7 +67,7 @@ def train_agent_command(args, progress):
     return {"agent": str(out), "images": len(images), **summary}
 
 
-def image_to_strokes(image, name, agent_path=None, strokes=8, invert=None, colour=False, refine=30):
+def image_to_strokes(image, name, agent_path=None, strokes=8, invert=None, colour=False, refine=REFINE):
     """An RGB(A) float image -> dict of strokes in the agent's [-1, 1] frame plus the framing needed to place them.
 
     Returns ``{"points", "brush", "colours", "side", "inverted"}``; points cover the
@@ -162,7 +163,7 @@ def register(commands):
     p.add_argument("--strokes", type=int, default=8, help="at most this many strokes")
     p.add_argument("--invert", action="store_true", help="light ink on dark paper (auto-detected otherwise)")
     p.add_argument("--colour", action="store_true", help="give each stroke the picture's colour under it")
-    p.add_argument("--refine", type=int, default=30, help="gradient steps through the real painter (0: none)")
+    p.add_argument("--refine", type=int, default=REFINE, help="gradient steps through the real painter (0: none)")
     p.add_argument("-o", "--output", required=True, help="SVG file")
     p.add_argument("--png", help="PNG rendered by the real painting program")
     p.add_argument("--json", help="grease-pencil strokes (positions, radii, colours) as JSON")

@@ -135,7 +135,7 @@ def train_generator(path, minutes, progress, batch=64, seed=0, device="cpu", pre
             progress.update(time.monotonic() - started, blob_loss=loss.item())
         progress.stage("generator", budget)
         optimiser = torch.optim.Adam(model.parameters(), 1e-3)
-        while time.monotonic() - started < budget:
+        while not step or time.monotonic() - started < budget:   # at least one step, however busy the machine
             points, brush, target = stroke_batch(rng, batch, device)
             # cross-entropy against the coverage: unlike MSE through a sigmoid it never stalls on blank output
             loss = F.binary_cross_entropy_with_logits(model.logits(points, brush), target)
