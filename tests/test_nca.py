@@ -90,6 +90,16 @@ def test_c_training_kernels_match_torch_autograd(channels, width):
         np.testing.assert_allclose(fast.run(s, w, b, 5).numpy(), y.detach().numpy(), atol=1e-6)
 
 
+def test_training_falls_back_to_torch_without_a_c_compiler(monkeypatch):
+    from core.nca import fast
+    from core.nca.train import train
+    monkeypatch.setattr(fast, "FLAG_SETS", ())  # no flags work: as if there were no compiler
+    monkeypatch.setattr(fast, "_libraries", {})
+    summary, model = train(EXEMPLARS / "spots.png", None, iterations=2, size=32, min_steps=4, max_steps=8,
+                           compile=False)
+    assert summary["kernel"] == "torch" and summary["iterations"] == 2 and model.params == 68
+
+
 def test_patch_loss_equals_its_convolution_form():
     """Gathering the sampled patches and numpy's argsort compute the same loss and gradient
     as projecting every patch by convolution and torch.sort."""

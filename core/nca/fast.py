@@ -29,7 +29,8 @@ import torch
 from .rule import perception_kernels
 
 SOURCE = Path(__file__).resolve().parents[2] / "shaders" / "nca_train.c"
-FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-shared", "-fPIC", "-std=gnu99"]
+# tried in turn: the first set the compiler accepts wins (without OpenMP the kernels run on one thread)
+FLAG_SETS = (["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"])
 _libraries = {}
 _spare = []  # a state buffer whose backward pass is done: touching fresh pages costs more than the rule
 
@@ -39,25 +40,26 @@ def _library(channels):
     if channels in _libraries:
         return _libraries[channels]
     library, compiler = None, shutil.which(os.environ.get("CC", "cc"))
-    if compiler and SOURCE.exists():
-        source = SOURCE.read_bytes()
-        key = hashlib.sha1(source + " ".join(FLAGS).encode() + str(channels).encode()).hexdigest()[:16]
-        cache = Path(os.environ.get("ATELIER_CACHE", Path.home() / ".cache" / "atelier"))
+    cache = Path(os.environ.get("ATELIER_CACHE", Path.home() / ".cache" / "atelier"))
+    for flags in FLAG_SETS if compiler and SOURCE.exists() else ():
+        flags = [*flags, "-shared", "-fPIC", "-std=gnu99", f"-DC={channels}"]
+        key = hashlib.sha1(SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
         path = cache / f"nca_train_{channels}_{key}.so"
         try:
             if not path.exists():
                 cache.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryDirectory(dir=cache) as folder:
                     built = Path(folder) / path.name
-                    subprocess.run([compiler, *FLAGS, f"-DC={channels}", "-o", str(built), str(SOURCE), "-lm"],
+                    subprocess.run([compiler, *flags, "-o", str(built), str(SOURCE), "-lm"],
                                    check=True, capture_output=True, timeout=120)
                     os.replace(built, path)  # atomic: a parallel build never sees half a library
             library = ctypes.CDLL(str(path))
-            floats, i = ctypes.POINTER(ctypes.c_float), ctypes.c_int
-            library.nca_forward.argtypes = [floats, i, i, i, i, i, floats, floats, floats, i]
-            library.nca_backward.argtypes = [floats, floats, floats, i, i, i, i, i, floats, floats, floats, floats, i]
         except (OSError, subprocess.SubprocessError):
-            library = None
+            continue
+        floats, i = ctypes.POINTER(ctypes.c_float), ctypes.c_int
+        library.nca_forward.argtypes = [floats, i, i, i, i, i, floats, floats, floats, i]
+        library.nca_backward.argtypes = [floats, floats, floats, i, i, i, i, i, floats, floats, floats, floats, i]
+        break
     _libraries[channels] = library
     return library
 
