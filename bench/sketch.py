@@ -31,7 +31,7 @@ from core.progress import SilentProgress  # noqa: E402
 from core.sketch import cells  # noqa: E402
 from core.sketch.cli import _load_clean  # noqa: E402
 from core.sketch.model import (REFERENCE, SMALL, Batches, SketchRNN, cpu_threads, evaluate, fast_bf16,  # noqa: E402
-                               kl_loss, load_torch_model, recurrent_dropout, reconstruction_loss, to_tensors, train)
+                               keep_freed_memory, kl_loss, load_torch_model, recurrent_dropout, reconstruction_loss, to_tensors, train)
 from core.sketch.runtime import SketchModel  # noqa: E402
 from core.sketch.strokes import normalizing_scale  # noqa: E402
 
@@ -139,6 +139,7 @@ def training_figures(rounds, threads=None):
     On as many threads as training takes (``cpu_threads``: the idle cores); wall-clock and the
     process's CPU time, which leaves out the time other jobs held the cores."""
     threads = cpu_threads(threads)
+    keep_freed_memory()  # as training does; for every variant alike
     kanji, _ = _load_clean("kanji", 250, limit=2000)
     hp = dict(REFERENCE, max_seq_len=250)
     batches = Batches(kanji["train"], hp, normalizing_scale(kanji["train"]))
