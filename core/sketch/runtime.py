@@ -31,7 +31,8 @@ def _openblas_thread_controls():
     except OSError:
         return []
     controls = []
-    for library in sorted({line.split()[-1] for line in maps.splitlines() if "openblas" in line.rsplit("/", 1)[-1]}):
+    mapped = {fields[5] for fields in (line.split(None, 5) for line in maps.splitlines()) if len(fields) == 6}
+    for library in sorted(path for path in mapped if "openblas" in path.rsplit("/", 1)[-1]):
         try:
             handle = ctypes.CDLL(library)
         except OSError:
