@@ -8,7 +8,9 @@
   characters, each as the agent alone and with the command's default inference refinement;
   inference seconds per image (CPU, timed under contention).
 
-    .venv/bin/python bench/strokes.py [--count 40] [--refine 60]
+    .venv/bin/python bench/strokes.py [--count 40] [--refine 60] [--picture PNG] [--threads 2]
+
+``--picture`` also writes held-out characters as columns: target, the agent alone, refined.
 """
 
 import argparse
@@ -58,10 +60,13 @@ def mean_scores(judge, targets, drawings):
     return {k: round(float(np.mean([r[k] for r in rows])), 4) for k in FIGURES}
 
 
-def bench_agent(judge, agent_file, name, count, strokes, refine):
+def bench_agent(judge, agent_file, name, count, strokes, refine, shown=None):
+    """Judge figures of one agent on ``count`` held-out images of ``name``; ``shown`` collects the drawings."""
     agent, hyper = load_agent(agent_file)
     targets = torch.from_numpy(ink_images(name, "test")[:count])
     results = {}
+    if shown is not None:
+        shown.append(targets.numpy())
     for label, steps in (("agent_only", 0), (f"refined_{refine}", refine)):
         drawings, used, seconds = [], [], 0.0
         for target in targets:
@@ -75,15 +80,30 @@ def bench_agent(judge, agent_file, name, count, strokes, refine):
                           "mean_strokes": round(float(np.mean(used)), 2),
                           "seconds_per_image": round(seconds / len(targets), 3)}
         print(name, label, json.dumps(results[label]), file=sys.stderr, flush=True)
+        if shown is not None:
+            shown.append(np.stack(drawings))
     return results
+
+
+def write_picture(path, shown):
+    """Rows of (target, agent alone, refined) triples, one row per held-out image, datasets side by side."""
+    gap = np.ones((64, 4))
+    columns = []
+    for target, alone, refined in zip(shown[0::3], shown[1::3], shown[2::3]):
+        rows = [np.concatenate([1 - t, gap, 1 - a, gap, 1 - r], 1) for t, a, r in zip(target, alone, refined)]
+        columns.append(np.concatenate(rows, 0))
+    picture = np.concatenate([columns[0], np.full((columns[0].shape[0], 16), 0.8), *columns[1:]], 1)
+    write_image(path, np.repeat(picture.repeat(2, 0).repeat(2, 1)[..., None], 3, -1))   # 2x, pixels kept sharp
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=40, help="held-out images per dataset")
     parser.add_argument("--refine", type=int, default=REFINE, help="refinement steps (default: the paint command's)")
+    parser.add_argument("--picture", help="PNG of held-out characters: target, agent alone, refined")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 is faster on a busy machine)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     score = judge()
     generator, meta = load_generator(SHIPPED_GENERATOR)
     points, brush, target = stroke_batch(np.random.default_rng(12345), 64, "cpu")
@@ -92,16 +112,19 @@ def main():
     fidelity = {"heldout_mse": round(float(((output - target) ** 2).mean()), 5),
                 **mean_scores(score, target.numpy(), output.numpy()), "strokes": 64}
     single = bench_agent(score, ASSETS / "agent_digits.safetensors", "digits", args.count, 1, args.refine)
-    recurrent = {name: bench_agent(score, ASSETS / "agent_recurrent.safetensors", name, args.count, 8, args.refine)
-                 for name in ("kanji", "hershey")}
+    shown = [] if args.picture else None
+    recurrent = {name: bench_agent(score, ASSETS / "agent_recurrent.safetensors", name, args.count, 8, args.refine,
+                                   shown) for name in ("kanji", "hershey")}
+    if shown:
+        write_picture(args.picture, shown)
     refined = f"refined_{args.refine}"
     characters = [recurrent[name][refined] for name in ("kanji", "hershey")]
     met = {"digits_coverage": single[refined]["coverage"] >= BAR["digits_coverage"],
            "characters_coverage": all(r["coverage"] >= BAR["characters_coverage"] for r in characters),
            "characters_chamfer": all(r["chamfer"] <= BAR["characters_chamfer"] for r in characters)}
     print(json.dumps({
-        "note": "CPU, 2 torch threads on a 2-core machine shared with other jobs (timings under contention); "
-                "strokes rendered by the real painter at 64 px and scored by shared/eval/stroke_score.py",
+        "note": f"CPU, {args.threads} torch thread(s) on a 2-core machine shared with other jobs (timings under "
+                "contention); strokes rendered by the real painter at 64 px and scored by shared/eval/stroke_score.py",
         "generator": {**fidelity, "training": meta["training"]},
         "single_step_agent_digits": single,
         "recurrent_agent_max8": recurrent,

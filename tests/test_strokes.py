@@ -121,6 +121,23 @@ def test_refinement_through_the_real_painter_improves_the_drawing():
     assert real_error(*after, target) < real_error(*before, target)
 
 
+def test_refinement_pulls_a_far_stroke_onto_the_line_and_can_be_cancelled():
+    from core.errors import Cancelled
+    from core.strokes.agent import activate, refine
+    line = np.zeros((1, 16, 3), np.float32)
+    line[0, :, 0], line[0, :, 1], line[0, :, 2] = np.linspace(-0.7, 0.7, 16), -0.5, 1
+    target = torch.from_numpy(1 - painter.render(line, np.array([0.4], np.float32), 64)[..., 0])
+    start = line.copy()
+    start[0, :, 1] = 0.5                               # 32 px below the line: no pooled view reaches that far
+    raw = torch.cat([torch.atanh(torch.from_numpy(start[..., :2])), torch.full((1, 16, 1), 2.0)], -1)
+    points, _ = activate(*refine(raw, torch.zeros(1), target, 30))
+    assert abs(float(points[0, :, 1].mean()) + 0.5) < 0.1
+    stopped = SilentProgress()
+    stopped.cancel_event.set()
+    with pytest.raises(Cancelled):
+        refine(raw, torch.zeros(1), target, 30, progress=stopped)
+
+
 def test_light_on_dark_is_detected_and_bad_images_are_refused():
     dark = np.zeros((40, 60, 3), np.float32)
     dark[18:22, 5:55] = 1

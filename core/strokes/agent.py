@@ -160,12 +160,14 @@ def chamfer(points, brush, target):
     return (distance.min(1).values.mean() + distance.min(0).values.mean()) / SIZE
 
 
-def refine(raw_points, raw_brush, target, iterations, lr=0.05):
+def refine(raw_points, raw_brush, target, iterations, lr=0.05, progress=None):
     """Inference refinement: Adam on the raw stroke parameters through the differentiable real painter."""
     raw_points = raw_points.detach().clone().requires_grad_(True)
     raw_brush = raw_brush.detach().clone().requires_grad_(True)
     optimiser = torch.optim.Adam([raw_points, raw_brush], lr)
-    for _ in range(iterations):
+    if progress:
+        progress.stage("refining strokes", iterations)
+    for step in range(iterations):
         points, brush = activate(raw_points, raw_brush)
         canvas = ink_union(render_alpha(points, brush, SIZE))[None]
         loss = image_loss(canvas, target[None], pools=(2, 4, 8)) + CHAMFER * chamfer(points, brush, target) \
@@ -173,6 +175,8 @@ def refine(raw_points, raw_brush, target, iterations, lr=0.05):
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
+        if progress:
+            progress.update(step + 1, loss=loss.item())
     return raw_points.detach(), raw_brush.detach()
 
 
@@ -195,7 +199,7 @@ def prune(raw_points, raw_brush, target):
     return raw_points[keep], raw_brush[keep]
 
 
-def draw(agent, recurrent, target, strokes=8, refine_steps=0):
+def draw(agent, recurrent, target, strokes=8, refine_steps=0, progress=None):
     """Strokes (K, n, 3), (K,) for one ink image (64, 64) torch.
 
     The canvas the recurrent agent sees is the REAL painter's rendering of the strokes so far.
@@ -221,6 +225,6 @@ def draw(agent, recurrent, target, strokes=8, refine_steps=0):
             raw_points, raw_brush = torch.cat(raw_p), torch.cat(raw_b)
     if refine_steps:
         with torch.enable_grad():
-            raw_points, raw_brush = refine(raw_points, raw_brush, target, refine_steps)
+            raw_points, raw_brush = refine(raw_points, raw_brush, target, refine_steps, progress=progress)
         raw_points, raw_brush = prune(raw_points, raw_brush, target)
     return activate(raw_points, raw_brush)
