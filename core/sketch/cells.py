@@ -1,8 +1,9 @@
 """The recurrent cells and the output mixture of Sketch-RNN, written once for numpy and torch.
 
 The same functions run in training (torch tensors, autograd) and in the numpy runtime that
-Blender uses, so the two cannot drift apart.  ``ops`` is :data:`NUMPY` or ``TORCH`` (see
-``model.py``): the few array functions whose spelling differs between the two libraries.
+Blender uses (its encoder and layer norms; its decoder step runs the same equations
+on weights folded for one row at a time, and tests hold it to the torch model).  ``ops`` is
+:data:`NUMPY` or ``TORCH`` (see ``model.py``): the few array functions whose spelling differs.
 
 Parameters are a dict of arrays named as in the model file.  LSTM gates are laid out
 ``i, j, f, o`` (input, candidate, forget, output) as in the reference, whose forget bias is 1.
