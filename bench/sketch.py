@@ -31,7 +31,8 @@ from core.progress import SilentProgress  # noqa: E402
 from core.sketch import cells  # noqa: E402
 from core.sketch.cli import _load_clean  # noqa: E402
 from core.sketch.model import (REFERENCE, SMALL, Batches, SketchRNN, cpu_threads, evaluate, fast_bf16,  # noqa: E402
-                               keep_freed_memory, kl_loss, load_torch_model, recurrent_dropout, reconstruction_loss, to_tensors, train)
+                               keep_freed_memory, kl_loss, load_torch_model, recurrent_dropout, reconstruction_loss,
+                               to_tensors, train)
 from core.sketch.runtime import SketchModel  # noqa: E402
 from core.sketch.strokes import normalizing_scale  # noqa: E402
 
@@ -124,7 +125,8 @@ def main():
     parser.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS)
     parser.add_argument("--threads", type=int, help="training threads (default: the idle cores, as training does)")
     args = parser.parse_args()
-    result = {"note": "2-core CPU shared with other jobs: timings taken under contention", "load_average": os.getloadavg()}
+    result = {"note": "2-core CPU shared with other jobs: timings taken under contention",
+              "load_average": os.getloadavg()}
     for section in args.sections:
         figures = {"training": lambda: training_figures(args.steps, args.threads), "sampling": sampling_figures,
                    "quality": lambda: quality_figures(args.budget)}[section]()

@@ -234,9 +234,10 @@ def test_bf16_recurrent_products_stay_close_to_float32():
     results = []
     for bf16 in (False, True):
         x = torch.randn(6, 4, 5, generator=torch.Generator().manual_seed(1))
-        inputs = [torch.randn(4, 32, generator=torch.Generator().manual_seed(2)).requires_grad_(),
-                  (torch.randn(4, 8, generator=torch.Generator().manual_seed(3)) * 0.5).requires_grad_(), torch.zeros(4, 8),
-                  (torch.randn(13, 32, generator=torch.Generator().manual_seed(4)) * 0.3).requires_grad_()]
+        seeded = [torch.Generator().manual_seed(k) for k in (2, 3, 4)]
+        inputs = [torch.randn(4, 32, generator=seeded[0]).requires_grad_(),
+                  (torch.randn(4, 8, generator=seeded[1]) * 0.5).requires_grad_(), torch.zeros(4, 8),
+                  (torch.randn(13, 32, generator=seeded[2]) * 0.3).requires_grad_()]
         hs = FusedLSTM.apply(x, *inputs, mask, bf16)
         (hs * torch.linspace(-1, 1, 8)).sum().backward()
         results.append((hs, inputs[0].grad, inputs[1].grad, inputs[3].grad))

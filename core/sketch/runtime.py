@@ -163,7 +163,8 @@ class SketchModel:
             hyper_W_x = halve(p["hyper.W_x"], m)
             inputs.append((hyper_W_x[:rows], halve(p["hyper.b"] + forget(m), m)))
             recurrent.append(hyper_W_x[rows:])
-            folded["hyper"] = np.concatenate([halve(p["hyper.W_h"], m), p["hyper.x_z"], p["hyper.h_z"], p["hyper.b_z"]], 1)
+            folded["hyper"] = np.concatenate([halve(p["hyper.W_h"], m), p["hyper.x_z"], p["hyper.h_z"],
+                                              p["hyper.b_z"]], 1)
             folded["hyper_b"] = np.concatenate([np.zeros(4 * m, np.float32), p["hyper.x_zb"], p["hyper.h_zb"],
                                                 np.zeros(4 * e, np.float32)])
             folded["hyper_d"] = np.concatenate([p["hyper.x_d"], p["hyper.h_d"], p["hyper.b_d"]])  # (12, e, n)
@@ -247,8 +248,8 @@ class SketchModel:
         """Sample the next row per sketch from the GMM and pen softmax at ``temperature`` -> (dx, dy, pen).
 
         softmax(log_softmax(logits) / T) = softmax(logits / T), and a categorical draw compares a
-        uniform with the unnormalised cumulative weights; the few array operations are written for
-        one sketch at a time, whose cost is per operation.
+        uniform with the unnormalised cumulative weights.  A row costs a few dozen array operations
+        whatever the count: for one sketch their number, not their size, is the cost.
         """
         temperature = max(float(temperature), 1e-3)
         m, count = self.hp["num_mixture"], len(y)
@@ -267,6 +268,7 @@ class SketchModel:
         pen = np.exp(pen - pen.max(-1, keepdims=True)).cumsum(-1)
         return dx.astype(np.float32), dy.astype(np.float32), (pen < rng.random((count, 1)) * pen[:, -1:]).sum(-1)
 
+
 class _Decoding:
     """The decoder of a batch of sketches being drawn, one row at a time (eq. 3-6).
 
@@ -280,7 +282,8 @@ class _Decoding:
         W_x = self.f["W_x"]
         # per sketch and pen state: the pen row of W_x + z W_x[5:] + the bias -> (count, 3, K)
         constant = self.f["b_x"] + (0.0 if z is None else z @ W_x[5:])
-        self.pen_rows = np.broadcast_to(np.reshape(constant, (-1, 1, W_x.shape[1])) + W_x[2:5], (count, 3, W_x.shape[1]))
+        width = W_x.shape[1]
+        self.pen_rows = np.broadcast_to(np.reshape(constant, (-1, 1, width)) + W_x[2:5], (count, 3, width))
         self.W_dx, self.W_dy, self.rows = W_x[0], W_x[1], np.arange(count)
         self.state = model.initial_state(z, count)
         self.products = self.state[0] @ self.f["recurrent"]
@@ -315,7 +318,8 @@ class _Decoding:
                 hyper_h = np.tanh(hyper_c) * hyper_o
                 self.hyper_products = hyper_h @ f["hyper"] + f["hyper_b"]
                 # 12 embeddings (x, h, b scalings of each gate) -> 12 gate-sized vectors, one batched product
-                scales = np.matmul(self.hyper_products[:, 4 * m:].reshape(-1, 12, 1, e), f["hyper_d"]).reshape(-1, 3, 4 * n)
+                embeddings = self.hyper_products[:, 4 * m:].reshape(-1, 12, 1, e)
+                scales = np.matmul(embeddings, f["hyper_d"]).reshape(-1, 3, 4 * n)
                 gates = scales[:, 0] * x[:, :4 * n] + scales[:, 1] * recurrent + scales[:, 2] + p["decoder.b"]
             gates = cells._layer_norm_gates(cells.NUMPY, gates, f["ln_gamma"], f["ln_beta"], n)
             c, o = self._update(gates, self.state[1], n)
