@@ -254,19 +254,19 @@ class SketchModel:
         temperature = max(float(temperature), 1e-3)
         m, count = self.hp["num_mixture"], len(y)
         weights = y[:, :m] / temperature
-        weights = np.exp(weights - weights.max(-1, keepdims=True)).cumsum(-1)
-        component = (weights < rng.random((count, 1)) * weights[:, -1:]).sum(-1)  # < m: u * total < total
+        weights = np.exp(weights - np.maximum.reduce(weights, -1, keepdims=True)).cumsum(-1)
+        component = (weights >= rng.random((count, 1)) * weights[:, -1:]).argmax(-1)  # the first; the last always is
         low, high = self._gaussian_clip
         gaussian = y[np.arange(count)[:, None], component[:, None] + self._gaussian_columns]
         mu_x, mu_y, log_sx, log_sy, rho = np.minimum(np.maximum(gaussian, low), high).T
-        scale = np.sqrt(temperature)
+        scale = temperature ** 0.5
         e1, e2 = rng.standard_normal((2, count))
         dx = mu_x + np.exp(log_sx) * scale * e1
         rho = np.tanh(rho)
         dy = mu_y + np.exp(log_sy) * scale * (rho * e1 + np.sqrt(1 - rho * rho) * e2)
         pen = y[:, 6 * m:] / temperature
-        pen = np.exp(pen - pen.max(-1, keepdims=True)).cumsum(-1)
-        return dx.astype(np.float32), dy.astype(np.float32), (pen < rng.random((count, 1)) * pen[:, -1:]).sum(-1)
+        pen = np.exp(pen - np.maximum.reduce(pen, -1, keepdims=True)).cumsum(-1)
+        return dx.astype(np.float32), dy.astype(np.float32), (pen >= rng.random((count, 1)) * pen[:, -1:]).argmax(-1)
 
 
 class _Decoding:
