@@ -397,6 +397,8 @@ def train(splits, out_path, hp, *, steps=None, minutes=None, resume=False, progr
 
     Every ``checkpoint_seconds`` and at the end the model is written atomically to ``out_path`` and
     the optimiser state to ``<out_path>.ckpt``; Ctrl-C or Cancel keep the last good one on disk.
+    On the CPU it sets process-wide torch threads and glibc's allocator (:func:`cpu_threads`,
+    :func:`keep_freed_memory`): training is meant to run in its own process (the CLI, the worker).
     """
     device = pick_device(device)
     threads = cpu_threads(threads) if device == "cpu" else None
