@@ -318,8 +318,8 @@ class _Decoding:
                 hyper_h = np.tanh(hyper_c) * hyper_o
                 self.hyper_products = hyper_h @ f["hyper"] + f["hyper_b"]
                 # 12 embeddings (x, h, b scalings of each gate) -> 12 gate-sized vectors, one batched product
-                embeddings = self.hyper_products[:, 4 * m:].reshape(-1, 12, 1, e)
-                scales = np.matmul(embeddings, f["hyper_d"]).reshape(-1, 3, 4 * n)
+                embeddings = self.hyper_products[:, 4 * m:].reshape(-1, 12, e).transpose(1, 0, 2)  # (12, count, e)
+                scales = np.matmul(embeddings, f["hyper_d"]).transpose(1, 0, 2).reshape(-1, 3, 4 * n)
                 gates = scales[:, 0] * x[:, :4 * n] + scales[:, 1] * recurrent + scales[:, 2] + p["decoder.b"]
             gates = cells._layer_norm_gates(cells.NUMPY, gates, f["ln_gamma"], f["ln_beta"], n)
             c, o = self._update(gates, self.state[1], n)
