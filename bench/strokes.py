@@ -10,7 +10,7 @@
 
     .venv/bin/python bench/strokes.py [--count 40] [--refine 60] [--picture PNG] [--threads 2]
 
-``--picture`` also writes held-out characters as columns: target, the agent alone, refined.
+``--picture`` also writes the first 6 held-out kanji and Hershey glyphs: target, the agent alone, refined.
 """
 
 import argparse
@@ -85,13 +85,13 @@ def bench_agent(judge, agent_file, name, count, strokes, refine, shown=None):
     return results
 
 
-def write_picture(path, shown):
-    """Rows of (target, agent alone, refined) triples, one row per held-out image, datasets side by side."""
+def write_picture(path, shown, rows=6):
+    """(target, agent alone, refined) for the first ``rows`` held-out images, datasets side by side."""
     gap = np.ones((64, 4))
     columns = []
     for target, alone, refined in zip(shown[0::3], shown[1::3], shown[2::3]):
-        rows = [np.concatenate([1 - t, gap, 1 - a, gap, 1 - r], 1) for t, a, r in zip(target, alone, refined)]
-        columns.append(np.concatenate(rows, 0))
+        triples = zip(target[:rows], alone[:rows], refined[:rows])
+        columns.append(np.concatenate([np.concatenate([1 - t, gap, 1 - a, gap, 1 - r], 1) for t, a, r in triples], 0))
     picture = np.concatenate([columns[0], np.full((columns[0].shape[0], 16), 0.8), *columns[1:]], 1)
     write_image(path, np.repeat(picture.repeat(2, 0).repeat(2, 1)[..., None], 3, -1))   # 2x, pixels kept sharp
 

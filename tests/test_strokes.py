@@ -62,6 +62,10 @@ def test_brush_is_anti_aliased_and_scales_with_pressure():
     light[0, :, 2] = 0.3
     assert (1 - painter.render(light, np.array([0.5], np.float32), 128)[..., 0]).sum() < 0.5 * ink.sum()
     assert np.allclose(ink[:, 40], ink[:, 80], atol=1e-3)  # even width along a straight stroke
+    hair = line.copy()
+    hair[0, :, 2] = np.linspace(1, 0, 16)
+    hair_ink = 1 - painter.render(hair, np.array([0.0], np.float32), 128)[..., 0]
+    assert 0.5 < hair_ink[:, 20].max() <= 1 and hair_ink[:, 114:].max() < 0.05, "thin lines fade: pressure 0 lifts the pen"
 
 
 def test_svg_and_grease_pencil_export():

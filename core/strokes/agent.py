@@ -25,11 +25,12 @@ import torch.nn.functional as F
 
 from ..errors import AtelierError, Cancelled
 from ..modelfile import read_model, save_model
-from .painter import N_POINTS, ink_union, render_alpha, stroke_samples
+from .painter import N_POINTS, brush_radius, ink_union, render_alpha, stroke_samples
 
 KIND = "strokenet_agent"
 SIZE = 64
 SMOOTHNESS = 0.02     # lambda of the neighbouring-point penalty
+FAINT = 0.25          # pixels: thinner brush radii are lifted off the paper after refinement
 CHAMFER = 3.0         # weight of the chamfer term in inference refinement (judged best of 0.3, 1, 3)
 
 
@@ -186,17 +187,27 @@ def real_error(points, brush, target):
         return float(image_loss(canvas[None], target[None]))
 
 
-def prune(raw_points, raw_brush, target):
+def lift_pen(points, brush):
+    """Pressure 0 where the brush is under FAINT pixels wide at the working size.
+
+    Such hairlines cover under half a pixel here, so the image loss hardly sees them, yet a large
+    rendering or grease pencil would show every one of them.
+    """
+    faint = brush_radius(brush)[:, None] * SIZE * points[..., 2] < FAINT
+    return torch.cat([points[..., :2], points[..., 2:].masked_fill(faint[..., None], 0)], -1), brush
+
+
+def prune(points, brush, target):
     """Drop strokes (last first) whose removal does not raise the real painter's error."""
-    keep = list(range(len(raw_points)))
-    error = real_error(*activate(raw_points, raw_brush), target)
-    for k in reversed(range(len(raw_points))):
+    keep = list(range(len(points)))
+    error = real_error(points, brush, target)
+    for k in reversed(range(len(points))):
         rest = [i for i in keep if i != k]
         if rest:
-            without = real_error(*activate(raw_points[rest], raw_brush[rest]), target)
+            without = real_error(points[rest], brush[rest], target)
             if without <= error * 1.001:
                 keep, error = rest, without
-    return raw_points[keep], raw_brush[keep]
+    return points[keep], brush[keep]
 
 
 def draw(agent, recurrent, target, strokes=8, refine_steps=0, progress=None):
@@ -204,7 +215,8 @@ def draw(agent, recurrent, target, strokes=8, refine_steps=0, progress=None):
 
     The canvas the recurrent agent sees is the REAL painter's rendering of the strokes so far.
     Without refinement a recurrent drawing stops when a stroke no longer helps; with it, all
-    ``strokes`` are drawn and refined together, then the ones that do not help are pruned.
+    ``strokes`` are drawn and refined together, hairlines are lifted, and the strokes that do not
+    help are pruned.
     """
     stop_early = not refine_steps
     with torch.no_grad():
@@ -223,8 +235,8 @@ def draw(agent, recurrent, target, strokes=8, refine_steps=0, progress=None):
                 error = new_error
                 canvas = ink_union(render_alpha(points, brush, SIZE))
             raw_points, raw_brush = torch.cat(raw_p), torch.cat(raw_b)
-    if refine_steps:
-        with torch.enable_grad():
-            raw_points, raw_brush = refine(raw_points, raw_brush, target, refine_steps, progress=progress)
-        raw_points, raw_brush = prune(raw_points, raw_brush, target)
-    return activate(raw_points, raw_brush)
+    if not refine_steps:
+        return activate(raw_points, raw_brush)
+    with torch.enable_grad():
+        raw_points, raw_brush = refine(raw_points, raw_brush, target, refine_steps, progress=progress)
+    return prune(*lift_pen(*activate(raw_points, raw_brush)), target)

@@ -21,9 +21,12 @@ MAX_RENDER = 1024
 REFINE = 60        # default refinement steps: held-out judge coverage 0.83-0.92 at 30 steps, 0.97 at 60 (bench/strokes.py)
 
 
-def _torch(threads=2):
+def _torch():
+    """torch with one thread per idle core (at most 2): on a busy machine, OpenMP threads spin waiting for
+    each other (measured here at load 8: a paint took 80 s on two threads, 23 s on one)."""
+    import os
     import torch
-    torch.set_num_threads(threads)
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) - round(os.getloadavg()[0]))))
     return torch
 
 

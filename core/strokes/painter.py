@@ -71,20 +71,22 @@ def stroke_samples(points, brush, size):
 
 
 def segment_coverage(pixel, a, b, ra, rb):
-    """Coverage clamp(r - d + 1/2, 0, 1) of pixels (P, 2) by capsules a-b (..., P or 1, k, 2) of radii ra-rb."""
+    """Coverage of pixels (P, 1, 2) by capsules a-b (..., P or 1, k, 2) of radii ra-rb (see :func:`stamp`)."""
     abx, aby = b[..., 0] - a[..., 0], b[..., 1] - a[..., 1]     # x and y apart: half the memory traffic of 2-vectors
     apx, apy = pixel[..., 0] - a[..., 0], pixel[..., 1] - a[..., 1]
     t = ((apx * abx + apy * aby) / (abx.square() + aby.square() + 1e-9)).clamp(0, 1)
     d = ((apx - t * abx).square() + (apy - t * aby).square() + 1e-9).sqrt()
-    return (ra + t * (rb - ra) - d + 0.5).clamp(0, 1)
+    r = ra + t * (rb - ra)
+    return torch.minimum(r - d + 0.5, 2 * r).clamp(0, 1)   # a line thinner than a pixel covers at most its width
 
 
 def stamp(xy, radius, size, chunk=64, window=None):
     """Anti-aliased coverage (..., size, size) of round stamps joined along the polyline ``xy``.
 
-    Coverage of a pixel = clamp(r - d + 1/2, 0, 1) with ``d`` the distance from the pixel
+    Coverage of a pixel = clamp(min(r - d + 1/2, 2 r), 0, 1) with ``d`` the distance from the pixel
     centre to the nearest point of the sample chain (a one-pixel linear ramp at the edge:
-    box-filter anti-aliasing), maximised over all pairs of consecutive samples.  ``window = (x0,
+    box-filter anti-aliasing; a line thinner than a pixel covers at most its width, so pressure 0
+    lifts the pen), maximised over all pairs of consecutive samples.  ``window = (x0,
     y0, w, h)`` computes only that rectangle of pixels (returns (..., h, w)): large strokes stay fast.
     When a gradient is needed, the maximum is found without one and only the winning segment of
     each pixel is recomputed with it: the same value and gradient as differentiating the maximum,
