@@ -147,6 +147,11 @@ def test_light_on_dark_is_detected_and_bad_images_are_refused():
     dark[18:22, 5:55] = 1
     ink, side, inverted = prepare(dark, "dark.png")
     assert inverted and side == 60 and ink.max() > 0.9 and ink[0, 0] == 0
+    coloured = np.ones((40, 60, 3), np.float32)
+    coloured[10:14, 5:55] = (1.0, 0.9, 0.0)            # a yellow line is as much ink as a black one
+    coloured[26:30, 5:55] = 0.0
+    ink, _, inverted = prepare(coloured, "yellow.png")
+    assert not inverted and abs(ink[:32].max() - ink[32:].max()) < 0.05
     with pytest.raises(AtelierError, match="uniform"):
         prepare(np.full((32, 32, 3), 0.7, np.float32), "flat.png")
     with pytest.raises(AtelierError, match="transparent"):

@@ -174,20 +174,23 @@ def folder_images(folder):
 def prepare(image, name="image", invert=None, size=SIZE):
     """An RGB(A) image (H, W, C) -> (ink map (size, size), square side, was_inverted).
 
-    Transparent pixels count as paper; the picture is padded to a square (paper) and resized;
-    light-on-dark pictures (mostly dark, judged from the border) are inverted unless
-    ``invert`` says otherwise.  Empty and uniform images are errors.
+    Ink is how far a pixel is from the paper in its furthest channel, so coloured lines count as
+    much as black ones (1 - min(R, G, B); max(R, G, B) for light on dark).  Transparent pixels
+    count as paper; the picture is padded to a square (paper) and resized; light-on-dark pictures
+    (mostly dark, judged from the border) are inverted unless ``invert`` says otherwise.  Empty and
+    uniform images are errors.
     """
     if image.ndim != 3 or min(image.shape[:2]) < 4:
         raise AtelierError(f"{name}: image is too small ({image.shape[1]}x{image.shape[0]} pixels)")
-    grey = image[:, :, :3].mean(-1) if image.shape[2] >= 3 else image[:, :, 0]
+    colour = image[:, :, :3] if image.shape[2] >= 3 else image[:, :, :1]
+    grey = colour.mean(-1)
     alpha = image[:, :, 3] if image.shape[2] == 4 else (image[:, :, 1] if image.shape[2] == 2 else None)
     if alpha is not None and alpha.max() < 1e-3:
         raise AtelierError(f"{name}: image is fully transparent; nothing to draw")
     if invert is None:
         border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
         invert = bool(np.median(border) < 0.5)
-    ink = grey if invert else 1 - grey
+    ink = colour.max(-1) if invert else 1 - colour.min(-1)
     if alpha is not None:
         ink = ink * alpha
     if float(ink.max() - ink.min()) < 0.05:
