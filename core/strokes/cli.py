@@ -139,14 +139,18 @@ def paint_command(args, progress):
     return summary
 
 
+def _training_options(p, batch, what):
+    p.add_argument("--minutes", type=float, default=5.0, help="wall-clock training time (default 5)")
+    p.add_argument("--batch", type=int, default=batch, help=f"{what} per step (default {batch})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
 def register(commands):
     """Add this group's commands to the ``atelier strokes`` sub-parser."""
     p = commands.add_parser("train-generator", help="train the neural painting environment on random strokes")
     p.add_argument("-o", "--output", required=True, help="generator model file (.safetensors)")
-    p.add_argument("--minutes", type=float, default=5.0, help="wall-clock training time (default 5)")
-    p.add_argument("--batch", type=int, default=64, help="random strokes per step (default 64)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _training_options(p, 64, "random strokes")
     p.set_defaults(run=train_generator_command)
 
     p = commands.add_parser("train-agent", help="train an image-to-strokes agent through a frozen generator")
@@ -155,10 +159,7 @@ def register(commands):
     p.add_argument("-o", "--output", required=True, help="agent model file (.safetensors)")
     p.add_argument("--recurrent", action="store_true", help="one stroke per step, seeing the canvas")
     p.add_argument("--steps", type=int, default=8, help="strokes per drawing when training a recurrent agent")
-    p.add_argument("--minutes", type=float, default=5.0, help="wall-clock training time (default 5)")
-    p.add_argument("--batch", type=int, default=32, help="images per step (default 32)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _training_options(p, 32, "images")
     p.set_defaults(run=train_agent_command)
 
     p = commands.add_parser("paint", help="redraw an image with strokes (SVG, PNG by the real painter, JSON)")
