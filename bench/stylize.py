@@ -1,6 +1,6 @@
 """Benchmark: keyframe video stylisation on a Blender-rendered sequence; prints one JSON object.
 
-    .venv/bin/python bench/stylize.py [--minutes 5] [--other-minutes M]
+    .venv/bin/python bench/stylize.py [--minutes 5] [--other-minutes M | --steps N]
                                       [--painters stylization,paper,pencil,edge]
                                       [--variants motion,flow,motion_first_last,published] [--fps]
 
@@ -99,7 +99,7 @@ VARIANTS = {  # name -> (keyframes, extra train words, extra run words)
 }
 
 
-def run_variant(painter, name, frames, gt, minutes, trained):
+def run_variant(painter, name, frames, gt, budget, trained):
     """Train (or reuse ``trained[keyframes]``) and stylise every frame, then score.
 
     ``motion`` and ``flow`` share one model: the keyframe's network inputs do not depend on the
@@ -119,12 +119,12 @@ def run_variant(painter, name, frames, gt, minutes, trained):
     else:
         words = [w for k in keyframes for w in ("--keyframe", f"{k}={gt / frames[k].name}")]
         model = work / "model.safetensors"
-        summary = atelier("stylize", "train", "--frames", SCENE / "frames", *words, *extra, "--minutes", minutes,
+        summary = atelier("stylize", "train", "--frames", SCENE / "frames", *words, *extra, *budget,
                           "-o", model, "--stylize-to", work / "frames")
         if name in ("motion", "flow"):
             trained[tuple(keyframes)] = model, summary
     result = score(work / "frames", gt, keyframes)
-    result.update(train_minutes=minutes, train_seconds=summary["train_seconds"], steps=summary["steps"],
+    result.update(budget=" ".join(map(str, budget)), train_seconds=summary["train_seconds"], steps=summary["steps"],
                   seconds_per_step=summary["seconds_per_step"], keyframes=keyframes,
                   model=str(model.relative_to(OUT)))
     return result
@@ -206,15 +206,20 @@ def inference_fps(device="cpu"):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--other-minutes", type=float, help="training minutes for pencil and edge (default --minutes)")
+    parser.add_argument("--other-minutes", type=float,
+                        help="training minutes for the painters other than stylization (default --minutes)")
+    parser.add_argument("--steps", type=int, help="train every variant for this many steps instead of minutes "
+                        "(figures that do not depend on how busy the machine is)")
     parser.add_argument("--painters", default="stylization,paper,pencil,edge")
     parser.add_argument("--variants", default="motion,flow,motion_first_last,published")
     parser.add_argument("--fps", action="store_true", help="only the speed figures (no rendering or training)")
+    parser.add_argument("--no-speed", action="store_true", help="only the quality figures")
     parser.add_argument("--device", default="cpu", help="device for the inference fps figures")
     args = parser.parse_args()
     report = {"note": "timings on a shared 2-core CPU under contention from other jobs; speed figures with 1 torch thread"}
-    report["inference_fps_network"] = {args.device: inference_fps(args.device)}
-    report["training_step"] = {args.device: step_speed(device=args.device)}
+    if not args.no_speed:
+        report["inference_fps_network"] = {args.device: inference_fps(args.device)}
+        report["training_step"] = {args.device: step_speed(device=args.device)}
     if args.fps:
         print(json.dumps(report))
         return
@@ -228,7 +233,8 @@ def main():
             if painter != "stylization" and name in ("published", "motion_first_last", "motion_prefilter"):
                 continue  # the full comparison is made on the painter the targets are set for
             minutes = args.minutes if painter == "stylization" else (args.other_minutes or args.minutes)
-            entry[name] = run_variant(painter, name, frames, gt, minutes, trained)
+            budget = ["--steps", args.steps] if args.steps else ["--minutes", minutes]
+            entry[name] = run_variant(painter, name, frames, gt, budget, trained)
             print(json.dumps({painter: {name: entry[name]}}), file=sys.stderr, flush=True)
         report[painter] = entry
     print(json.dumps(report))

@@ -83,6 +83,18 @@ def test_guide_follows_a_synthetic_shift():
     assert np.allclose(guide[3, :, 16:], guide[1, :, 10:-6], atol=1e-5)  # moved with the content
 
 
+def test_gaussian_mixture_equals_the_full_sum():
+    """The guide sums only nearby blobs; that must not change it (blobs found again from the seed)."""
+    h, w = 90, 130
+    points = np.random.default_rng(4).uniform(-10, 140, (1, h, w, 2)).astype(np.float32)
+    rng = np.random.default_rng(7)
+    count = round(h * w / 24.0 ** 2)
+    centres, colours = rng.uniform([0, 0], [w, h], size=(count, 2)), rng.uniform(0, 1, size=(count, 3))
+    weights = np.exp(-((points[..., None, :] - centres) ** 2).sum(-1) / (2 * 12.0 ** 2))
+    full = weights @ colours / weights.sum(-1, keepdims=True)
+    assert np.abs(guides.gaussian_mixture(points, (h, w), seed=7) - full).max() < 1e-5
+
+
 def test_optical_flow_finds_the_shift():
     base = texture(40, 80)
     frames = np.stack([base[:, 12 - 2 * t:12 - 2 * t + 60] for t in range(3)])

@@ -57,6 +57,9 @@ def gaussian_mixture(coordinates, size, seed=0, spacing=24.0):
 
     ``G(p) = Σ_i c_i·w_i(p) / Σ_i w_i(p)`` with ``w_i(p) = exp(-|p - μ_i|² / 2σ²)``, evaluated at the
     advected reference positions ``p``; about one blob per ``spacing``² pixels, σ = spacing / 2.
+    A blob farther than 6σ weighs e⁻¹⁸ of one nearby, so each point sums only the blobs of the
+    3x3 cells (of side 6σ) around its own: the cost per pixel stays the same on a 4K frame
+    (about 80 blobs instead of 14,000), and the result differs from the full sum by < 1e-6.
     """
     h, w = size
     rng = np.random.default_rng(seed)
@@ -65,13 +68,18 @@ def gaussian_mixture(coordinates, size, seed=0, spacing=24.0):
     colours = rng.uniform(0, 1, size=(count, 3)).astype(np.float32)
     sigma = spacing / 2
     points = coordinates.reshape(-1, 2)
-    total = np.zeros((len(points), 3), np.float32)
-    weight = np.full((len(points), 1), 1e-12, np.float32)
-    for centre, colour in zip(centres, colours):  # one blob at a time keeps memory at O(pixels)
-        w_i = np.exp(-((points - centre) ** 2).sum(axis=1, keepdims=True) / (2 * sigma ** 2))
-        total += w_i * colour
-        weight += w_i
-    return (total / weight).reshape(*coordinates.shape[:-1], 3)
+    point_cells = np.floor(points / (6 * sigma)).astype(np.int64)
+    blob_cells = np.floor(centres / (6 * sigma)).astype(np.int64)
+    keys = point_cells[:, 1] * 1_000_003 + point_cells[:, 0]
+    order = np.argsort(keys, kind="stable")
+    starts = np.flatnonzero(np.r_[True, keys[order][1:] != keys[order][:-1]])
+    out = np.empty((len(points), 3), np.float32)
+    for begin, end in zip(starts, np.r_[starts[1:], len(order)]):  # one cell of points at a time
+        members = order[begin:end]
+        near = (np.abs(blob_cells - point_cells[members[0]]) <= 1).all(axis=1)
+        w_i = np.exp(-((points[members, None, :] - centres[None, near]) ** 2).sum(axis=2) / (2 * sigma ** 2))
+        out[members] = (w_i @ colours[near]) / (w_i.sum(axis=1, keepdims=True) + 1e-12)
+    return out.reshape(*coordinates.shape[:-1], 3)
 
 
 def temporal_bilateral(frames, previous, following, sigma_colour=0.1, radius=1):
