@@ -12,11 +12,12 @@ Differences to the reference implementation, all for 2 CPU cores and no download
 * The perceptual loss used VGG features; here a Laplacian-pyramid L1 (§ ``pyramid_loss``)
   stands in for it (no pretrained weights exist offline).  The patch discriminator is optional.
 * ``FAST`` is a narrower generator (3 instead of 7 ResNet blocks, a 32-channel decoder) without
-  normalisation, no output tanh and with 3x3 instead of 7x7 full-resolution convolutions, trained with a higher,
-  cosine-decayed learning rate: about 13x less time per step on one CPU thread and better
-  figures in the same minutes.  It predicts the painting as the frame's colour plus a residual,
-  so a painter close to the input (``edgePreservingFilter``) starts from the frame, not from grey.  ``PUBLISHED`` is the paper's configuration, kept for comparison
-  (bench/stylize.py).  No normalisation also makes tiled inference exact (no per-tile statistics).
+  normalisation, no output tanh and with 3x3 instead of 7x7 full-resolution convolutions, trained
+  with a higher, cosine-decayed learning rate: about 13x less time per step on one CPU thread and
+  better figures in the same minutes.  It predicts the painting as the frame's colour plus a
+  residual, so a painter close to the input (``edgePreservingFilter``) starts from the frame.
+  ``PUBLISHED`` is the paper's configuration, kept for comparison (bench/stylize.py).  No
+  normalisation also makes tiled inference exact (no per-tile statistics).
 """
 
 import copy
