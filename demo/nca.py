@@ -5,7 +5,7 @@ import math
 
 from blender_session import ADDON_MODULE
 
-PRESETS = ("stripes", "checks", "ripples", "brick")
+PRESETS = ("stripes", "spots", "ripples", "brick")
 
 
 def _object(bpy, scene, name, location, make):

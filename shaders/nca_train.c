@@ -75,7 +75,7 @@ static void step_row(const float *s, float *out, int height, int width, int row,
         int count = width - x0 < V ? width - x0 : V;
         for (int i = 0; i < C; i++)
             for (int v = 0; v < count; v++)
-                out[i * plane + (size_t)row * width + x0 + v] = pad[((row % 3) * C + i) * stride + x0 + v + 1] + ds[i][v];
+                out[i * plane + (size_t)row * width + x0 + v] = s[i * plane + (size_t)row * width + x0 + v] + ds[i][v];
     }
 }
 
@@ -92,9 +92,9 @@ void nca_forward(float *states, int steps, int samples, int batch, int height, i
         for (int n = 0; n < samples; n++) {
             const float *wn = w + (size_t)(n / batch) * C * Y, *bn = b + (size_t)(n / batch) * C;
             for (int t = 0; t < steps; t++) {
-                const float *s = states + t * step_size + (size_t)n * C * height * width;
+                float *s = states + t * step_size + (size_t)n * C * height * width;
                 for (int row = 0; row < height; row++)
-                    step_row(s, (float *)s + step_size, height, width, row, stride, pad, wn, bn, k);
+                    step_row(s, s + step_size, height, width, row, stride, pad, wn, bn, k);
             }
         }
         free(pad);
@@ -174,7 +174,8 @@ void nca_backward(const float *states, float *grad, float *work, int steps, int 
         #pragma omp for schedule(dynamic, 1)
         for (int n = 0; n < samples; n++) {
             const float *wn = w + (size_t)(n / batch) * C * Y;
-            double *dwn = dw_local + (size_t)(n / batch) * C * Y, *dbn = dw_local + (size_t)models * C * Y + (n / batch) * C;
+            double *dwn = dw_local + (size_t)(n / batch) * C * Y;
+            double *dbn = dw_local + (size_t)models * C * Y + (n / batch) * C;
             float *dp = dp_all + n * sample;
             for (int t = steps - 1; t >= 0; t--) {
                 const float *g = buffers[(steps - 1 - t) % 2] + n * sample;
