@@ -3,7 +3,7 @@
 torch runs a μNCA step as a dozen memory-bound kernels over the whole batch and keeps every
 intermediate for autograd; the rule is so small (100 multiply-adds a cell for 68 parameters)
 that this bookkeeping is nearly all the time.  ``shaders/nca_train.c`` instead runs a whole
-rollout of eqs. 1-3 row by row (vectorised along the row, OpenMP over rows), keeps only the
+rollout of eqs. 1-3 row by row (vectorised along the row, threads over samples), keeps only the
 C-channel state of each step, and in the backward pass recomputes each step's perception and
 applies the exact chain rule:
 
@@ -23,7 +23,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .rule import perception_kernels

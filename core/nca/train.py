@@ -87,19 +87,23 @@ class SlicedWasserstein:
         within = (c * height * width + dy * width + dx).flatten()
         return ((row * width + col)[:, None] + within).flatten()
 
-    def __call__(self, images, generator=None):
-        """images (M, B, 3, H, W) -> loss per model (M,)."""
-        models, batch = images.shape[:2]
-        images = images.flatten(0, 1)
-        loss = 0.0
+    def _levels(self, images, generator):
+        """Per level: the pooled images (M·B, 3, h, w) and exemplars, the patch size, fresh unit
+        directions (P, 3·patch²) and the random picks of synthesised and of exemplar patches."""
         for (pool, patch), target in zip(self.LEVELS, self.targets):
             x = F.avg_pool2d(images, pool) if pool > 1 else images
             dirs = torch.randn(self.projections, 3 * patch ** 2, generator=generator, device=x.device)
-            dirs = dirs / dirs.norm(dim=1, keepdim=True)
             positions = [(h - patch + 1) * (w - patch + 1) for h, w in (x.shape[-2:], target.shape[-2:])]
             n = min(*positions, self.samples)
-            pick_s = torch.randperm(positions[0], generator=generator, device=x.device)[:n]
-            pick_e = torch.randperm(positions[1], generator=generator, device=x.device)[:n]
+            picks = [torch.randperm(count, generator=generator, device=x.device)[:n] for count in positions]
+            yield x, target, patch, dirs / dirs.norm(dim=1, keepdim=True), *picks
+
+    def __call__(self, images, generator=None):
+        """images (M, B, 3, H, W) -> loss per model (M,)."""
+        models, batch = images.shape[:2]
+        loss = 0.0
+        for x, target, patch, dirs, pick_s, pick_e in self._levels(images.flatten(0, 1), generator):
+            n = len(pick_s)
             index = self._offsets(x.shape[1:], patch, pick_s)
             synth = x.flatten(1).gather(1, index.expand(x.shape[0], -1)).view(x.shape[0], n, -1) @ dirs.T
             exemplar = target.flatten(1)[:, self._offsets(target.shape[1:], patch, pick_e)].view(models, n, -1) @ dirs.T
@@ -112,17 +116,11 @@ class SlicedWasserstein:
         """The same loss computed the straightforward way (project every patch with a convolution,
         then pick and torch.sort): the yardstick in bench/nca.py and the check in the tests."""
         models, batch = images.shape[:2]
-        images = images.flatten(0, 1)
         loss = 0.0
-        for (pool, patch), target in zip(self.LEVELS, self.targets):
-            x = F.avg_pool2d(images, pool) if pool > 1 else images
-            dirs = torch.randn(self.projections, 3 * patch ** 2, generator=generator, device=x.device)
-            dirs = (dirs / dirs.norm(dim=1, keepdim=True)).view(self.projections, 3, patch, patch)
+        for x, target, patch, dirs, pick_s, pick_e in self._levels(images.flatten(0, 1), generator):
+            dirs = dirs.view(-1, 3, patch, patch)
             synth = F.conv2d(x, dirs).flatten(2).unflatten(0, (models, batch))  # (M, B, P, N)
             exemplar = F.conv2d(target, dirs).flatten(2)[:, None]              # (M, 1, P, N')
-            n = min(synth.shape[-1], exemplar.shape[-1], self.samples)
-            pick_s = torch.randperm(synth.shape[-1], generator=generator, device=x.device)[:n]
-            pick_e = torch.randperm(exemplar.shape[-1], generator=generator, device=x.device)[:n]
             loss = loss + (synth[..., pick_s].sort(-1).values
                            - exemplar[..., pick_e].sort(-1).values).square().mean((1, 2, 3))
         return loss
