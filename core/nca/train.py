@@ -5,7 +5,8 @@ Read top to bottom:
 1. a pool of states starts as seeds; every iteration takes a batch from it and replaces
    one sample by a fresh seed (seed injection), so the rule learns both to grow the
    texture from noise and to keep it alive;
-2. the batch is run for a random number of steps (32-127), fully differentiable;
+2. the batch is run for a random number of steps (32-127), fully differentiable (on the CPU
+   as one C kernel with its own backward pass through time, fast.py);
 3. loss = multi-scale sliced-Wasserstein distance between image patches of the batch and
    of the exemplar (an optimal-transport loss; no VGG, nothing is downloaded)
    + an overflow regulariser that keeps states in [-1, 1];
@@ -106,7 +107,8 @@ class SlicedWasserstein:
             n = len(pick_s)
             index = self._offsets(x.shape[1:], patch, pick_s)
             synth = x.flatten(1).gather(1, index.expand(x.shape[0], -1)).view(x.shape[0], n, -1) @ dirs.T
-            exemplar = target.flatten(1)[:, self._offsets(target.shape[1:], patch, pick_e)].view(models, n, -1) @ dirs.T
+            exemplar = target.flatten(1)[:, self._offsets(target.shape[1:], patch, pick_e)]
+            exemplar = exemplar.view(models, n, -1) @ dirs.T
             synth_sorted = _sorted(synth.transpose(1, 2)).unflatten(0, (models, batch))  # (M, B, P, n)
             exemplar_sorted = _sorted(exemplar.transpose(1, 2))[:, None]                 # (M, 1, P, n)
             loss = loss + (synth_sorted - exemplar_sorted).square().mean((1, 2, 3))
