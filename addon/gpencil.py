@@ -65,6 +65,7 @@ def create_drawing(context, name, strokes, *, animate=False, frame_start=1, fram
     (collection or context.scene.collection).objects.link(obj)
     data.materials.append(material or new_stroke_material(f"{name} ink"))
     layer = data.layers.new(layer_name)
+    layer.use_lights = False  # ink shows its own colour; a lit layer is near black in a scene without lamps
     if not animate:
         _fill_drawing(layer.frames.new(frame_start).drawing, strokes)
         return obj

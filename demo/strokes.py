@@ -96,8 +96,7 @@ def run(bpy, out_dir):
         for index, (name, draw_picture, colour) in enumerate(PICTURES):
             picture = draw_picture()
             pictures.append(picture)
-            rgba = np.concatenate([picture[::-1], np.ones((TILE, TILE, 1), np.float32)], -1)  # Blender rows go up
-            settings.source, settings.image = "IMAGE", array_to_image(f"StrokeNet {name}", rgba)
+            settings.source, settings.image = "IMAGE", array_to_image(f"StrokeNet {name}", picture)
             settings.strokes, settings.colour, settings.size = 8, colour, 1.8
             settings.animate, settings.frames = True, 24
             scene.cursor.location = (2.0 * index - (len(PICTURES) - 1), 0, 0)

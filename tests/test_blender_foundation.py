@@ -60,12 +60,15 @@ from bl_ext.atelier_dev.atelier.addon import gpencil
 scene = bpy.context.scene
 scene.render.engine = 'BLENDER_EEVEE'
 scene.render.resolution_x = scene.render.resolution_y = 64
+scene.view_settings.view_transform = 'Standard'
 camera = bpy.data.objects.new('Camera', bpy.data.cameras.new('Camera'))
 scene.collection.objects.link(camera)
 camera.location = (0, -4, 0); camera.rotation_euler = (1.5708, 0, 0)
 scene.camera = camera
 t = np.linspace(0, 6.28, 60)
-gpencil.create_drawing(bpy.context, 'Ring', [{{"points": np.c_[np.cos(t), np.zeros(60), np.sin(t)], "radius": 0.08}}])
+gpencil.create_drawing(bpy.context, 'Ring', [{{"points": np.c_[np.cos(t), np.zeros(60), np.sin(t)], "radius": 0.08}},
+                                            {{"points": np.c_[0.3 * np.cos(t), np.zeros(60), 0.3 * np.sin(t)],
+                                              "radius": 0.08, "color": (0.9, 0.5, 0.1, 1.0)}}])
 scene.render.filepath = {str(out)!r}
 bpy.ops.render.render(write_still=True)
 """, timeout=240)
@@ -73,3 +76,5 @@ bpy.ops.render.render(write_still=True)
     from core.imageio import read_image
     image = read_image(out, channels=3)
     assert image.min() < 0.2  # dark ink on the default world
+    warmth = image[:, :, 0] - image[:, :, 2]  # the inner ring keeps its orange though the scene has no lamps
+    assert warmth.max() > 0.5, image[np.unravel_index(warmth.argmax(), warmth.shape)]
