@@ -16,6 +16,7 @@ from ..core.sketch.runtime import SketchModel, slerp
 from ..core.sketch.strokes import grease_pencil_to_stroke3, stroke3_to_grease_pencil, stroke3_to_polylines
 from . import gpencil
 from .preferences import models_dir
+from .registration import register_classes, unregister_classes
 
 SHIPPED = Path(__file__).resolve().parent.parent / "core" / "assets" / "sketch"
 _models = {}  # path -> (modification time, SketchModel): loading parses the file once
@@ -296,9 +297,7 @@ classes = (AtelierSketchSettings, ATELIER_OT_sketch_auto_draw, ATELIER_OT_sketch
 
 
 def register():
-    for cls in classes:
-        bpy.utils.register_class(cls)
-    bpy.types.Scene.atelier_sketch = bpy.props.PointerProperty(type=AtelierSketchSettings)
+    register_classes(classes, atelier_sketch=AtelierSketchSettings)
     for menu, function in MENUS:
         getattr(bpy.types, menu).append(function)
 
@@ -306,7 +305,5 @@ def register():
 def unregister():
     for menu, function in reversed(MENUS):
         getattr(bpy.types, menu).remove(function)
-    del bpy.types.Scene.atelier_sketch
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    unregister_classes(classes, "atelier_sketch")
     _models.clear()

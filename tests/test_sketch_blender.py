@@ -12,12 +12,8 @@ from blender_helpers import ADDON_MODULE, run_blender_script
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "demo"))
 
 
-def sketch_module(bpy):
-    """The add-on's sketch module, registered here if addon/__init__.py does not list it yet."""
-    module = importlib.import_module(f"{ADDON_MODULE}.addon.sketch")
-    if not hasattr(bpy.types.Scene, "atelier_sketch"):
-        module.register()
-    return module
+def sketch_module():
+    return importlib.import_module(f"{ADDON_MODULE}.addon.sketch")
 
 
 def user_drawing(bpy, name, shape):
@@ -39,7 +35,7 @@ def snapshot(bpy, obj):
 
 def test_auto_draw_complete_reinterpret_morph(blender):
     bpy = blender
-    module = sketch_module(bpy)
+    module = sketch_module()
     from bl_ext.atelier_dev.atelier.addon import gpencil
     settings = bpy.context.scene.atelier_sketch
     names = [label for _, label, _ in module._model_items(settings, bpy.context)]
@@ -87,7 +83,6 @@ def test_auto_draw_complete_reinterpret_morph(blender):
 
 def test_operators_report_bad_input_instead_of_crashing(blender):
     bpy = blender
-    sketch_module(bpy)
     settings = bpy.context.scene.atelier_sketch
     with pytest.raises(RuntimeError, match="select a grease-pencil drawing"):
         bpy.ops.atelier.sketch_complete()
@@ -108,11 +103,8 @@ def test_operators_report_bad_input_instead_of_crashing(blender):
 def test_auto_draw_renders_ink_in_a_subprocess(tmp_path):
     out = tmp_path / "sketch.png"
     result = run_blender_script(f"""
-import importlib, sys
+import sys
 sys.path.insert(0, {str(Path(__file__).resolve().parent.parent / "demo")!r})
-module = importlib.import_module('bl_ext.atelier_dev.atelier.addon.sketch')
-if not hasattr(bpy.types.Scene, 'atelier_sketch'):
-    module.register()
 import sketch
 scene = sketch.build_scene(bpy, resolution=64)
 settings = scene.atelier_sketch
