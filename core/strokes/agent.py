@@ -198,7 +198,7 @@ def lift_pen(points, brush):
 
 
 def prune(points, brush, target):
-    """Drop strokes (last first) whose removal does not raise the real painter's error."""
+    """Indices of the strokes to keep: dropping (last first) those whose removal does not raise the real painter's error."""
     keep = list(range(len(points)))
     error = real_error(points, brush, target)
     for k in reversed(range(len(points))):
@@ -207,36 +207,54 @@ def prune(points, brush, target):
             without = real_error(points[rest], brush[rest], target)
             if without <= error * 1.001:
                 keep, error = rest, without
-    return points[keep], brush[keep]
+    return keep
 
 
-def draw(agent, recurrent, target, strokes=8, refine_steps=0, progress=None):
+def propose(agent, target, raw_points, raw_brush, count, stop_early):
+    """The recurrent agent adds up to ``count`` strokes to ``raw_points, raw_brush``, each seeing the REAL
+    painter's canvas of the strokes so far; with ``stop_early`` it stops when a stroke no longer helps."""
+    with torch.no_grad():
+        points, brush = activate(raw_points, raw_brush)
+        error = real_error(points, brush, target)
+        for _ in range(count):
+            canvas = ink_union(render_alpha(points, brush, SIZE)) if len(points) else torch.zeros_like(target)
+            p, b = agent.raw(torch.stack([target, canvas])[None])
+            more = torch.cat([raw_points, p]), torch.cat([raw_brush, b])
+            new_points, new_brush = activate(*more)
+            new_error = real_error(new_points, new_brush, target)
+            if stop_early and len(points) and new_error >= error * 0.995:
+                break
+            (raw_points, raw_brush), points, brush, error = more, new_points, new_brush, new_error
+    return raw_points, raw_brush
+
+
+def draw(agent, recurrent, target, strokes=8, refine_steps=0, rounds=1, progress=None):
     """Strokes (K, n, 3), (K,) for one ink image (64, 64) torch.
 
-    The canvas the recurrent agent sees is the REAL painter's rendering of the strokes so far.
-    Without refinement a recurrent drawing stops when a stroke no longer helps; with it, all
+    Without refinement a recurrent drawing stops when a stroke no longer helps.  With it, all
     ``strokes`` are drawn and refined together, hairlines are lifted, and the strokes that do not
-    help are pruned.
+    help are pruned; each further round (recurrent agents) lets the agent fill the freed places,
+    refines everything again and stops when the real painter's error no longer drops.
     """
-    stop_early = not refine_steps
-    with torch.no_grad():
-        if not recurrent:
+    if not recurrent:
+        with torch.no_grad():
             raw_points, raw_brush = agent.raw(target[None, None])
-        else:
-            raw_p, raw_b, canvas, error = [], [], torch.zeros_like(target), real_error(torch.zeros(0), None, target)
-            for _ in range(strokes):
-                p, b = agent.raw(torch.stack([target, canvas])[None])
-                points, brush = activate(torch.cat(raw_p + [p]), torch.cat(raw_b + [b]))
-                new_error = real_error(points, brush, target)
-                if stop_early and raw_p and new_error >= error * 0.995:
-                    break
-                raw_p.append(p)
-                raw_b.append(b)
-                error = new_error
-                canvas = ink_union(render_alpha(points, brush, SIZE))
-            raw_points, raw_brush = torch.cat(raw_p), torch.cat(raw_b)
+    else:
+        raw_points, raw_brush = propose(agent, target, torch.zeros(0, N_POINTS, 3), torch.zeros(0), strokes,
+                                        stop_early=not refine_steps)
     if not refine_steps:
         return activate(raw_points, raw_brush)
-    with torch.enable_grad():
-        raw_points, raw_brush = refine(raw_points, raw_brush, target, refine_steps, progress=progress)
-    return prune(*lift_pen(*activate(raw_points, raw_brush)), target)
+    best, best_error = None, float("inf")
+    for _ in range(rounds):
+        with torch.enable_grad():
+            raw_points, raw_brush = refine(raw_points, raw_brush, target, refine_steps, progress=progress)
+        points, brush = lift_pen(*activate(raw_points, raw_brush))
+        keep = prune(points, brush, target)
+        error = real_error(points[keep], brush[keep], target)
+        if error >= best_error:
+            break
+        best, best_error = (points[keep], brush[keep]), error
+        if not recurrent or len(keep) == strokes:
+            break
+        raw_points, raw_brush = propose(agent, target, raw_points[keep], raw_brush[keep], strokes - len(keep), False)
+    return best

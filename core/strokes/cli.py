@@ -70,7 +70,8 @@ def train_agent_command(args, progress):
     return {"agent": str(out), "images": len(images), **summary}
 
 
-def image_to_strokes(image, name, agent_path=None, strokes=8, invert=None, colour=False, refine=REFINE, progress=None):
+def image_to_strokes(image, name, agent_path=None, strokes=8, invert=None, colour=False, refine=REFINE, rounds=1,
+                     progress=None):
     """An RGB(A) float image -> dict of strokes in the agent's [-1, 1] frame plus the framing needed to place them.
 
     Returns ``{"points", "brush", "colours", "side", "inverted"}``; points cover the
@@ -83,12 +84,13 @@ def image_to_strokes(image, name, agent_path=None, strokes=8, invert=None, colou
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
         raise AtelierError(f"{name}: image is too large ({image.shape[1]}x{image.shape[0]}); "
                            f"at most {MAX_PIXELS // 1_000_000} megapixels")
-    if strokes < 1:
-        raise AtelierError(f"--strokes must be at least 1 (got {strokes})")
+    if strokes < 1 or rounds < 1 or refine < 0:
+        raise AtelierError(f"--strokes and --rounds must be at least 1, --refine at least 0 "
+                           f"(got {strokes}, {rounds}, {refine})")
     ink, side, inverted = prepare(image, name, invert)
     agent, hyper = load_agent(agent_path or SHIPPED_AGENT)
     target = torch.from_numpy(ink)
-    points, brush = draw(agent, hyper.get("recurrent", False), target, strokes, refine_steps=refine, progress=progress)
+    points, brush = draw(agent, hyper.get("recurrent", False), target, strokes, refine, rounds, progress)
     colours = np.zeros((len(points), 3), np.float32)
     if colour and image.shape[2] >= 3:
         rgb = to_square(image[:, :, :3])
@@ -109,7 +111,7 @@ def paint_command(args, progress):
     image = read_image(args.image)
     h, w = image.shape[:2]
     result = image_to_strokes(image, args.image, args.agent, args.strokes, True if args.invert else None,
-                              args.colour, args.refine, progress)
+                              args.colour, args.refine, args.rounds, progress)
     progress.stage("writing", 3)
     side = result["side"]
     crop = ((side - w) // 2, (side - h) // 2, w, h)
@@ -170,6 +172,8 @@ def register(commands):
     p.add_argument("--colour", action="store_true", help="give each stroke the picture's colour under it")
     p.add_argument("--refine", type=int, default=REFINE,
                    help=f"gradient steps through the real painter (default {REFINE}; 0: the agent alone)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="refinement rounds: after each, the agent may add strokes where pruned ones were (default 1)")
     p.add_argument("-o", "--output", required=True, help="SVG file")
     p.add_argument("--png", help="PNG rendered by the real painting program")
     p.add_argument("--json", help="grease-pencil strokes (positions, radii, colours) as JSON")
