@@ -30,7 +30,7 @@ from .painter import N_POINTS, brush_radius, ink_union, render_alpha, stroke_sam
 KIND = "strokenet_agent"
 SIZE = 64
 SMOOTHNESS = 0.02     # lambda of the neighbouring-point penalty
-FAINT = 0.25          # pixels: thinner brush radii are lifted off the paper after refinement
+FAINT = 0.25          # pixels: smaller brush radii are lifted off the paper after refinement
 CHAMFER = 3.0         # weight of the chamfer term in inference refinement (judged best of 0.3, 1, 3)
 
 
@@ -150,7 +150,7 @@ def train_agent(path, generator, images, minutes, progress, recurrent=False, ste
 
 
 def chamfer(points, brush, target):
-    """Symmetric chamfer distance (fraction of the image) between the strokes' spline samples and the target's ink pixels.
+    """Symmetric chamfer distance (fraction of the image) between spline samples and the target's ink pixels.
 
     Every uncovered ink pixel pulls its nearest sample and every sample its nearest ink pixel, from
     any distance: tangled or misplaced strokes still reach lines the pooled image loss cannot see.
@@ -188,7 +188,7 @@ def real_error(points, brush, target):
 
 
 def lift_pen(points, brush):
-    """Pressure 0 where the brush is under FAINT pixels wide at the working size.
+    """Pressure 0 where the brush radius is under FAINT pixels at the working size (lines under half a pixel).
 
     Such hairlines cover under half a pixel here, so the image loss hardly sees them, yet a large
     rendering or grease pencil would show every one of them.
@@ -198,7 +198,7 @@ def lift_pen(points, brush):
 
 
 def prune(points, brush, target):
-    """Indices of the strokes to keep: dropping (last first) those whose removal does not raise the real painter's error."""
+    """Indices of the strokes to keep, dropping (last first) those whose removal does not raise the real error."""
     keep = list(range(len(points)))
     error = real_error(points, brush, target)
     for k in reversed(range(len(points))):

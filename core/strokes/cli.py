@@ -18,7 +18,7 @@ SHIPPED_GENERATOR = ASSETS / "generator.safetensors"
 SHIPPED_AGENT = ASSETS / "agent_recurrent.safetensors"
 MAX_PIXELS = 8192 * 8192
 MAX_RENDER = 1024
-REFINE = 60        # default refinement steps: held-out judge coverage 0.83-0.92 at 30 steps, 0.97 at 60 (bench/strokes.py)
+REFINE = 60        # default refinement steps: held-out judge coverage 0.83-0.92 at 30, 0.97 at 60 (bench/strokes.py)
 
 
 def _torch():
