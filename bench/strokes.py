@@ -8,7 +8,7 @@
   characters, each as the agent alone and with the command's default inference refinement;
   inference seconds per image (CPU, timed under contention).
 
-    .venv/bin/python bench/strokes.py [--count 40] [--refine 60] [--picture PNG] [--threads 2]
+    .venv/bin/python bench/strokes.py [--count 40] [--refine 60] [--rounds 1] [--picture PNG] [--threads 2]
 
 ``--picture`` also writes the first 6 held-out kanji and Hershey glyphs: target, the agent alone, refined.
 """
@@ -60,18 +60,18 @@ def mean_scores(judge, targets, drawings):
     return {k: round(float(np.mean([r[k] for r in rows])), 4) for k in FIGURES}
 
 
-def bench_agent(judge, agent_file, name, count, strokes, refine, shown=None):
+def bench_agent(judge, agent_file, name, count, strokes, refine, rounds=1, shown=None):
     """Judge figures of one agent on ``count`` held-out images of ``name``; ``shown`` collects the drawings."""
     agent, hyper = load_agent(agent_file)
     targets = torch.from_numpy(ink_images(name, "test")[:count])
     results = {}
     if shown is not None:
         shown.append(targets.numpy())
-    for label, steps in (("agent_only", 0), (f"refined_{refine}", refine)):
+    for label, steps in (("agent_only", 0), (refined_label(refine, rounds), refine)):
         drawings, used, seconds = [], [], 0.0
         for target in targets:
             started = time.perf_counter()
-            points, brush = draw(agent, hyper["recurrent"], target, strokes, refine_steps=steps)
+            points, brush = draw(agent, hyper["recurrent"], target, strokes, refine_steps=steps, rounds=rounds)
             seconds += time.perf_counter() - started
             with torch.no_grad():
                 drawings.append(ink_union(render_alpha(points, brush, 64)).numpy())
@@ -83,6 +83,10 @@ def bench_agent(judge, agent_file, name, count, strokes, refine, shown=None):
         if shown is not None:
             shown.append(np.stack(drawings))
     return results
+
+
+def refined_label(refine, rounds):
+    return f"refined_{refine}" + (f"_rounds_{rounds}" if rounds > 1 else "")
 
 
 def write_picture(path, shown, rows=6):
@@ -101,6 +105,7 @@ def main():
     parser.add_argument("--count", type=int, default=40, help="held-out images per dataset")
     parser.add_argument("--refine", type=int, default=REFINE, help="refinement steps (default: the paint command's)")
     parser.add_argument("--picture", help="PNG of held-out characters: target, agent alone, refined")
+    parser.add_argument("--rounds", type=int, default=1, help="refinement rounds of the recurrent agent")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 is faster on a busy machine)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -114,12 +119,11 @@ def main():
     single = bench_agent(score, ASSETS / "agent_digits.safetensors", "digits", args.count, 1, args.refine)
     shown = [] if args.picture else None
     recurrent = {name: bench_agent(score, ASSETS / "agent_recurrent.safetensors", name, args.count, 8, args.refine,
-                                   shown) for name in ("kanji", "hershey")}
+                                   args.rounds, shown) for name in ("kanji", "hershey")}
     if shown:
         write_picture(args.picture, shown)
-    refined = f"refined_{args.refine}"
-    characters = [recurrent[name][refined] for name in ("kanji", "hershey")]
-    met = {"digits_coverage": single[refined]["coverage"] >= BAR["digits_coverage"],
+    characters = [recurrent[name][refined_label(args.refine, args.rounds)] for name in ("kanji", "hershey")]
+    met = {"digits_coverage": single[f"refined_{args.refine}"]["coverage"] >= BAR["digits_coverage"],
            "characters_coverage": all(r["coverage"] >= BAR["characters_coverage"] for r in characters),
            "characters_chamfer": all(r["chamfer"] <= BAR["characters_chamfer"] for r in characters)}
     print(json.dumps({
