@@ -24,9 +24,11 @@ import bpy
 
 from ..core.errors import AtelierError
 from ..core.nca.exemplars import PRESETS
+from ..core.osl import add_oslquery_to_path
 from .images import image_file_for_worker, load_image_copy
 from .jobs import WorkerOperator
 from .preferences import models_dir
+from .registration import register_classes, unregister_classes
 
 MAX_FRAMES = 32
 
@@ -231,12 +233,7 @@ def osl_group(name, source):
 
 
 def _osl_on_path():
-    """Blender as a Python module (bpy from pip) lacks its bundled site-packages, where oslquery lives."""
-    import sys
-    python_home = Path(bpy.utils.system_resource("PYTHON"))
-    for site_packages in python_home.glob("lib/python3*/site-packages"):
-        if (site_packages / "oslquery").exists() and str(site_packages) not in sys.path:
-            sys.path.append(str(site_packages))
+    add_oslquery_to_path(bpy.utils.system_resource("PYTHON"))
 
 
 def compile_script(node):
@@ -309,12 +306,8 @@ classes = (AtelierNCASettings, ATELIER_OT_nca_train, ATELIER_OT_nca_bake, ATELIE
 
 
 def register():
-    for cls in classes:
-        bpy.utils.register_class(cls)
-    bpy.types.Scene.atelier_nca = bpy.props.PointerProperty(type=AtelierNCASettings)
+    register_classes(classes, atelier_nca=AtelierNCASettings)
 
 
 def unregister():
-    del bpy.types.Scene.atelier_nca
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    unregister_classes(classes, "atelier_nca")

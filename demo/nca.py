@@ -1,9 +1,7 @@
 """μNCA demo: shipped presets baked onto objects (Image and OSL modes) and rendered with Cycles."""
 
-import importlib
 import math
 
-from blender_session import ADDON_MODULE
 
 PRESETS = ("stripes", "spots", "ripples", "brick")
 
@@ -41,8 +39,6 @@ def _cube(bpy):
 
 
 def run(bpy, out_dir):
-    if not hasattr(bpy.types.Scene, "atelier_nca"):  # until addon/__init__.py lists "nca"
-        importlib.import_module(f"{ADDON_MODULE}.addon.nca").register()
     scene = bpy.data.scenes.new("μNCA textures")
     scene.render.engine = "CYCLES"
     scene.cycles.device, scene.cycles.shading_system, scene.cycles.samples = "CPU", True, 16

@@ -1,24 +1,12 @@
 """μNCA in real Blender: bake Image and OSL node groups, and render the OSL node with Cycles."""
 
-import importlib
 
 import numpy as np
 import pytest
 
-from blender_helpers import ADDON_MODULE, enable_osl
+from blender_helpers import enable_osl
 from core.imageio import read_image
 from core.nca import files
-
-
-@pytest.fixture
-def nca(blender):
-    module = importlib.import_module(f"{ADDON_MODULE}.addon.nca")
-    registered = hasattr(blender.types.Scene, "atelier_nca")
-    if not registered:
-        module.register()
-    yield blender
-    if not registered:
-        module.unregister()
 
 
 def _model(tmp_path):
@@ -52,8 +40,8 @@ def _snapshot(material):
             {(l.from_node.name, l.from_socket.identifier, l.to_node.name, l.to_socket.identifier) for l in tree.links})
 
 
-def test_bake_image_mode_adds_a_group_and_touches_nothing_else(nca, tmp_path):
-    bpy = nca
+def test_bake_image_mode_adds_a_group_and_touches_nothing_else(blender, tmp_path):
+    bpy = blender
     scene, plane, material = _scene(bpy, tmp_path)
     before_nodes, before_links = _snapshot(material)
     s = scene.atelier_nca
@@ -73,8 +61,8 @@ def test_bake_image_mode_adds_a_group_and_touches_nothing_else(nca, tmp_path):
     assert len([g for g in bpy.data.node_groups if g.name.startswith("μNCA")]) == 1
 
 
-def test_osl_node_renders_the_baked_texture_in_cycles(nca, tmp_path):
-    bpy = nca
+def test_osl_node_renders_the_baked_texture_in_cycles(blender, tmp_path):
+    bpy = blender
     enable_osl()
     scene, plane, material = _scene(bpy, tmp_path)
     s = scene.atelier_nca

@@ -49,10 +49,8 @@ def fresh_blender(bpy):
 def enable_osl():
     """Put Blender's bundled site-packages (with ``oslquery``) on sys.path, so OSL script nodes compile."""
     import bpy
-    python_home = Path(bpy.utils.system_resource("PYTHON"))
-    for site_packages in python_home.glob("lib/python3*/site-packages"):
-        if (site_packages / "oslquery").exists() and str(site_packages) not in sys.path:
-            sys.path.append(str(site_packages))
+    from core.osl import add_oslquery_to_path
+    add_oslquery_to_path(bpy.utils.system_resource("PYTHON"))
     import oslquery  # noqa: F401  (fails loudly if this Blender has no OSL)
 
 
