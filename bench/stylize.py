@@ -102,9 +102,9 @@ VARIANTS = {  # name -> (keyframes, extra train words, extra run words)
 def run_variant(painter, name, frames, gt, budget, trained):
     """Train (or reuse ``trained[keyframes]``) and stylise every frame, then score.
 
-    ``motion`` and ``flow`` share one model: the keyframe's network inputs do not depend on the
-    motion source (the guide is painted there), so a training run of either gives the same
-    network for the same steps; only the guides of the other frames differ.  Reusing it takes
+    ``motion`` and ``flow`` share one model: they train on frame 0 alone, whose network inputs do
+    not depend on the motion source (the guide is painted on it), so a training run of either
+    gives the same network for the same steps; only the guides of the other frames differ.  Reusing it takes
     training noise (steps done in the minutes on a busy machine) out of that comparison.
     """
     keyframes, extra, run_extra = VARIANTS[name]
