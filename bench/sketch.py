@@ -27,10 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.modelfile import save_model  # noqa: E402
+from core.device import cpu_threads  # noqa: E402
 from core.progress import SilentProgress  # noqa: E402
 from core.sketch import cells  # noqa: E402
 from core.sketch.cli import _load_clean  # noqa: E402
-from core.sketch.model import (REFERENCE, SMALL, Batches, SketchRNN, cpu_threads, evaluate, fast_bf16,  # noqa: E402
+from core.sketch.model import (REFERENCE, SMALL, Batches, SketchRNN, evaluate, fast_bf16,  # noqa: E402
                                keep_freed_memory, kl_loss, load_torch_model, recurrent_dropout, reconstruction_loss,
                                to_tensors, train)
 from core.sketch.runtime import SketchModel  # noqa: E402

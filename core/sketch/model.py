@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..device import torch_device
+from ..device import cpu_threads, torch_device
 from ..errors import AtelierError, Cancelled
 from ..modelfile import read_model, save_model
 from . import cells
@@ -374,19 +374,6 @@ def keep_freed_memory():
         return False
     trim_threshold, mmap_max = -1, -4  # mallopt's M_TRIM_THRESHOLD, M_MMAP_MAX
     return bool(libc.mallopt(mmap_max, 0) and libc.mallopt(trim_threshold, 1 << 30))
-
-
-def cpu_threads(requested=None):
-    """Set torch's CPU threads: ``requested``, else the cores the load average leaves idle (>= 1).
-
-    A step runs thousands of small operations, and at each one OpenMP threads wait for each other:
-    with a core taken by another job they spin instead.  Measured on the 2-core machine at load
-    5-6, a reference-size step took 20-50 s on two threads and 5.8 s on one.
-    """
-    import os
-    idle = (os.cpu_count() or 1) - round(os.getloadavg()[0])
-    torch.set_num_threads(max(1, requested or idle))
-    return torch.get_num_threads()
 
 
 # ---------------------------------------------------------------------------- training
