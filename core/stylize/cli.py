@@ -16,16 +16,6 @@ from . import frames as seq
 from .guides import build_inputs
 
 
-def _threads():
-    """Torch threads = idle cores (at most 8): on a busy machine, spinning OpenMP threads that
-    wait for each other made a step ten times slower than one thread."""
-    import os
-    import torch
-    idle = (os.cpu_count() or 1) - int(round(os.getloadavg()[0]))
-    torch.set_num_threads(max(1, min(idle, 8)))
-    return torch.get_num_threads()
-
-
 def _motion(args, total, size, first=0, count=None):
     """Blender motion vectors of frames ``first .. first+count`` or None (then optical flow is used)."""
     if not args.motion:
@@ -41,11 +31,11 @@ def _motion(args, total, size, first=0, count=None):
 def _write_sequence(generator, inputs, names, output, force, tile, progress):
     """Stylise ``inputs`` into a NEW folder ``output`` (atomically), one PNG per name."""
     from . import model as sty
-    from ..device import torch_device
+    from ..device import cpu_threads, torch_device
     from ..imageio import write_image
     device = torch_device()
     if device.type == "cpu":
-        _threads()
+        cpu_threads()
     progress.stage("stylising", len(names))
     with atomic_directory(output, force) as folder:
         sty.stylize_frames(generator, inputs, tile=tile, device=device, progress=progress,
@@ -81,9 +71,9 @@ def train_command(args, progress):
     reference = min(keyframes)
     progress.stage("guides", 1)
     inputs = build_inputs(frames, motion, reference, args.guide, args.seed, args.prefilter)
-    from ..device import torch_device
+    from ..device import cpu_threads, torch_device
     device = torch_device()
-    threads = _threads() if device.type == "cpu" else 0
+    threads = cpu_threads() if device.type == "cpu" else 0
     meta = {"hyperparameters": {"in_channels": int(inputs.shape[-1]), "config": config, "guide": args.guide,
                                 "prefilter": args.prefilter, "reference": reference, "seed": args.seed,
                                 "adversarial": args.adversarial, "lr": args.lr},
