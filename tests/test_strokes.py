@@ -83,6 +83,10 @@ def test_svg_and_grease_pencil_export():
     gp = painter.grease_pencil_strokes(points, brush, samples=4)
     assert len(gp) == 2 and gp[0]["positions"].shape == (61, 2) and gp[0]["radii"].shape == (61,)
     assert np.allclose(gp[0]["radii"].max(), painter.brush_radius(brush[0]) * points[0, :, 2].max(), rtol=0.05)
+    lifted = points.copy()
+    lifted[0, :3, 2] = lifted[1, :, 2] = 0             # pen up at the start of one stroke, all along the other
+    gp = painter.grease_pencil_strokes(lifted, brush, samples=4)
+    assert len(gp) == 1 and len(gp[0]["radii"]) <= 61 - 8 and gp[0]["radii"].min() > 0
 
 
 def test_svg_path_parser_follows_kanjivg_commands():

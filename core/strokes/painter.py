@@ -178,14 +178,21 @@ def grease_pencil_strokes(points, brush, colours=None, samples=4):
     """Per-point positions (m, 2) in [-1, 1], radii (m,) as a fraction of the image size, and colour, per stroke.
 
     The spline is resampled ``samples`` times per segment so the grease-pencil curve follows
-    the painted one; radius = r(b) * pressure, as the painter stamps it.
+    the painted one; radius = r(b) * pressure, as the painter stamps it.  Where the pen is lifted
+    (pressure 0) at a stroke's ends, those points are left out; a stroke never touching the paper is dropped.
     """
     points = torch.as_tensor(np.asarray(points, np.float32))
     brush = np.asarray(brush, np.float32)
     dense = catmull_rom(points, samples).numpy()
     colours = np.zeros((len(points), 3), np.float32) if colours is None else np.asarray(colours, np.float32)
-    return [{"positions": d[:, :2], "radii": brush_radius(b) * d[:, 2].clip(0, 1), "colour": c}
-            for d, b, c in zip(dense, brush, colours)]
+    strokes = []
+    for d, b, c in zip(dense, brush, colours):
+        radii = brush_radius(b) * d[:, 2].clip(0, 1)
+        drawn = np.flatnonzero(radii > 0)
+        if len(drawn):
+            span = slice(drawn[0], drawn[-1] + 1)
+            strokes.append({"positions": d[span, :2], "radii": radii[span], "colour": c})
+    return strokes
 
 
 def to_svg(points, brush, size=256, colours=None, samples=8, crop=None):
