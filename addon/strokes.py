@@ -17,6 +17,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from ..core.errors import AtelierError
+from ..core.strokes.cli import REFINE
 from . import gpencil
 from .images import image_file_for_worker
 from .jobs import WorkerOperator
@@ -33,8 +34,11 @@ class AtelierStrokesSettings(bpy.types.PropertyGroup):
     colour: bpy.props.BoolProperty(name="Colour", default=False, description="Each stroke takes the picture's colour under it")
     invert: bpy.props.BoolProperty(name="Light on dark", default=False,
                                    description="Force light ink on dark paper (otherwise detected from the border)")
-    refine: bpy.props.IntProperty(name="Refine steps", default=30, min=0, max=500,
+    refine: bpy.props.IntProperty(name="Refine steps", default=REFINE, min=0, max=500,
                                   description="Gradient steps through the real painter after the agent drew")
+    rounds: bpy.props.IntProperty(name="Rounds", default=1, min=1, max=5,
+                                  description="After refining, add strokes where unhelpful ones were pruned and "
+                                              "refine again (slower, more faithful)")
     size: bpy.props.FloatProperty(name="Size", default=2.0, min=0.001, subtype="DISTANCE",
                                   description="Width of the drawing's longer side (not used on a reference image)")
     animate: bpy.props.BoolProperty(name="Animate", default=False, description="Strokes appear one after another")
@@ -99,6 +103,7 @@ class ATELIER_OT_strokes_image_to_strokes(WorkerOperator, bpy.types.Operator):
                 raise AtelierError(f"{settings.filepath or '(no file)'}: no such image file")
             self._image = None
         argv = ["strokes", "paint", str(path), "--strokes", str(settings.strokes), "--refine", str(settings.refine),
+                "--rounds", str(settings.rounds),
                 "-o", str(self._folder / "strokes.svg"), "--json", str(self._folder / "strokes.json")]
         return argv + (["--colour"] if settings.colour else []) + (["--invert"] if settings.invert else [])
 
@@ -135,7 +140,9 @@ def _draw(layout, context):
     row = layout.row()
     row.prop(settings, "colour")
     row.prop(settings, "invert")
-    layout.prop(settings, "refine")
+    row = layout.row(align=True)
+    row.prop(settings, "refine")
+    row.prop(settings, "rounds")
     layout.prop(settings, "size")
     row = layout.row()
     row.prop(settings, "animate")

@@ -61,8 +61,9 @@ def face_picture():
     return canvas
 
 
-PICTURES = (("kanji", kanji_picture, False), ("glyph", hershey_picture, False), ("house", house_picture, False),
-            ("face", face_picture, True))
+# (name, picture, colour strokes, rounds of refinement): the face, unlike any training image, takes three
+PICTURES = (("kanji", kanji_picture, False, 1), ("glyph", hershey_picture, False, 1),
+            ("house", house_picture, False, 1), ("face", face_picture, True, 3))
 
 
 def build_scene(bpy):
@@ -93,11 +94,11 @@ def run(bpy, out_dir):
     settings = scene.atelier_strokes
     pictures, strokes = [], 0
     with bpy.context.temp_override(scene=scene, view_layer=scene.view_layers[0]):
-        for index, (name, draw_picture, colour) in enumerate(PICTURES):
+        for index, (name, draw_picture, colour, rounds) in enumerate(PICTURES):
             picture = draw_picture()
             pictures.append(picture)
             settings.source, settings.image = "IMAGE", array_to_image(f"StrokeNet {name}", picture)
-            settings.strokes, settings.colour, settings.size = 8, colour, 1.8
+            settings.strokes, settings.colour, settings.rounds, settings.size = 8, colour, rounds, 1.8
             settings.animate, settings.frames = True, 24
             scene.cursor.location = (2.0 * index - (len(PICTURES) - 1), 0, 0)
             bpy.ops.atelier.strokes_image_to_strokes()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_text_atomic
+from ..device import cpu_threads
 from ..errors import AtelierError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "strokes"
@@ -22,11 +23,9 @@ REFINE = 60        # default refinement steps: held-out judge coverage 0.83-0.92
 
 
 def _torch():
-    """torch with one thread per idle core (at most 2): on a busy machine, OpenMP threads spin waiting for
-    each other (measured here at load 8: a paint took 80 s on two threads, 23 s on one)."""
-    import os
+    """torch, with one thread per idle core (:func:`core.device.cpu_threads`)."""
     import torch
-    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) - round(os.getloadavg()[0]))))
+    cpu_threads()
     return torch
 
 
