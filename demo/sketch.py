@@ -13,7 +13,6 @@ def build_scene(bpy, resolution=480):
     scene.render.film_transparent = False
     scene.view_settings.view_transform = "Standard"
     world = bpy.data.worlds.new("Sketch paper")
-    world.use_nodes = True
     background = world.node_tree.nodes["Background"]
     background.inputs["Color"].default_value = (1, 1, 1, 1)
     scene.world = world

@@ -73,7 +73,6 @@ def build_scene(bpy):
     scene.render.resolution_x, scene.render.resolution_y = TILE * len(PICTURES), TILE
     scene.view_settings.view_transform = "Standard"
     world = bpy.data.worlds.new("StrokeNet paper")
-    world.use_nodes = True
     world.node_tree.nodes["Background"].inputs["Color"].default_value = (1, 1, 1, 1)
     scene.world = world
     camera = bpy.data.objects.new("StrokeNet camera", bpy.data.cameras.new("StrokeNet camera"))

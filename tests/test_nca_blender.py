@@ -24,7 +24,6 @@ def _scene(bpy, tmp_path):
     bpy.ops.mesh.primitive_plane_add(size=1, location=(0.5, 0.5, 0))
     plane = bpy.context.object
     material = bpy.data.materials.new("Mat")
-    material.use_nodes = True
     plane.data.materials.append(material)
     camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
     camera.data.type, camera.data.ortho_scale = "ORTHO", 1.0
