@@ -2,31 +2,14 @@
 
 from pathlib import Path
 
+from paper import paper_scene
+
 SHIPPED = Path(__file__).resolve().parent.parent / "core" / "assets" / "sketch"
 
 
 def build_scene(bpy, resolution=480):
-    """A new scene: white paper, an orthographic camera looking at the XZ plane from the front."""
-    scene = bpy.data.scenes.new("Sketch-RNN")
-    scene.render.engine = "BLENDER_EEVEE"
-    scene.render.resolution_x = scene.render.resolution_y = resolution
-    scene.render.film_transparent = False
-    scene.view_settings.view_transform = "Standard"
-    world = bpy.data.worlds.new("Sketch paper")
-    background = world.node_tree.nodes["Background"]
-    background.inputs["Color"].default_value = (1, 1, 1, 1)
-    scene.world = world
-    camera = bpy.data.objects.new("Sketch camera", bpy.data.cameras.new("Sketch camera"))
-    camera.data.type = "ORTHO"
-    camera.data.ortho_scale = 5.0
-    camera.location = (0, -10, 0)
-    camera.rotation_euler = (1.5708, 0, 0)
-    scene.collection.objects.link(camera)
-    scene.camera = camera
-    scene.frame_start, scene.frame_end = 1, 48
-    if bpy.context.window is not None:  # grease-pencil frames follow the window's scene, so show this one
-        bpy.context.window.scene = scene
-    return scene
+    """A new square paper scene for a 48-frame pen animation."""
+    return paper_scene(bpy, "Sketch-RNN", resolution, resolution, ortho_scale=5.0, frame_end=48)
 
 
 def run(bpy, out_dir):

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from blender_session import ADDON_MODULE
+from paper import paper_scene
 
 TILE = 256
 KANJI = "06c38"  # 永, "eternity": the classic five-stroke calligraphy exercise
@@ -67,23 +68,8 @@ PICTURES = (("kanji", kanji_picture, False, 1), ("glyph", hershey_picture, False
 
 
 def build_scene(bpy):
-    """A new scene: white paper, an orthographic camera looking at the XZ plane, four tiles side by side."""
-    scene = bpy.data.scenes.new("StrokeNet")
-    scene.render.engine = "BLENDER_EEVEE"
-    scene.render.resolution_x, scene.render.resolution_y = TILE * len(PICTURES), TILE
-    scene.view_settings.view_transform = "Standard"
-    world = bpy.data.worlds.new("StrokeNet paper")
-    world.node_tree.nodes["Background"].inputs["Color"].default_value = (1, 1, 1, 1)
-    scene.world = world
-    camera = bpy.data.objects.new("StrokeNet camera", bpy.data.cameras.new("StrokeNet camera"))
-    camera.data.type, camera.data.ortho_scale = "ORTHO", 2.0 * len(PICTURES)
-    camera.location, camera.rotation_euler = (0, -10, 0), (np.pi / 2, 0, 0)
-    scene.collection.objects.link(camera)
-    scene.camera = camera
-    scene.frame_start, scene.frame_end = 1, 24
-    if bpy.context.window is not None:  # grease-pencil frames follow the window's scene
-        bpy.context.window.scene = scene
-    return scene
+    """A new paper scene with the pictures' tiles side by side, drawn over 24 frames."""
+    return paper_scene(bpy, "StrokeNet", TILE * len(PICTURES), TILE, ortho_scale=2.0 * len(PICTURES), frame_end=24)
 
 
 def run(bpy, out_dir):

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from ..paths import cache_dir
 from .rule import perception_kernels
 
 SOURCE = Path(__file__).resolve().parents[2] / "shaders" / "nca_train.c"
@@ -39,7 +40,7 @@ def _library(channels):
     if channels in _libraries:
         return _libraries[channels]
     library, compiler = None, shutil.which(os.environ.get("CC", "cc"))
-    cache = Path(os.environ.get("ATELIER_CACHE", Path.home() / ".cache" / "atelier"))
+    cache = cache_dir()
     for flags in FLAG_SETS if compiler and SOURCE.exists() else ():
         flags = [*flags, "-shared", "-fPIC", "-std=gnu99", f"-DC={channels}"]
         key = hashlib.sha1(SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]

@@ -9,7 +9,6 @@
   out (``split="test"``); agents train on the rest.
 """
 
-import os
 import re
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import AtelierError
+from ..paths import cache_dir
 from .painter import N_POINTS, render_polylines
 
 SIZE = 64
@@ -145,7 +145,7 @@ def _hershey():
 def ink_images(name, split="train"):
     """Ink images (N, SIZE, SIZE) float32 of dataset ``name`` (or a folder of image files); every 5th is 'test'."""
     if name in DATASETS:
-        cache = Path(os.environ.get("ATELIER_CACHE", Path.home() / ".cache" / "atelier")) / f"strokes_{name}_{SIZE}.npy"
+        cache = cache_dir() / f"strokes_{name}_{SIZE}.npy"
         if cache.is_file():
             images = np.load(cache, allow_pickle=False)
         else:
