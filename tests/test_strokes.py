@@ -215,3 +215,46 @@ def test_paint_command_reports_bad_input(tmp_path):
     write_image(tmp_path / "line.png", np.pad(np.zeros((4, 20, 3), np.float32), ((8, 8), (2, 2), (0, 0)), constant_values=1))
     run = atelier("paint", tmp_path / "line.png", "--agent", wrong, "-o", tmp_path / "o.svg")
     assert run.returncode == 2 and "strokenet_agent" in run.stderr
+
+
+def test_teacher_forcing_asks_for_any_missing_stroke_in_either_direction():
+    from core.strokes.agent import TeacherForcing
+    from core.strokes.data import resample
+    lines = [np.array([[-0.6, -0.5], [0.6, -0.5]]), np.array([[0.0, -0.7], [0.0, 0.3], [0.2, 0.6]]),
+             np.array([[-0.5, 0.5], [0.5, 0.5]])]
+    assert np.allclose(np.diff(resample(lines[0])[:, 0]), 1.2 / 15)   # equally spaced along the stroke
+    teacher = TeacherForcing([lines], jitter=0)
+    targets, canvases, missing = teacher.take([0, 1, 2])
+    assert len(teacher) == 3 and canvases[0].sum() == 0
+    assert all(torch.equal(t, targets[0]) for t in targets) and targets.max() == 1
+    assert [int(torch.isfinite(m[:, 0, 0]).sum()) for m in missing] == [3, 2, 1]
+    assert canvases[1].sum() > 0 and torch.all(canvases <= targets + 0.05)
+
+    class Draws(torch.nn.Module):   # an agent that always draws one given polyline, with the characters' pen
+        def __init__(self, line):
+            super().__init__()
+            self.points = torch.tensor(np.concatenate([resample(line), np.ones((16, 1))], -1), dtype=torch.float32)
+
+        def forward(self, x):
+            return self.points.expand(len(x), -1, -1), torch.full((len(x),), TeacherForcing.PEN_BRUSH)
+
+    def loss(line, example):
+        return teacher.loss(Draws(line), *teacher.take([example])).item()
+
+    left = teacher.take([2])[2][0, 0]                                           # example 2: one stroke left to draw
+    last = [i for i, line in enumerate(lines) if torch.allclose(left, torch.tensor(resample(line)).float())]
+    assert len(last) == 1
+    drawn = [line for i, line in enumerate(lines) if i != last[0]]
+    assert loss(lines[last[0]][::-1], 0) < 1e-6 and loss(lines[last[0]], 2) < 1e-6   # missing, either direction
+    assert all(loss(line, 2) > 0.1 for line in drawn)                                 # already on the canvas
+
+
+def test_train_agent_command_teaches_a_recurrent_agent_the_hershey_strokes(tmp_path):
+    out = tmp_path / "agent.safetensors"
+    result = atelier("train-agent", "--generator", SHIPPED_GENERATOR, "--data", "hershey", "--recurrent",
+                     "-o", out, "--minutes", 0.02)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["teacher_forcing_examples"] > summary["images"] > 0 and summary["steps"] >= 1
+    agent, hyper = load_agent(out)
+    assert hyper["recurrent"] and hyper["coordinates"] and agent.features[0].in_channels == 4

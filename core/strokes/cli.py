@@ -54,19 +54,25 @@ def train_generator_command(args, progress):
 
 
 def train_agent_command(args, progress):
-    from .agent import train_agent
-    from .data import ink_images
+    from .agent import TeacherForcing, train_agent
+    from .data import CHARACTER_SETS, character_strokes, ink_images
     from .generator import load_generator
     out = _output(args.output, (".safetensors",))
     device = _device(args.device)
     generator, _ = load_generator(args.generator, device)
     progress.stage("loading data")
-    images = np.concatenate([ink_images(name, "train") for name in args.data.split(",")])
+    names = args.data.split(",")
+    images = np.concatenate([ink_images(name, "train") for name in names])
     if len(images) == 0:
         raise AtelierError(f"{args.data}: no training images")
+    teacher = None
+    if args.recurrent and all(name in CHARACTER_SETS for name in names):  # their strokes are known
+        teacher = TeacherForcing([c for name in names for split in ("train", "extra")
+                                  for c in character_strokes(name, split)])
     summary = train_agent(out, generator, images, args.minutes, progress, recurrent=args.recurrent, steps=args.steps,
-                          data=Path(args.data).name, batch=args.batch, seed=args.seed, device=device)
-    return {"agent": str(out), "images": len(images), **summary}
+                          data=Path(args.data).name, batch=args.batch, seed=args.seed, device=device, teacher=teacher)
+    return {"agent": str(out), "images": len(images), "teacher_forcing_examples": len(teacher) if teacher else 0,
+            **summary}
 
 
 def image_to_strokes(image, name, agent_path=None, strokes=8, invert=None, colour=False, refine=REFINE, rounds=1,
@@ -158,8 +164,10 @@ def register(commands):
     p.add_argument("--generator", required=True, help="generator model file")
     p.add_argument("--data", required=True, help="digits, kanji, hershey (comma-separated to mix) or a folder of images")
     p.add_argument("-o", "--output", required=True, help="agent model file (.safetensors)")
-    p.add_argument("--recurrent", action="store_true", help="one stroke per step, seeing the canvas")
-    p.add_argument("--steps", type=int, default=8, help="strokes per drawing when training a recurrent agent")
+    p.add_argument("--recurrent", action="store_true",
+                   help="one stroke per step, seeing the canvas (kanji/hershey: taught their strokes)")
+    p.add_argument("--steps", type=int, default=8,
+                   help="strokes per drawing when training a recurrent agent through the generator")
     _training_options(p, 32, "images")
     p.set_defaults(run=train_agent_command)
 

@@ -23,6 +23,7 @@ SIZE = 64
 PEN_RADIUS = 0.025      # fixed pen for characters: 1.6 px at 64 px
 MAX_KANJI_STROKES = 6   # characters an 8-stroke agent can plausibly redraw
 DATASETS = ("digits", "kanji", "hershey")
+CHARACTER_SETS = ("kanji", "hershey")     # drawn from known strokes (:func:`character_strokes`)
 
 
 def random_strokes(rng, count, steps=96):
@@ -119,27 +120,54 @@ def _kanji_folder():
     return folder
 
 
-def _kanji():
+def _kanji_strokes(fewest=1, most=MAX_KANJI_STROKES):
     characters = []
     for svg in sorted(_kanji_folder().glob("0[4-9]???.svg")):
         if not 0x4E00 <= int(svg.stem, 16) <= 0x9FFF:
             continue
         paths = re.findall(r'<path[^>]* d="([^"]+)"', svg.read_text(encoding="utf-8"))
-        if 0 < len(paths) <= MAX_KANJI_STROKES:
-            characters.append([svg_path_polyline(d) for d in paths])
-    return [render_polylines(_fit_box(c), PEN_RADIUS, SIZE) for c in characters]
+        if fewest <= len(paths) <= most:
+            characters.append(_fit_box([svg_path_polyline(d) for d in paths]))
+    return characters
 
 
-def _hershey():
+def _hershey_strokes():
     from HersheyFonts import HersheyFonts
-    font, images = HersheyFonts(), []
+    font, characters = HersheyFonts(), []
     for name in ("futural", "futuram", "rowmans", "timesr", "scripts", "greek"):
         font.load_default_font(name)
         for char in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789":
             lines = [np.array(s, float) for s in font.strokes_for_text(char)]
             if lines:
-                images.append(render_polylines(_fit_box(lines), PEN_RADIUS, SIZE))
-    return images
+                characters.append(_fit_box(lines))
+    return characters
+
+
+def character_strokes(name, split="train"):
+    """The KanjiVG or Hershey characters as lists of polylines in [-1, 1] (y down), in drawing order:
+    the strokes :func:`ink_images` draws, split the same way (every 5th is 'test').  ``split =
+    "extra"``: characters outside the set, never tested on, that stroke-level training can also
+    use (kanji of 7 to 12 strokes: a recurrent agent learns each stroke from them all the same)."""
+    if split == "extra":
+        return _kanji_strokes(MAX_KANJI_STROKES + 1, 2 * MAX_KANJI_STROKES) if name == "kanji" else []
+    characters = {"kanji": _kanji_strokes, "hershey": _hershey_strokes}[name]()
+    return [characters[i] for i in _split(len(characters), split)]
+
+
+def _split(count, split):
+    """Indices of the 'train' or 'test' items (every 5th is held out) of ``count``, or of all of them."""
+    indices = np.arange(count)
+    return indices[(indices % 5 == 0) == (split == "test")] if split in ("train", "test") else indices
+
+
+def resample(polyline, count=N_POINTS):
+    """``count`` points equally spaced along a polyline (m, 2) by arc length."""
+    polyline = np.asarray(polyline, np.float64)
+    length = np.concatenate([[0], np.cumsum(np.hypot(*np.diff(polyline, axis=0).T))])
+    if length[-1] < 1e-9:
+        return np.repeat(polyline[:1], count, 0)
+    at = np.linspace(0, length[-1], count)
+    return np.stack([np.interp(at, length, polyline[:, k]) for k in (0, 1)], -1)
 
 
 def ink_images(name, split="train"):
@@ -149,14 +177,15 @@ def ink_images(name, split="train"):
         if cache.is_file():
             images = np.load(cache, allow_pickle=False)
         else:
-            images = np.asarray({"digits": _digits, "kanji": _kanji, "hershey": _hershey}[name](), np.float32)
+            images = np.asarray(_digits() if name == "digits" else
+                                [render_polylines(c, PEN_RADIUS, SIZE) for c in character_strokes(name, "all")],
+                                np.float32)
             cache.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(cache) as tmp:
                 np.save(tmp, images)
     else:
         images = np.asarray(folder_images(name), np.float32)
-    keep = (np.arange(len(images)) % 5 == 0) == (split == "test")
-    return images[keep] if split in ("train", "test") else images
+    return images[_split(len(images), split)]
 
 
 def folder_images(folder):
