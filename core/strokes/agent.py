@@ -120,6 +120,13 @@ def agent_loss(agent, generator, target, recurrent, steps):
     return loss + SMOOTHNESS * sum(smoothness(p) for p, _ in strokes) / steps
 
 
+def random_shift(rng, *images):
+    """The images (B, H, W) rolled by one random shift of up to 4 pixels, and that shift in the
+    strokes' [-1, 1] units (x, y): shifts keep an agent from memorising positions."""
+    dx, dy = (int(d) for d in rng.integers(-4, 5, 2))
+    return [torch.roll(image, (dy, dx), (1, 2)) for image in images], (2 * dx / SIZE, 2 * dy / SIZE)
+
+
 class TeacherForcing:
     """Examples for the recurrent agent from characters drawn stroke by stroke (lists of polylines).
 
@@ -173,9 +180,8 @@ class TeacherForcing:
     def batch(self, rng, size, device="cpu"):
         """(target, canvas, missing strokes) of ``size`` random examples, shifted by up to 4 pixels."""
         target, canvas, missing = (a.to(device) for a in self.take(rng.integers(0, len(self), size), rng))
-        dx, dy = (int(d) for d in rng.integers(-4, 5, 2))
-        shift = torch.tensor([dx, dy], dtype=torch.float32, device=device) * (2 / SIZE)
-        return torch.roll(target, (dy, dx), (1, 2)), torch.roll(canvas, (dy, dx), (1, 2)), missing + shift
+        (target, canvas), shift = random_shift(rng, target, canvas)
+        return target, canvas, missing + torch.tensor(shift, dtype=torch.float32, device=device)
 
     def loss(self, agent, target, canvas, missing):
         points, brush = agent(torch.stack([target, canvas], 1))
@@ -209,8 +215,7 @@ def train_agent(path, generator, images, minutes, progress, recurrent=False, ste
     """Train an agent on ink images (N, 64, 64) through the frozen ``generator`` for ``minutes``
     (a recurrent one with ``teacher``, a :class:`TeacherForcing`, on its examples instead).
 
-    Augmentation: random shifts of up to 4 px and random flips are not used (characters have
-    handedness); shifts keep the agent from memorising positions.
+    Augmentation: :func:`random_shift`; no flips (characters have handedness).
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -227,9 +232,8 @@ def train_agent(path, generator, images, minutes, progress, recurrent=False, ste
             if teacher is not None:
                 loss = teacher.loss(agent, *teacher.batch(rng, batch, device))
             else:
-                target = images[torch.as_tensor(rng.integers(0, len(images), batch), device=device)]
-                dx, dy = rng.integers(-4, 5, 2)
-                target = torch.roll(target, (int(dy), int(dx)), (1, 2))
+                (target,), _ = random_shift(rng, images[torch.as_tensor(rng.integers(0, len(images), batch),
+                                                                        device=device)])
                 loss = agent_loss(agent, generator, target, recurrent, steps)
             optimiser.zero_grad()
             loss.backward()
