@@ -249,6 +249,35 @@ def test_teacher_forcing_asks_for_any_missing_stroke_in_either_direction():
     assert all(loss(line, 2) > 0.1 for line in drawn)                                 # already on the canvas
 
 
+def test_teacher_forcing_gives_each_character_set_an_equal_share_of_a_batch():
+    from core.strokes.agent import TeacherForcing
+    across, down = [np.array([[-0.5, 0.0], [0.5, 0.0]])], [np.array([[0.0, -0.5], [0.0, 0.5]])]
+    big, small = [across * 3] * 30, [down]                # 90 stroke examples beside 1
+    teacher = TeacherForcing(big, [], small, jitter=0)
+    rng = np.random.default_rng(0)
+    targets = torch.cat([teacher.take(teacher.indices(rng, 64))[0] for _ in range(20)])
+    from_small = float(((targets[:, :, 32] > 0.5).sum(1) > 20).float().mean())   # the vertical line's
+    assert len(teacher) == 91 and 0.4 < from_small < 0.6
+
+
+def test_stopping_when_a_stroke_no_longer_brings_the_ink_closer():
+    from core.strokes.agent import ink_chamfer, propose
+    from core.strokes.data import resample
+    target = torch.from_numpy(1 - painter.render(*strokes(2, seed=5), 64)[..., 0])
+    on_line = torch.tensor(np.concatenate([resample([[-0.6, 0.0], [0.6, 0.0]]), np.ones((16, 1))], -1)).float()
+
+    class SameStroke(torch.nn.Module):   # raw outputs of the same stroke, whatever the canvas
+        def raw(self, x):
+            return torch.cat([torch.atanh(on_line[None, :, :2]), torch.full((1, 16, 1), 5.0)], -1), torch.zeros(1)
+
+    raw_points, _ = propose(SameStroke(), target, torch.zeros(0, 16, 3), torch.zeros(0), 5, stop_early=True)
+    assert len(raw_points) == 1                           # drawing it again adds nothing
+    assert len(propose(SameStroke(), target, torch.zeros(0, 16, 3), torch.zeros(0), 5, False)[0]) == 5
+    line = torch.from_numpy(1 - painter.render(on_line[None], torch.full((1,), 0.3), 64)[..., 0])
+    off_line = on_line + torch.tensor([0.0, 0.5, 0.0])
+    assert ink_chamfer(on_line[None], torch.full((1,), 0.3), line) < 0.5 < ink_chamfer(off_line[None], torch.full((1,), 0.3), line)
+
+
 def test_train_agent_command_teaches_a_recurrent_agent_the_hershey_strokes(tmp_path):
     out = tmp_path / "agent.safetensors"
     result = atelier("train-agent", "--generator", SHIPPED_GENERATOR, "--data", "hershey", "--recurrent",
@@ -258,3 +287,11 @@ def test_train_agent_command_teaches_a_recurrent_agent_the_hershey_strokes(tmp_p
     assert summary["teacher_forcing_examples"] > summary["images"] > 0 and summary["steps"] >= 1
     agent, hyper = load_agent(out)
     assert hyper["recurrent"] and hyper["coordinates"] and agent.features[0].in_channels == 4
+    more = tmp_path / "more.safetensors"
+    result = atelier("train-agent", "--generator", SHIPPED_GENERATOR, "--data", "hershey", "--recurrent",
+                     "--resume", out, "-o", more, "--minutes", 0.02)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["total_steps"] >= summary["steps"] + 1
+    result = atelier("train-agent", "--generator", SHIPPED_GENERATOR, "--data", "hershey", "--resume", out,
+                     "-o", more, "--minutes", 0.02)
+    assert result.returncode == 2 and "--recurrent" in result.stderr and "Traceback" not in result.stderr

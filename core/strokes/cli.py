@@ -67,10 +67,11 @@ def train_agent_command(args, progress):
         raise AtelierError(f"{args.data}: no training images")
     teacher = None
     if args.recurrent and all(name in CHARACTER_SETS for name in names):  # their strokes are known
-        teacher = TeacherForcing([c for name in names for split in ("train", "extra")
-                                  for c in character_strokes(name, split)])
+        teacher = TeacherForcing(*([c for split in ("train", "extra") for c in character_strokes(name, split)]
+                                   for name in names))
     summary = train_agent(out, generator, images, args.minutes, progress, recurrent=args.recurrent, steps=args.steps,
-                          data=Path(args.data).name, batch=args.batch, seed=args.seed, device=device, teacher=teacher)
+                          data=Path(args.data).name, batch=args.batch, seed=args.seed, device=device, teacher=teacher,
+                          resume=args.resume)
     return {"agent": str(out), "images": len(images), "teacher_forcing_examples": len(teacher) if teacher else 0,
             **summary}
 
@@ -168,6 +169,7 @@ def register(commands):
                    help="one stroke per step, seeing the canvas (kanji/hershey: taught their strokes)")
     p.add_argument("--steps", type=int, default=8,
                    help="strokes per drawing when training a recurrent agent through the generator")
+    p.add_argument("--resume", help="agent model file to go on training (default: start afresh)")
     _training_options(p, 32, "images")
     p.set_defaults(run=train_agent_command)
 
