@@ -233,6 +233,7 @@ def test_teacher_forcing_asks_for_any_missing_stroke_in_either_direction():
     class Draws(torch.nn.Module):   # an agent that always draws one given polyline, with the characters' pen
         def __init__(self, line):
             super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))   # an agent has parameters (their device is used)
             self.points = torch.tensor(np.concatenate([resample(line), np.ones((16, 1))], -1), dtype=torch.float32)
 
         def forward(self, x):
@@ -247,6 +248,14 @@ def test_teacher_forcing_asks_for_any_missing_stroke_in_either_direction():
     drawn = [line for i, line in enumerate(lines) if i != last[0]]
     assert loss(lines[last[0]][::-1], 0) < 1e-6 and loss(lines[last[0]], 2) < 1e-6   # missing, either direction
     assert all(loss(line, 2) > 0.1 for line in drawn)                                 # already on the canvas
+
+    teacher.draw_own(Draws(lines[1]), np.random.default_rng(0), 8)   # its own canvases: lines[1] drawn
+    targets, canvases, missing = teacher.own
+    assert len(targets) == 8 and torch.all((canvases > 0.5).sum((1, 2)) > 10)
+    assert torch.all(torch.isfinite(missing[:, :2, 0, 0])) and not torch.isfinite(missing[:, 2:]).any()
+    left = {tuple(np.round(m[0].tolist(), 3)) for m in missing.flatten(0, 1) if torch.isfinite(m[0, 0])}
+    assert left == {tuple(np.round(resample(lines[i])[0], 3)) for i in (0, 2)}      # the two it has not drawn
+    assert teacher.batch(np.random.default_rng(1), 6)[0].shape == (6, 64, 64)       # mixed with teacher examples
 
 
 def test_teacher_forcing_gives_each_character_set_an_equal_share_of_a_batch():

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from ..errors import AtelierError, Cancelled
 from ..modelfile import read_model, save_model
 from .data import PEN_RADIUS, render_polylines, resample
-from .painter import N_POINTS, R_MAX, R_MIN, brush_radius, ink_union, render_alpha, stroke_samples
+from .painter import N_POINTS, R_MAX, R_MIN, brush_radius, ink_union, render_alpha, stamp_cropped, stroke_samples
 
 KIND = "strokenet_agent"
 SIZE = 64
@@ -141,6 +141,12 @@ class TeacherForcing:
 
     Each of the ``character_sets`` (lists of characters) gives an equal share of every batch, so a
     small set (Hershey's 900 strokes beside KanjiVG's 31,000) is learnt as well as a large one.
+
+    The agent's own strokes are a pixel or two off in ways jitter does not imitate, and an agent
+    taught only on the teacher's canvases redraws such a stroke instead of moving on.  So
+    :meth:`draw_own` lets the agent draw a few strokes of training characters (real painter) and
+    keeps those canvases with the strokes the agent has not yet drawn (DAgger, Ross et al. 2011:
+    the teacher labels the states the learner visits); :meth:`batch` mixes them in.
     """
 
     PEN_BRUSH = (PEN_RADIUS - R_MIN) / (R_MAX - R_MIN)
@@ -163,6 +169,7 @@ class TeacherForcing:
         self.inks, self.jittered = (torch.as_tensor(np.round(np.stack(a) * 255).astype(np.uint8)) for a in (inks, jittered))
         self.points = torch.as_tensor(np.stack(points))
         self.examples = np.array([(c, j) for c, k in enumerate(self.count) for j in range(k)])
+        self.own = None   # (targets, canvases, missing) the agent drew: see draw_own
 
     def __len__(self):
         return len(self.examples)
@@ -191,9 +198,51 @@ class TeacherForcing:
         starts = np.concatenate([[0], self.set_ends[:-1]])
         return starts[chosen_set] + (rng.random(size) * (self.set_ends - starts)[chosen_set]).astype(int)
 
+    def draw_own(self, agent, rng, size):
+        """The agent draws 1 to k-1 strokes of each of ``size`` random training characters (k strokes);
+        keeps (target, its canvas, the character's strokes whose ink it has not yet covered)."""
+        characters = self.examples[self.indices(rng, size), 0]
+        count = torch.as_tensor([self.count[c] for c in characters])
+        targets = torch.stack([self.inks[self.first[c]:self.first[c] + self.count[c]].amax(0)
+                               for c in characters]).float() / 255
+        drawn_strokes = torch.as_tensor(rng.random(size)) * (count - 1).clamp_min(1)
+        drawn_strokes = drawn_strokes.long() + 1
+        device = next(agent.parameters()).device
+        targets, canvas = targets.to(device), torch.zeros_like(targets, device=device)
+        with torch.no_grad():
+            was_training = agent.training
+            agent.eval()
+            for step in range(int(drawn_strokes.max())):
+                drawing = torch.nonzero(step < drawn_strokes)[:, 0]
+                points, brush = agent(torch.stack([targets[drawing], canvas[drawing]], 1))
+                xy, radius = (a.cpu() for a in stroke_samples(points, brush, SIZE))
+                for i, line, r in zip(drawing.tolist(), xy, radius):   # in bounding boxes: 20x faster
+                    canvas[i] = 1 - (1 - canvas[i]) * (1 - stamp_cropped(line, r, SIZE).to(device))
+            agent.train(was_training)
+        targets, canvas = targets.cpu(), canvas.cpu()
+        near_ink = F.max_pool2d(canvas[:, None], 3, 1, 1)[:, 0] > 0.5   # within a pixel of drawn ink
+        longest = int(count.max())
+        missing = torch.full((size, longest, N_POINTS, 2), float("nan"))
+        for i, c in enumerate(characters):
+            strokes = self.inks[self.first[c]:self.first[c] + self.count[c]] > 127
+            covered = (strokes & near_ink[i]).flatten(1).sum(1) >= 0.8 * strokes.flatten(1).sum(1)
+            left = self.first[c] + torch.nonzero(~covered)[:, 0]
+            missing[i, :len(left)] = self.points[left]
+        keep = torch.isfinite(missing[:, 0, 0, 0])                    # something is still to draw
+        self.own = targets[keep], canvas[keep], missing[keep]
+
     def batch(self, rng, size, device="cpu"):
-        """(target, canvas, missing strokes) of ``size`` random examples, shifted by up to 4 pixels."""
-        target, canvas, missing = (a.to(device) for a in self.take(self.indices(rng, size), rng))
+        """(target, canvas, missing strokes) of ``size`` random examples, shifted by up to 4 pixels; half
+        of them from the agent's own canvases when :meth:`draw_own` has made some."""
+        target, canvas, missing = self.take(self.indices(rng, size), rng)
+        if self.own is not None and len(self.own[0]):
+            pick = torch.as_tensor(rng.integers(0, len(self.own[0]), size // 2))
+            own = [a[pick] for a in self.own]
+            longest = max(missing.shape[1], own[2].shape[1])
+            missing, own[2] = (F.pad(m, (0, 0, 0, 0, 0, longest - m.shape[1]), value=float("nan"))
+                               for m in (missing, own[2]))
+            target, canvas, missing = (torch.cat([a[:size - size // 2], b]) for a, b in zip((target, canvas, missing), own))
+        target, canvas, missing = (a.to(device) for a in (target, canvas, missing))
         (target, canvas), shift = random_shift(rng, target, canvas)
         return target, canvas, missing + torch.tensor(shift, dtype=torch.float32, device=device)
 
@@ -225,10 +274,11 @@ def load_agent(path, device="cpu"):
 
 
 def train_agent(path, generator, images, minutes, progress, recurrent=False, steps=8, data="", batch=32,
-                seed=0, device="cpu", teacher=None, lr=None, coordinates=True, resume=None):
+                seed=0, device="cpu", teacher=None, lr=None, coordinates=True, resume=None, own_every=20):
     """Train an agent on ink images (N, 64, 64) through the frozen ``generator`` for ``minutes``
     (a recurrent one with ``teacher``, a :class:`TeacherForcing`, on its examples instead),
-    from scratch or from the agent file ``resume`` (its training steps are counted on).
+    from scratch or from the agent file ``resume`` (its training steps are counted on).  Every
+    ``own_every`` steps the teacher's agent-drawn examples are redrawn by the current agent (0: never).
 
     Augmentation: :func:`random_shift`; no flips (characters have handedness).
     """
@@ -257,6 +307,8 @@ def train_agent(path, generator, images, minutes, progress, recurrent=False, ste
             fraction = min((time.monotonic() - started) / budget, 1.0)
             optimiser.param_groups[0]["lr"] = base_lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * fraction)))
             if teacher is not None:
+                if own_every and step % own_every == 0:
+                    teacher.draw_own(agent, rng, 2 * batch)
                 loss = teacher.loss(agent, *teacher.batch(rng, batch, device))
             else:
                 (target,), _ = random_shift(rng, images[torch.as_tensor(rng.integers(0, len(images), batch),
