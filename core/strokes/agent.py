@@ -8,16 +8,17 @@
   emits one stroke per step; the canvas follows the blending rule for black ink,
   ``canvas <- canvas + (1 - canvas) * G(stroke)`` (i.e. 1 - prod(1 - alpha)).  On characters
   whose strokes are known (KanjiVG, Hershey) it is trained by teacher forcing
-  (:class:`TeacherForcing`): the canvas holds j of the character's strokes, and the stroke
-  drawn should be one of those still missing (supervised: no generator pass, 3x cheaper a step on
-  a CPU); on bare images, unrolled over ``steps`` strokes through the generator.
+  (:class:`TeacherForcing`): the canvas holds j of the character's strokes (or strokes the agent
+  drew itself), and the stroke drawn should be one of those still missing (supervised: no
+  generator pass, 3x cheaper a step on a CPU); on bare images, unrolled over ``steps`` strokes
+  through the generator.
 
 Both losses also compare blurred images (a 4x coarser view), which gives thin strokes a gradient
 from further away.  At inference the strokes are optionally *refined*: Adam steps through the
 differentiable real painter (``painter.render_alpha``) on the image loss at several scales plus a
 chamfer distance between the strokes' spline samples and the target's ink, then strokes that do
 not help are pruned; without refinement a recurrent drawing stops when a new stroke no longer
-lowers the real painter's error.
+brings the real painter's ink closer to the target's.
 """
 
 import math
