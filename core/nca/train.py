@@ -139,7 +139,8 @@ def _sorted(x):
         return x.sort(-1).values
     values = x.detach().numpy()
     low, high = values.min(-1, keepdims=True), values.max(-1, keepdims=True)
-    keys = ((values - low) * (65535 / np.maximum(high - low, 1e-30))).astype(np.uint16)
+    with np.errstate(invalid="ignore"):   # a diverged rollout (inf, NaN) scores inf in evaluate() anyway
+        keys = ((values - low) * (65535 / np.maximum(high - low, 1e-30))).astype(np.uint16)
     order = np.argsort(keys, -1, kind="stable")
     return x.gather(-1, torch.from_numpy(order))
 
