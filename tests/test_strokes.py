@@ -258,6 +258,15 @@ def test_teacher_forcing_asks_for_any_missing_stroke_in_either_direction():
     assert teacher.batch(np.random.default_rng(1), 6)[0].shape == (6, 64, 64)       # mixed with teacher examples
 
 
+def test_shape_drawings_are_strokes_inside_the_square_held_out_like_characters():
+    from core.strokes.data import SHAPES, character_strokes, ink_images
+    train, test = character_strokes("shapes", "train"), character_strokes("shapes", "test")
+    assert len(train) + len(test) == SHAPES and len(test) == SHAPES // 5
+    assert all(1 <= len(d) <= 5 and all(np.abs(line).max() <= 1 for line in d) for d in train)
+    images = ink_images("shapes", "test")
+    assert images.shape == (SHAPES // 5, 64, 64) and all(image.max() > 0.9 for image in images)
+
+
 def test_teacher_forcing_gives_each_character_set_an_equal_share_of_a_batch():
     from core.strokes.agent import TeacherForcing
     across, down = [np.array([[-0.5, 0.0], [0.5, 0.0]])], [np.array([[0.0, -0.5], [0.0, 0.5]])]

@@ -322,12 +322,17 @@ def train_agent(path, generator, images, minutes, progress, recurrent=False, ste
             progress.update(time.monotonic() - started, step=step, loss=loss_value)
     except (KeyboardInterrupt, Cancelled):
         save_agent(path, agent, recurrent, steps, data, {"steps": step, "loss": loss_value, "interrupted": True,
-                                                         **earlier})
+                                                         **earlier, **total_steps(earlier, step)})
         raise
-    total = {"total_steps": earlier["earlier_steps"] + step} if earlier else {}
-    save_agent(path, agent, recurrent, steps, data,
-               {"steps": step, "loss": loss_value, "seconds": round(time.monotonic() - started, 1), **earlier, **total})
-    return {"steps": step, "loss": loss_value, **total}
+    save_agent(path, agent, recurrent, steps, data, {"steps": step, "loss": loss_value, **earlier,
+                                                     "seconds": round(time.monotonic() - started, 1),
+                                                     **total_steps(earlier, step)})
+    return {"steps": step, "loss": loss_value, **total_steps(earlier, step)}
+
+
+def total_steps(earlier, step):
+    """{"total_steps": ...} counting a resumed agent's earlier training, or {} for a fresh one."""
+    return {"total_steps": earlier["earlier_steps"] + step} if earlier else {}
 
 
 def chamfer(points, brush, target):

@@ -1,7 +1,7 @@
 """`atelier strokes` commands (see core/cli.py for the command contract).
 
     atelier strokes train-generator -o GEN [--minutes M]
-    atelier strokes train-agent --generator GEN --data digits|kanji|hershey|DIR -o AGENT [--recurrent --steps K]
+    atelier strokes train-agent --generator GEN --data digits|kanji|hershey|shapes|DIR -o AGENT [--recurrent --steps K]
     atelier strokes paint IMAGE [--agent AGENT] [--strokes K] [--invert] -o OUT.svg --png OUT.png [--json OUT.json]
 """
 
@@ -163,7 +163,8 @@ def register(commands):
 
     p = commands.add_parser("train-agent", help="train an image-to-strokes agent through a frozen generator")
     p.add_argument("--generator", required=True, help="generator model file")
-    p.add_argument("--data", required=True, help="digits, kanji, hershey (comma-separated to mix) or a folder of images")
+    p.add_argument("--data", required=True,
+                   help="digits, kanji, hershey, shapes (comma-separated to mix) or a folder of images")
     p.add_argument("-o", "--output", required=True, help="agent model file (.safetensors)")
     p.add_argument("--recurrent", action="store_true",
                    help="one stroke per step, seeing the canvas (kanji/hershey: taught their strokes)")

@@ -4,9 +4,10 @@
   gravitational simulation (a particle falling around two or three moving attractors, as the
   paper's three-body trajectories), with smoothly varying pressure and a random brush.
 * :func:`ink_images` - target images (ink = 1 on paper = 0, ``SIZE`` square) from
-  scikit-learn's digits (8x8, upsampled), KanjiVG characters and Hershey-font characters,
-  the last two drawn by the real painter at one fixed pen width.  Every fifth item is held
-  out (``split="test"``); agents train on the rest.
+  scikit-learn's digits (8x8, upsampled), KanjiVG characters, Hershey-font characters and
+  synthetic drawings of loops, arcs, dots and free strokes (:func:`_shape_drawings`: what
+  pictures have and characters lack), the last three drawn by the real painter at one fixed
+  pen width.  Every fifth item is held out (``split="test"``); agents train on the rest.
 """
 
 import re
@@ -22,8 +23,9 @@ from .painter import N_POINTS, render_polylines
 SIZE = 64
 PEN_RADIUS = 0.025      # fixed pen for characters: 1.6 px at 64 px
 MAX_KANJI_STROKES = 6   # characters an 8-stroke agent can plausibly redraw
-DATASETS = ("digits", "kanji", "hershey")
-CHARACTER_SETS = ("kanji", "hershey")     # drawn from known strokes (:func:`character_strokes`)
+DATASETS = ("digits", "kanji", "hershey", "shapes")
+CHARACTER_SETS = ("kanji", "hershey", "shapes")     # drawn from known strokes (:func:`character_strokes`)
+SHAPES = 2000           # synthetic drawings in the "shapes" set
 
 
 def random_strokes(rng, count, steps=96):
@@ -143,14 +145,38 @@ def _hershey_strokes():
     return characters
 
 
+def _shape_drawings(count=SHAPES, seed=7):
+    """``count`` drawings of 1 to 5 strokes, each a closed loop (circle or ellipse), an arc, a dot
+    (a stroke a few pixels long) or a free stroke of :func:`random_strokes`, anywhere in the square."""
+    rng = np.random.default_rng(seed)
+    drawings = []
+    for _ in range(count):
+        strokes = []
+        for kind in rng.choice(["loop", "arc", "dot", "free"], rng.integers(1, 6), p=[0.3, 0.25, 0.15, 0.3]):
+            centre = rng.uniform(-0.6, 0.6, 2)
+            if kind == "free":
+                strokes.append(random_strokes(rng, 1)[0][0, :, :2].astype(float))
+                continue
+            radius = rng.uniform(0.02, 0.06, 2) if kind == "dot" else rng.uniform(0.15, 0.8, 2) * [1, rng.uniform(0.5, 1)]
+            start = rng.uniform(0, 2 * np.pi)
+            sweep = 2 * np.pi if kind == "loop" else rng.uniform(0.5, 1.5) * np.pi
+            turn = np.linspace(start, start + sweep, 40)
+            if kind == "dot":
+                turn = turn[:8]
+            strokes.append(np.clip(centre + radius * np.stack([np.cos(turn), np.sin(turn)], -1), -0.95, 0.95))
+        drawings.append(strokes)
+    return drawings
+
+
 def character_strokes(name, split="train"):
-    """The KanjiVG or Hershey characters as lists of polylines in [-1, 1] (y down), in drawing order:
+    """The KanjiVG or Hershey characters (or the synthetic "shapes" drawings) as lists of polylines
+    in [-1, 1] (y down), in drawing order:
     the strokes :func:`ink_images` draws, split the same way (every 5th is 'test').  ``split =
     "extra"``: characters outside the set, never tested on, that stroke-level training can also
     use (kanji of 7 to 12 strokes: a recurrent agent learns each stroke from them all the same)."""
     if split == "extra":
         return _kanji_strokes(MAX_KANJI_STROKES + 1, 2 * MAX_KANJI_STROKES) if name == "kanji" else []
-    characters = {"kanji": _kanji_strokes, "hershey": _hershey_strokes}[name]()
+    characters = {"kanji": _kanji_strokes, "hershey": _hershey_strokes, "shapes": _shape_drawings}[name]()
     return [characters[i] for i in _split(len(characters), split)]
 
 
