@@ -4,6 +4,7 @@
     python bench/nca.py --train              # + the issue's quality bar: 68 params x 10 min on the
                                              #   pattern exemplars, 588 params x 30 min on all (hours)
     python bench/nca.py --train --minutes68 1 --minutes588 2    # a shorter version of the same
+    python bench/nca.py --skip-speed --skip-runtimes --picture docs/images/nca_presets.png
 
 Quality is the judge's ``normalized`` figure (../shared/eval/texture_score.py, lower is
 better) of a 256x256 render from a fresh seed after 1000 steps; also the int8 model's and the
@@ -184,6 +185,24 @@ def _glsl_speed(model, state, steps):
     return steps / (time.perf_counter() - started)
 
 
+def write_picture(path):
+    """The presets' exemplars above 128x128 crops of their 1000-step renders (one cell a pixel: the
+    same scale), each column labelled with the preset's name and parameter count."""
+    import cv2
+    from core.imageio import read_image, write_image
+    columns = []
+    for preset in sorted(PRESETS.glob("*.safetensors")):
+        model = files.load(preset)
+        exemplar = read_image(exemplar_paths()[preset.stem], channels=3)[:128, :128]
+        texture = to_rgb(grown(model)[0])[:128, :128]
+        label = np.ones((16, 128, 3), np.float32)
+        cv2.putText(label, f"{preset.stem} ({model.params})", (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+        columns.append(np.concatenate([label, exemplar, np.ones((4, 128, 3), np.float32), texture], 0))
+    gap = np.ones((columns[0].shape[0], 4, 3), np.float32)
+    write_image(path, np.clip(np.concatenate([c for column in columns for c in (column, gap)][:-1], 1), 0, 1))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", action="store_true", help="train the quality-bar models (long)")
@@ -193,6 +212,7 @@ def main():
     parser.add_argument("--skip-presets", action="store_true")
     parser.add_argument("--skip-runtimes", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--picture", help="PNG: the exemplars (top) and the shipped presets after 1000 steps (bottom)")
     args = parser.parse_args()
     import torch
     torch.set_num_threads(args.threads)
@@ -211,6 +231,8 @@ def main():
             model = files.load(path)
             report["presets"][path.stem] = {"params": model.params, "bytes_compact": 10 + 4 * model.channels + model.params,
                                             **quality(model, exemplar_paths()[path.stem], score)}
+    if args.picture:
+        write_picture(args.picture)
     if args.train and score:
         from core.nca.train import train
         bar = {}
