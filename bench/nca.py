@@ -223,8 +223,8 @@ def main():
         report["training_iterations_per_second"] = {
             p: round(1 / v["fast"], 3) for p, v in report["training_seconds_per_iteration"].items()}
     if not args.skip_runtimes:
-        first = files.load(sorted(PRESETS.glob("*.safetensors"))[0])
-        report["runtime_steps_per_second_68"] = runtime_speeds(first)
+        smallest = next(m for m in map(files.load, sorted(PRESETS.glob("*.safetensors"))) if m.params == 68)
+        report["runtime_steps_per_second_68"] = runtime_speeds(smallest)
     if score and not args.skip_presets:
         report["presets"] = {}
         for path in sorted(PRESETS.glob("*.safetensors")):
