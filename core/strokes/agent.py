@@ -175,6 +175,10 @@ class TeacherForcing:
     def __len__(self):
         return len(self.examples)
 
+    def stroke_inks(self, c):
+        """The ink images (k, H, W) uint8 of character c's k strokes."""
+        return self.inks[self.first[c]:self.first[c] + self.count[c]]
+
     def take(self, indices, rng=None):
         """(targets, canvases, missing strokes padded with NaN) of the examples at ``indices``: example
         (c, j) puts j of character c's strokes, chosen at random, on the canvas (the agent draws in
@@ -186,7 +190,7 @@ class TeacherForcing:
             first, count = self.first[c], self.count[c]
             order = first + rng.permutation(count)
             drawn, left = order[:j], order[j:]
-            targets.append(self.inks[first:first + count].amax(0))
+            targets.append(self.stroke_inks(c).amax(0))
             off = torch.as_tensor(rng.random(j) < 0.5)[:, None, None]
             strokes = torch.where(off, self.jittered[drawn], self.inks[drawn])
             canvases.append(strokes.amax(0) if j else torch.zeros_like(targets[-1]))
@@ -204,8 +208,7 @@ class TeacherForcing:
         keeps (target, its canvas, the character's strokes whose ink it has not yet covered)."""
         characters = self.examples[self.indices(rng, size), 0]
         count = torch.as_tensor([self.count[c] for c in characters])
-        targets = torch.stack([self.inks[self.first[c]:self.first[c] + self.count[c]].amax(0)
-                               for c in characters]).float() / 255
+        targets = torch.stack([self.stroke_inks(c).amax(0) for c in characters]).float() / 255
         drawn_strokes = torch.as_tensor(rng.random(size)) * (count - 1).clamp_min(1)
         drawn_strokes = drawn_strokes.long() + 1
         device = next(agent.parameters()).device
@@ -225,7 +228,7 @@ class TeacherForcing:
         longest = int(count.max())
         missing = torch.full((size, longest, N_POINTS, 2), float("nan"))
         for i, c in enumerate(characters):
-            strokes = self.inks[self.first[c]:self.first[c] + self.count[c]] > 127
+            strokes = self.stroke_inks(c) > 127
             covered = (strokes & near_ink[i]).flatten(1).sum(1) >= 0.8 * strokes.flatten(1).sum(1)
             left = self.first[c] + torch.nonzero(~covered)[:, 0]
             missing[i, :len(left)] = self.points[left]
