@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "demo"))
 
 import blender_session  # noqa: E402
+from core.atomic import write_text_atomic  # noqa: E402
 
 FEATURES = ("nca", "sketch", "strokes", "stylize")
 
@@ -62,6 +63,8 @@ def main():
     print(f"[demo] wrote {blend}")
     if failed:
         summary["failed"] = failed
+    # Blender may print its own lines at exit, so the summary also goes to a file.
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, default=str, indent=1))
     print(json.dumps(summary, default=str))
     return 1 if failed or not summary["features"] else 0
 

@@ -14,7 +14,7 @@ def test_demo_uses_every_feature_and_writes_pictures(tmp_path):
     run = subprocess.run([sys.executable, str(REPO_ROOT / "demo" / "run.py"), "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    summary = json.loads((tmp_path / "summary.json").read_text())
     assert sorted(summary["features"]) == sorted(FEATURES)
     for feature in FEATURES:
         assert summary["features"][feature]["images"], feature
