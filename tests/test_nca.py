@@ -12,7 +12,7 @@ import pytest
 from core.errors import AtelierError
 from core.nca import files
 from core.nca.rule import parameter_count, perception_kernels
-from core.nca.quantize import dequantize, from_binary, to_binary
+from core.nca.quantize import dequantize, from_binary, to_binary, weight_scales
 from core.nca.render import state_tile
 from core.nca.runtime import Runtime, seed, to_rgb
 
@@ -47,7 +47,24 @@ def test_sizes_and_compact_binary(params):
     for a, b in zip(dequantize(back), model.weights(quantized=True)):
         np.testing.assert_array_equal(a, b)
     w_float, _ = model.weights(quantized=False)
-    assert np.abs(model.weights(quantized=True)[0] - w_float).max() <= np.abs(w_float).max() / 254 + 1e-7
+    step = weight_scales(model.quantized)  # round to nearest: no weight is off by more than half its step
+    assert np.all(np.abs(model.weights(quantized=True)[0] - w_float) <= step / 2 * (1 + 1e-6))
+    assert step.max() <= 2 * np.abs(w_float).max() / 127
+
+
+def test_training_rounds_weights_as_the_files_do():
+    """Quantisation-aware training sees exactly the int8 weights the model file will hold."""
+    import torch
+    from core.nca.train import fake_quantize
+    models = [stable_model(8, seed_) for seed_ in (1, 2)]
+    w = torch.from_numpy(np.stack([m.w for m in models])).requires_grad_()
+    b = torch.from_numpy(np.stack([m.b for m in models]))
+    w_fake, b_fake = fake_quantize(w, b)
+    for m, (w_q, b_q) in enumerate(zip(w_fake, b_fake)):
+        np.testing.assert_array_equal(w_q.detach().numpy(), models[m].weights(quantized=True)[0])
+        np.testing.assert_array_equal(b_q.numpy(), models[m].weights(quantized=True)[1])
+    grad, = torch.autograd.grad(w_fake.sum(), w)
+    assert torch.all(grad == 1)  # straight-through
 
 
 def test_torch_step_matches_numpy_and_reference():
@@ -117,6 +134,23 @@ def test_patch_loss_equals_its_convolution_form():
     close = np.isclose(grad.numpy(), grad_reference.numpy(), rtol=0, atol=1e-2 * grad_reference.abs().max().item())
     assert close.mean() > 0.999
     assert (grad - grad_reference).norm() < 1e-2 * grad_reference.norm()
+
+
+def test_nearest_patch_loss_tells_texture_from_noise_of_its_colours():
+    """Another crop of the exemplar scores far better than its own pixels shuffled (the same
+    colours, no structure), and the gradient reaches the image."""
+    import torch
+    from core.imageio import read_image
+    from core.nca.train import PatchNearestNeighbour
+    photo = torch.from_numpy(np.moveaxis(read_image(EXEMPLARS / "brick.png")[:, :, :3], -1, 0).copy())
+    loss = PatchNearestNeighbour(photo[None, :, :64, :64])
+    crop = photo[None, None, :, 64:, 64:].clone().requires_grad_()
+    shuffled = photo[:, 64:, 64:].flatten(1)[:, torch.randperm(64 * 64)].view(1, 1, 3, 64, 64)
+    generator = torch.Generator().manual_seed(0)
+    value = loss(crop, generator)
+    assert value.item() < 0.5 * loss(shuffled, generator).item()
+    grad, = torch.autograd.grad(value.sum(), crop)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
 def test_perception_is_a_torus_cross_correlation():

@@ -1,7 +1,7 @@
 """μNCA model files: the Atelier safetensors model (float and int8 weights) and the compact binary.
 
 A model file of kind ``nca`` holds tensors ``w`` (C x 4C float32), ``b`` (C), and their
-quantised form ``w_q``, ``w_scale``, ``b_q``, ``b_scale`` (see quantize.py); its metadata
+quantised form ``w_q``, ``w_scale``, ``block_scale``, ``b_q``, ``b_scale`` (see quantize.py); its metadata
 has ``hyperparameters`` (channels, params) and ``training`` (the summary of the run).
 A compact binary (``.nca``) holds the quantised form only; its float weights are the
 dequantised ones.
@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import AtelierError
 from ..modelfile import read_model, save_model
 from .rule import parameter_count
-from .quantize import MAGIC, check_quantized, dequantize, from_binary, quantize
+from .quantize import MAGIC, SCALES, check_quantized, dequantize, from_binary, quantize
 
 KIND = "nca"
 WEIGHT_LIMIT = 100.0  # a trained rule has |W| < 5; far larger values mean a corrupt file
@@ -54,7 +54,8 @@ def save(path, model):
     meta = {"name": model.name, **model.meta,
             "hyperparameters": {**model.meta.get("hyperparameters", {}), "channels": model.channels,
                                 "params": model.params},
-            "quantization": "int8 symmetric, per-row scales for W, one scale for b (see core/nca/quantize.py)"}
+            "quantization": "int8 symmetric; W scaled per row times per input block (s, p, |s|, |p|), "
+                            "b by one scale; float16 scales (see core/nca/quantize.py)"}
     save_model(path, KIND, {"w": model.w, "b": model.b, **model.quantized}, meta)
 
 
@@ -70,6 +71,7 @@ def load(path):
         w, b = dequantize(q)
         return NCA(w, b, q, {"name": path.stem})
     tensors, meta = read_model(path, KIND)
+    tensors.setdefault("block_scale", np.ones(4, np.float32))  # files from before block scales: rows only
     missing = {"w", "b", "w_q", "w_scale", "b_q", "b_scale"} - set(tensors)
     if missing:
         raise AtelierError(f"{path}: μNCA model lacks tensors {sorted(missing)}")
@@ -77,11 +79,12 @@ def load(path):
     channels = w.shape[0] if w.ndim == 2 else -1
     if channels not in (4, 6, 8, 12) or w.shape != (channels, 4 * channels) or b.shape != (channels,) \
             or tensors["w_q"].shape != w.shape or tensors["b_q"].shape != b.shape \
-            or tensors["w_scale"].shape != (channels,) or tensors["b_scale"].shape != (1,):
+            or tensors["w_scale"].shape != (channels,) or tensors["block_scale"].shape != (4,) \
+            or tensors["b_scale"].shape != (1,):
         raise AtelierError(f"{path}: μNCA tensors have inconsistent shapes (W {w.shape}, b {b.shape})")
     if np.abs(w).max() > WEIGHT_LIMIT or np.abs(b).max() > WEIGHT_LIMIT:
         raise AtelierError(f"{path}: weights out of range (|value| > {WEIGHT_LIMIT}); the file is corrupt")
-    q = {k: tensors[k] for k in ("w_q", "w_scale", "b_q", "b_scale")}
+    q = {k: tensors[k] for k in ("w_q", "b_q", *SCALES)}
     q["w_q"], q["b_q"] = q["w_q"].astype(np.int8), q["b_q"].astype(np.int8)
     check_quantized(q, str(path))
     return NCA(w, b, q, {"name": meta.get("name", path.stem), **meta})

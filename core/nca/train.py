@@ -32,6 +32,7 @@ from ..errors import AtelierError, Cancelled
 from ..imageio import read_image
 from . import fast, files
 from .model import MicroNCA, rgb, step
+from .quantize import quantize, weight_scales
 from .rule import channels_for, parameter_count, seed_state
 
 MIN_SIDE, MAX_SIDE = 32, 8192
@@ -141,7 +142,7 @@ class PatchNearestNeighbour:
 
     POOLS, PATCH = (1, 2, 4), 7
 
-    def __init__(self, targets, samples=1024, exemplar_samples=4096):
+    def __init__(self, targets, samples=512, exemplar_samples=2048):
         self.targets = [F.avg_pool2d(targets, pool) for pool in self.POOLS]
         self.samples, self.exemplar_samples = samples, exemplar_samples
 
@@ -197,11 +198,13 @@ def overflow_loss(s):
 
 
 def fake_quantize(w, b):
-    """int8 rounding of eq. 2's weights in the forward pass, identity gradient (STE)."""
-    w_scale = w.detach().abs().amax(-1, keepdim=True).clamp_min(1e-12) / 127
-    b_scale = b.detach().abs().amax(-1, keepdim=True).clamp_min(1e-12) / 127
-    return (w + ((w / w_scale).round() * w_scale - w).detach(),
-            b + ((b / b_scale).round() * b_scale - b).detach())
+    """The int8 rounding of quantize.py (same scales) in the forward pass of M rules, w (M, C, 4C)
+    and b (M, C); identity gradient (straight-through estimator)."""
+    per_model = [quantize(wm, bm) for wm, bm in zip(w.detach().cpu().numpy(), b.detach().cpu().numpy())]
+    w_scale = torch.from_numpy(np.stack([weight_scales(q) for q in per_model])).to(w)
+    b_scale = torch.from_numpy(np.stack([q["b_scale"] for q in per_model])).to(b)
+    return (w + ((w / w_scale).round().clamp(-127, 127) * w_scale - w).detach(),
+            b + ((b / b_scale).round().clamp(-127, 127) * b_scale - b).detach())
 
 
 def train(exemplar_path, output=None, **options):
