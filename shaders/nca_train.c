@@ -18,6 +18,7 @@
 #define Y (4 * C)
 #define V 16  /* cells per chunk of a row: the compiler keeps a chunk's numbers in vector registers */
 typedef float vec __attribute__((vector_size(4 * V), aligned(4)));  /* V floats (GCC/Clang vectors) */
+typedef int ivec __attribute__((vector_size(4 * V)));                /* lane masks: -1 true, 0 false */
 
 /* The rows around row `row` of every channel, padded by one cell on each side (torus wrap),
  * in a ring of three slots: rows row-1, row, row+1 (counted without wrapping) are in slots
@@ -37,21 +38,24 @@ static void load_rows(const float *s, int height, int width, int row, int stride
     }
 }
 
-/* Eq. 1 on one chunk of channel c: p[v] = Σ K[r][d] s[row + r - 1][x0 + v + d - 1]. */
+#define AT(pointer) (*(const vec *)(pointer))  /* V floats from any float address */
+
+/* Eq. 1 on one chunk of channel c: p[v] = Σ K[r][d] s[row + r - 1][x0 + v + d - 1]; also the
+ * chunk's own states.  Results stay in registers: storing them for the next loop to read back
+ * stalled on store forwarding. */
 static inline void perceive(const float *kc, const float *pad, int stride, int row, int c, int x0,
-                            float s[V], float p[V]) {
+                            vec *s, vec *p) {
     const float *up = pad + (((row + 2) % 3) * C + c) * stride + x0;
     const float *mid = pad + ((row % 3) * C + c) * stride + x0;
     const float *down = pad + (((row + 1) % 3) * C + c) * stride + x0;
-    for (int v = 0; v < V; v++) {
-        s[v] = mid[v + 1];
-        p[v] = kc[0] * up[v] + kc[1] * up[v + 1] + kc[2] * up[v + 2]
-             + kc[3] * mid[v] + kc[4] * mid[v + 1] + kc[5] * mid[v + 2]
-             + kc[6] * down[v] + kc[7] * down[v + 1] + kc[8] * down[v + 2];
-    }
+    *s = AT(mid + 1);
+    *p = kc[0] * AT(up) + kc[1] * AT(up + 1) + kc[2] * AT(up + 2)
+       + kc[3] * AT(mid) + kc[4] * AT(mid + 1) + kc[5] * AT(mid + 2)
+       + kc[6] * AT(down) + kc[7] * AT(down + 1) + kc[8] * AT(down + 2);
 }
 
-static inline float sign(float v) { return (float)((v > 0.0f) - (v < 0.0f)); }
+static inline vec vsign(vec v) { return __builtin_convertvector((v < 0.0f) - (v > 0.0f), vec); }
+static inline vec vabs(vec v) { return (vec)((ivec)v & 0x7fffffff); }
 
 /* One step of eqs. 1-3 on row `row` of one sample: out = s + W·[s, p, |s|, |p|] + b. */
 static void step_row(const float *s, float *out, int height, int width, int row, int stride, float *pad,
@@ -59,17 +63,15 @@ static void step_row(const float *s, float *out, int height, int width, int row,
     size_t plane = (size_t)height * width;
     load_rows(s, height, width, row, stride, pad);
     for (int x0 = 0; x0 < width; x0 += V) {
-        float ds[C][V];
-        for (int i = 0; i < C; i++)
-            for (int v = 0; v < V; v++) ds[i][v] = b[i];
+        vec ds[C];
+        for (int i = 0; i < C; i++) ds[i] = b[i] - (vec){0};
         for (int c = 0; c < C; c++) {
-            float here[V], p[V];
-            perceive(k + 9 * c, pad, stride, row, c, x0, here, p);
+            vec here, p;
+            perceive(k + 9 * c, pad, stride, row, c, x0, &here, &p);
+            vec here_abs = vabs(here), p_abs = vabs(p);
             for (int i = 0; i < C; i++) {
                 const float *wi = w + i * Y;
-                for (int v = 0; v < V; v++)
-                    ds[i][v] += wi[c] * here[v] + wi[C + c] * p[v] + wi[2 * C + c] * fabsf(here[v])
-                              + wi[3 * C + c] * fabsf(p[v]);
+                ds[i] += wi[c] * here + wi[C + c] * p + wi[2 * C + c] * here_abs + wi[3 * C + c] * p_abs;
             }
         }
         int count = width - x0 < V ? width - x0 : V;
@@ -102,40 +104,55 @@ void nca_forward(float *states, int steps, int samples, int batch, int height, i
 }
 
 /* Backward through one step for row `row` of one sample, given g = dL/ds' (the sample's
- * planes): writes the direct part of dL/ds (identity, s and |s| columns) to g_next and
- * dL/dp = dy_p + sign(p)·dy_|p| to dp, with dy = Wᵀg; adds g·yᵀ and g to dw_row (per lane).
+ * planes): writes the direct part of dL/ds (identity, s and |s| columns) to g_next, and
+ * dL/dp = dy_p + sign(p)·dy_|p| (dy = Wᵀg) to the row's slot of the ring `dp`, laid out as
+ * load_rows lays out states; adds g·yᵀ and g to dw_row (per lane).
  * rows: scratch for the row's y (4C lines) and g (C lines) of `stride` floats. */
 static void backward_row(const float *s, const float *g_all, float *g_next, float *dp, int height, int width,
                          int row, int stride, float *pad, float *rows, const float *w, const float *k,
                          float (*dw_row)[V]) {
     size_t plane = (size_t)height * width, at = (size_t)row * width;
     float (*y)[stride] = (float (*)[stride])rows, (*g)[stride] = y + Y;
+    float *dp_row = dp + (size_t)(row % 3) * C * stride;
     load_rows(s, height, width, row, stride, pad);
     for (int c = 0; c < C; c++)  /* (the row buffer's cells past the width stay 0) */
         memcpy(g[c], g_all + c * plane + at, sizeof(float) * width);
     for (int x0 = 0; x0 < width; x0 += V) {
         int count = width - x0 < V ? width - x0 : V;
         vec dy[Y];
+        vec here[C], p[C];
         for (int c = 0; c < C; c++) {
-            perceive(k + 9 * c, pad, stride, row, c, x0, y[c] + x0, y[C + c] + x0);
-            for (int v = 0; v < V; v++) {
-                y[2 * C + c][x0 + v] = fabsf(y[c][x0 + v]);
-                y[3 * C + c][x0 + v] = fabsf(y[C + c][x0 + v]);
-            }
+            perceive(k + 9 * c, pad, stride, row, c, x0, &here[c], &p[c]);
+            *(vec *)&y[c][x0] = here[c];
+            *(vec *)&y[C + c][x0] = p[c];
+            *(vec *)&y[2 * C + c][x0] = vabs(here[c]);
+            *(vec *)&y[3 * C + c][x0] = vabs(p[c]);
         }
         vec gi[C];
         for (int i = 0; i < C; i++) gi[i] = *(const vec *)&g[i][x0];
-        for (int j = 0; j < Y; j++) {
-            vec sum = {0};
-            for (int i = 0; i < C; i++) sum += gi[i] * w[i * Y + j];
-            dy[j] = sum;
+        for (int j0 = 0; j0 < Y; j0 += 4) {  /* four columns at a time: independent chains of FMAs */
+            vec sum[4] = {{0}};
+            for (int i = 0; i < C; i++)
+                for (int j = 0; j < 4; j++) sum[j] += gi[i] * w[i * Y + j0 + j];
+            for (int j = 0; j < 4; j++) dy[j0 + j] = sum[j];
         }
-        for (int c = 0; c < C; c++)
-            for (int v = 0; v < count; v++) {
-                float here = y[c][x0 + v], p = y[C + c][x0 + v];
-                g_next[c * plane + at + x0 + v] = g[c][x0 + v] + dy[c][v] + sign(here) * dy[2 * C + c][v];
-                dp[c * plane + at + x0 + v] = dy[C + c][v] + sign(p) * dy[3 * C + c][v];
+        for (int c = 0; c < C; c++) {
+            vec direct = gi[c] + dy[c] + vsign(here[c]) * dy[2 * C + c];
+            vec through_p = dy[C + c] + vsign(p[c]) * dy[3 * C + c];
+            if (count == V) {
+                *(vec *)&g_next[c * plane + at + x0] = direct;
+                *(vec *)&dp_row[c * stride + x0 + 1] = through_p;
+            } else {
+                for (int v = 0; v < count; v++) {
+                    g_next[c * plane + at + x0 + v] = direct[v];
+                    dp_row[c * stride + x0 + v + 1] = through_p[v];
+                }
             }
+        }
+    }
+    for (int c = 0; c < C; c++) {  /* torus wrap of the padded row */
+        dp_row[c * stride] = dp_row[c * stride + width];
+        dp_row[c * stride + width + 1] = dp_row[c * stride + 1];
     }
     /* dW += g·yᵀ, two columns of W at a time: their 2C sums stay in vector registers */
     for (int j = 0; j < Y; j += 2) {
@@ -158,16 +175,39 @@ static void backward_row(const float *s, const float *g_all, float *g_next, floa
             for (int v = 0; v < V; v++) dw_row[C * Y + i][v] += g[i][x0 + v];
 }
 
-/* Backward through time.  grad: N x C x H x X, dL/ds_steps in, dL/ds_0 out; work: the same
- * size again twice.  Adds dL/dW and dL/db (summed over all steps and cells) to dw and db. */
+/* The transpose of eq. 1 for row `row`: g_next += Σ K[r][d] dp[row - r + 1][x - d + 1], i.e. eq. 1
+ * with the filter flipped both ways, reading dp rows row-1, row, row+1 from the ring. */
+static void add_transposed_perception(const float *dp, int height, int width, int row, int stride,
+                                      const float *k, float *g_next) {
+    size_t plane = (size_t)height * width;
+    for (int c = 0; c < C; c++) {
+        float flipped[9];
+        vec unused, back;
+        for (int i = 0; i < 9; i++) flipped[i] = k[9 * c + 8 - i];
+        float *out = g_next + c * plane + (size_t)row * width;
+        for (int x0 = 0; x0 < width; x0 += V) {
+            int count = width - x0 < V ? width - x0 : V;
+            perceive(flipped, dp, stride, row, c, x0, &unused, &back);
+            for (int v = 0; v < count; v++) out[x0 + v] += back[v];
+        }
+    }
+}
+
+/* Backward through time.  grad: N x C x H x X, dL/ds_steps in, dL/ds_0 out; work: the same size
+ * again.  Adds dL/dW and dL/db (summed over all steps and cells) to dw and db.
+ * Row by row, dL/dp lives only in a ring of three padded rows: the transposed perception of
+ * row r runs as soon as row r + 1 is done, while g_next's row is still in cache.  Rows 0 and 1
+ * are kept aside for the torus wrap of the last row and of row 0, which is finished last. */
 void nca_backward(const float *states, float *grad, float *work, int steps, int samples, int batch,
                   int height, int width, const float *w, const float *k, float *dw, float *db, int threads) {
     size_t plane = (size_t)height * width, sample = C * plane, step_size = samples * sample;
     int models = (samples + batch - 1) / batch, stride = (width + V - 1) / V * V + 2;
-    float *buffers[2] = {grad, work}, *dp_all = work + step_size;
+    size_t slot = (size_t)C * stride;
+    float *buffers[2] = {grad, work};
     #pragma omp parallel num_threads(threads)
     {
-        float *pad = calloc((size_t)3 * C * stride, sizeof(float));
+        float *pad = calloc((size_t)3 * slot, sizeof(float));
+        float *dp = calloc((size_t)3 * slot, sizeof(float)), *first = malloc(sizeof(float) * 3 * slot);
         float (*dw_row)[V] = malloc(sizeof(float[C * Y + C][V]));  /* one step's dW and db, per lane */
         float *rows = calloc((size_t)(Y + C) * stride, sizeof(float));
         double *dw_local = calloc((size_t)models * (C * Y + C), sizeof(double));
@@ -176,33 +216,28 @@ void nca_backward(const float *states, float *grad, float *work, int steps, int 
             const float *wn = w + (size_t)(n / batch) * C * Y;
             double *dwn = dw_local + (size_t)(n / batch) * C * Y;
             double *dbn = dw_local + (size_t)models * C * Y + (n / batch) * C;
-            float *dp = dp_all + n * sample;
             for (int t = steps - 1; t >= 0; t--) {
                 const float *g = buffers[(steps - 1 - t) % 2] + n * sample;
                 float *g_next = buffers[(steps - t) % 2] + n * sample;
                 memset(dw_row, 0, sizeof(float[C * Y + C][V]));
-                for (int row = 0; row < height; row++)
+                for (int row = 0; row < height; row++) {
                     backward_row(states + t * step_size + n * sample, g, g_next, dp, height, width, row,
                                  stride, pad, rows, wn, k, dw_row);
+                    if (row < 2)
+                        memcpy(first + row * slot, dp + row * slot, sizeof(float) * slot);
+                    else
+                        add_transposed_perception(dp, height, width, row - 1, stride, k, g_next);
+                }
+                /* row height-1 reads row 0 as the row below it, in slot height % 3 */
+                memcpy(dp + (height % 3) * slot, first, sizeof(float) * slot);
+                add_transposed_perception(dp, height, width, height - 1, stride, k, g_next);
+                /* row 0 reads rows height-1, 0, 1 in slots 2, 0, 1 */
+                memcpy(first + 2 * slot, dp + ((height - 1) % 3) * slot, sizeof(float) * slot);
+                add_transposed_perception(first, height, width, 0, stride, k, g_next);
                 for (int i = 0; i < C * Y + C; i++) {
                     float sum = 0.0f;
                     for (int v = 0; v < V; v++) sum += dw_row[i][v];
                     if (i < C * Y) dwn[i] += sum; else dbn[i - C * Y] += sum;
-                }
-                /* the transpose of eq. 1: dL/ds += Σ K[r][d] dp[row - r + 1][x - d + 1], i.e. eq. 1
-                 * with the filter flipped both ways */
-                for (int row = 0; row < height; row++) {
-                    load_rows(dp, height, width, row, stride, pad);
-                    for (int c = 0; c < C; c++) {
-                        float flipped[9], unused[V], back[V];
-                        for (int i = 0; i < 9; i++) flipped[i] = k[9 * c + 8 - i];
-                        float *out = g_next + c * plane + (size_t)row * width;
-                        for (int x0 = 0; x0 < width; x0 += V) {
-                            int count = width - x0 < V ? width - x0 : V;
-                            perceive(flipped, pad, stride, row, c, x0, unused, back);
-                            for (int v = 0; v < count; v++) out[x0 + v] += back[v];
-                        }
-                    }
                 }
             }
         }
@@ -212,6 +247,8 @@ void nca_backward(const float *states, float *grad, float *work, int steps, int 
             for (int i = 0; i < models * C; i++) db[i] += (float)dw_local[models * C * Y + i];
         }
         free(pad);
+        free(dp);
+        free(first);
         free(dw_row);
         free(rows);
         free(dw_local);

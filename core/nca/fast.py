@@ -92,7 +92,7 @@ class _Rollout(torch.autograd.Function):
         states, w, kernels = ctx.saved_tensors
         models, batch, channels, height, width = states.shape[1:]
         grad = grad_out.contiguous().clone()
-        work = torch.empty((2, *grad.shape))
+        work = torch.empty_like(grad)
         dw, db = torch.zeros_like(w), torch.zeros(models, channels)
         ctx.library.nca_backward(_pointer(states), _pointer(grad), _pointer(work), ctx.steps, models * batch,
                                  batch, height, width, _pointer(w), _pointer(kernels), _pointer(dw),
