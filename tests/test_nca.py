@@ -165,11 +165,10 @@ def test_perception_is_a_torus_cross_correlation():
 def test_train_render_export_end_to_end(tmp_path):
     model_path = tmp_path / "stripes.safetensors"
     _, summary = cli("train", EXEMPLARS / "stripes.png", "--params", 68, "--iterations", 3, "--eager", "--grid", 32,
-                     "--candidates", 2, "-o", model_path)
+                     "--patch-weight", 1, "-o", model_path)
     assert summary["iterations"] == 3 and model_path.exists()
     model = files.load(model_path)
     assert model.params == 68 and model.meta["training"]["iterations"] == 3
-    assert model.meta["training"]["candidates"] == 2 and model.w.shape == (4, 16)
     _, summary = cli("render", model_path, "--size", 32, "--steps", 10, "--quantized", "-o", tmp_path / "t.png")
     assert Path(summary["files"][0]).exists()
     _, summary = cli("render", model_path, "--size", 16, "--steps", 4, "--frames", 3, "-o", tmp_path / "a.png")

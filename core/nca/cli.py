@@ -16,11 +16,9 @@ def register(commands):
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--grid", type=int, default=128, help="training grid size (cells a side)")
     train.add_argument("--name", help="name stored in the model (default: the exemplar's)")
-    train.add_argument("--candidates", type=int,
-                       help="rules started from different random weights, the best of which goes on "
-                            "after the first part of the budget (default 4; 1: a single run)")
-    train.add_argument("--patch-weight", type=float,
-                       help="weight of the nearest-patch loss term beside sliced Wasserstein (default 1; 0: off)")
+    train.add_argument("--patch-weight", type=float, default=0.0,
+                       help="weight of a nearest-patch loss term beside sliced Wasserstein (0: off, the "
+                            "default; see docs/nca.md)")
     train.add_argument("--eager", action="store_true",
                        help="skip torch.compile (no start-up compile, slower iterations)")
     train.add_argument("-o", "--output", required=True, help="model file (.safetensors)")
@@ -55,8 +53,7 @@ def run_train(args, progress):
     summary, _ = train(args.exemplar, params=args.params, minutes=args.minutes, output=args.output,
                        progress=progress, iterations=args.iterations, seed=args.seed, size=args.grid,
                        names=[args.name] if args.name else None, compile=not args.eager,
-                       **{name: value for name, value in (("candidates", args.candidates),
-                                                          ("patch_weight", args.patch_weight)) if value is not None})
+                       patch_weight=args.patch_weight)
     return summary
 
 

@@ -215,20 +215,12 @@ def train(exemplar_path, output=None, **options):
 
 def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, iterations=None,
                size=128, batch=4, pool_size=256, min_steps=32, max_steps=127, lr=2e-3,
-               qat_fraction=0.2, eval_every_s=20.0, seed=0, names=None, compile=True, patch_weight=0.0,
-               candidates=1, select_at=0.25):
+               qat_fraction=0.2, eval_every_s=20.0, seed=0, names=None, compile=True, patch_weight=0.0):
     """Train one μNCA of ``params`` parameters per exemplar, side by side in one batched loop
     (the exemplars must then share a size), for at most ``minutes`` (or ``iterations``).
-    The best model of each is written to its output; returns (summaries, models).
-
-    With ``candidates`` > 1 each exemplar starts that many rules from different random
-    weights; after ``select_at`` of the budget only the one whose int8 texture scores best
-    goes on.  Which rule a run finds varies a lot from seed to seed, so a few short starts
-    buy more than the same minutes spent on one."""
+    The best model of each is written to its output; returns (summaries, models)."""
     if params not in (68, 150, 264, 588):
         raise AtelierError(f"--params {params}: μNCA sizes are 68, 150, 264 or 588 parameters")
-    if not 1 <= candidates <= 16:
-        raise AtelierError(f"--candidates {candidates}: must lie in [1, 16]")
     if not 0 <= patch_weight <= 100:
         raise AtelierError(f"--patch-weight {patch_weight}: must lie in [0, 100]")
     channels, count = channels_for(params), len(exemplar_paths)
@@ -239,26 +231,25 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
-    owner = [m for m in range(count) for _ in range(candidates)]  # the exemplar each rule learns
-    targets = torch.from_numpy(np.stack([np.moveaxis(exemplars[m], -1, 0) for m in owner])).to(device)
+    targets = torch.from_numpy(np.stack([np.moveaxis(e, -1, 0) for e in exemplars])).to(device)
     sliced, nearest = SlicedWasserstein(targets), PatchNearestNeighbour(targets) if patch_weight else None
 
     def loss_fn(images, generator):
         loss = sliced(images, generator)
         return loss + patch_weight * nearest(images, generator) if nearest else loss
 
-    model = MicroNCA(channels, len(owner)).to(device)
+    model = MicroNCA(channels, count).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
     def seeds(n, generator_rng):
-        return torch.from_numpy(seed_state(generator_rng, len(owner) * n, channels, size, size)).to(device)\
-            .unflatten(0, (len(owner), n))
+        return torch.from_numpy(seed_state(generator_rng, count * n, channels, size, size)).to(device)\
+            .unflatten(0, (count, n))
 
     pool = seeds(pool_size, rng)  # (M, pool, C, H, W)
     budget = minutes * 60.0
     c_kernels = fast.available(channels, device)  # else torch's step, compiled if it can be
     run_step = torch.compile(step, dynamic=False) if compile and not c_kernels else step
-    best = [{"score": math.inf} for _ in owner]
+    best = [{"score": math.inf} for _ in range(count)]
     history, started, last_eval, it = [], time.monotonic(), -math.inf, 0
 
     def grow(x, w, b, steps, one_step=step):
@@ -285,43 +276,24 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
         return [float(x) if math.isfinite(x) else math.inf for x in np.max(scores, 0)]
 
     def summary_meta(m, final=False):
-        e = owner[m]
-        name = names[e] if names else str(exemplar_paths[e]).replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        name = names[m] if names else str(exemplar_paths[m]).replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
         return {"name": name,
                 "hyperparameters": {"params": params, "channels": channels, "grid": size, "batch": batch,
                                     "pool": pool_size, "rollout": [min_steps, max_steps], "lr": lr,
-                                    "loss": "sliced-Wasserstein: pixels + 5x5 patches at 3 scales, + overflow"},
+                                    "loss": "sliced-Wasserstein: pixels + 5x5 patches at 3 scales, + overflow"
+                                            + (f" + {patch_weight:g} x nearest 7x7 patches" if patch_weight else "")},
                 "training": {"iterations": it, "seconds": round(time.monotonic() - started, 1),
                              "best_iteration": best[m].get("iteration"), "best_eval_loss": best[m]["score"],
                              "device": device.type, "kernel": "C" if c_kernels else "torch",
-                             "candidates": candidates, "exemplar": str(exemplar_paths[e]), "finished": final}}
+                             "exemplar": str(exemplar_paths[m]), "finished": final}}
 
     def checkpoint(scores, force=False):
         for m, score in enumerate(scores):
             if score < best[m]["score"] or (force and "w" not in best[m]):
                 best[m].update(score=score, iteration=it, w=model.w[m].detach().cpu().numpy().copy(),
                                b=model.b[m].detach().cpu().numpy().copy())
-                rivals = [r for r in range(len(owner)) if owner[r] == owner[m]]
-                if outputs[owner[m]] and m == min(rivals, key=lambda r: best[r]["score"]):
-                    files.save(outputs[owner[m]], files.from_float(best[m]["w"], best[m]["b"], summary_meta(m)))
-
-    def select():
-        """Keep, for each exemplar, the candidate rule with the best int8 score so far."""
-        nonlocal owner, pool, sliced, nearest, optimizer
-        checkpoint(evaluate())
-        keep = [min((r for r in range(len(owner)) if owner[r] == m), key=lambda r: best[r]["score"])
-                for m in range(count)]
-        index = torch.tensor(keep, device=device)
-        moments = {name: optimizer.state[p] for name, p in model.named_parameters()}
-        for name, p in list(model.named_parameters()):
-            setattr(model, name, torch.nn.Parameter(p.detach()[index]))
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        for name, p in model.named_parameters():  # the kept rules go on with their own Adam moments
-            optimizer.state[p] = {key: value[index] if value.dim() else value for key, value in moments[name].items()}
-        best[:], history[:] = [best[r] for r in keep], [losses[keep] for losses in history]
-        owner, pool = list(range(count)), pool[index]
-        sliced = SlicedWasserstein(targets[index])
-        nearest = PatchNearestNeighbour(targets[index]) if patch_weight else None
+                if outputs[m]:
+                    files.save(outputs[m], files.from_float(best[m]["w"], best[m]["b"], summary_meta(m)))
 
     if progress:
         progress.stage(f"training μNCA {params}", total=iterations or budget)
@@ -331,8 +303,6 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
             if (it >= iterations) if iterations else (elapsed >= budget):
                 break
             fraction = it / iterations if iterations else elapsed / budget
-            if len(owner) > count and fraction >= select_at:
-                select()
             for group in optimizer.param_groups:  # cosine decay over the budget
                 group["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))))
             index = torch.from_numpy(rng.choice(pool_size, batch, replace=False)).to(device)
@@ -366,8 +336,6 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
         checkpoint(evaluate(), force=True)  # keep at least the current rule
         raise
     checkpoint(evaluate(), force=True)
-    if len(owner) > count:
-        select()
     seconds = time.monotonic() - started
     summaries, models = [], []
     for m in range(count):
