@@ -12,8 +12,10 @@ better) of a 256x256 render from a fresh seed after 1000 steps; also the int8 mo
 """
 
 import argparse
+import importlib
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from core.nca import codegen, files  # noqa: E402
 from core.nca.exemplars import KIND, PRESETS, exemplar_paths  # noqa: E402
 from core.nca.render import run_states  # noqa: E402
+from core.nca.quantize import to_binary  # noqa: E402
 from core.nca.runtime import Runtime, to_rgb  # noqa: E402
 from core.nca.rule import perception_kernels, seed_state  # noqa: E402
 
@@ -217,7 +220,8 @@ def main():
     import torch
     torch.set_num_threads(args.threads)
     score = judge()
-    report = {"note": "timings on a shared 2-core machine under load from other jobs"}
+    report = {"threads": args.threads, "cpus": os.cpu_count(),
+              "load_average_at_start": round(os.getloadavg()[0], 2)}  # timings suffer on a busy machine
     if not args.skip_speed:
         report["training_seconds_per_iteration"] = {str(p): training_speed(p) for p in (68, 588)}
         report["training_iterations_per_second"] = {
@@ -229,7 +233,7 @@ def main():
         report["presets"] = {}
         for path in sorted(PRESETS.glob("*.safetensors")):
             model = files.load(path)
-            report["presets"][path.stem] = {"params": model.params, "bytes_compact": 10 + 4 * model.channels + model.params,
+            report["presets"][path.stem] = {"params": model.params, "bytes_compact": len(to_binary(model.quantized)),
                                             **quality(model, exemplar_paths()[path.stem], score)}
     if args.picture:
         write_picture(args.picture)
