@@ -289,3 +289,6 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     result, summary = cli("render", tmp_path / "cut.nca", "--size", 16, "--steps", 2, "-o", tmp_path / "x.png",
                           check=False)
     assert result.returncode == 2 and "cut.nca" in summary["error"] and not (tmp_path / "x.png").exists()
+    result, summary = cli("train", EXEMPLARS / "stripes.png", "--grid", 16, "-o", tmp_path / "never.safetensors",
+                          check=False)
+    assert result.returncode == 2 and "--grid 16" in summary["error"] and not (tmp_path / "never.safetensors").exists()

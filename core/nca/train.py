@@ -222,6 +222,8 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
     The best model of each is written to its output; returns (summaries, models)."""
     if params not in (68, 150, 264, 588):
         raise AtelierError(f"--params {params}: μNCA sizes are 68, 150, 264 or 588 parameters")
+    if not 32 <= size <= 1024:  # the losses' coarsest scale pools by 4 and needs 7x7 patches
+        raise AtelierError(f"--grid {size}: the training grid must have 32 to 1024 cells a side")
     if not 0 <= patch_weight <= 100:
         raise AtelierError(f"--patch-weight {patch_weight}: must lie in [0, 100]")
     channels, count = channels_for(params), len(exemplar_paths)
