@@ -52,6 +52,19 @@ def test_sizes_and_compact_binary(params):
     assert step.max() <= 2 * np.abs(w_float).max() / 127
 
 
+def test_model_files_with_row_scales_only_still_load(tmp_path):
+    """Files written before the block scales (one scale per row) load with block scales of 1."""
+    from core.modelfile import save_model
+    model = stable_model(4)
+    row_scale = (np.abs(model.w).max(1) / 127).astype(np.float32)
+    w_q = np.rint(model.w / row_scale[:, None]).astype(np.int8)
+    save_model(tmp_path / "old.safetensors", files.KIND,
+               {"w": model.w, "b": model.b, "w_q": w_q, "w_scale": row_scale, "b_q": model.quantized["b_q"],
+                "b_scale": model.quantized["b_scale"]}, {"name": "old"})
+    w, _ = files.load(tmp_path / "old.safetensors").weights(quantized=True)
+    np.testing.assert_array_equal(w, w_q * row_scale[:, None])
+
+
 def test_training_rounds_weights_as_the_files_do():
     """Quantisation-aware training sees exactly the int8 weights the model file will hold."""
     import torch
