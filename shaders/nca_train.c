@@ -16,7 +16,17 @@
 #include <string.h>
 
 #define Y (4 * C)
-#define V 16  /* cells per chunk of a row: the compiler keeps a chunk's numbers in vector registers */
+/* Cells per chunk of a row: one vector register's worth, so that a chunk's C sums stay in
+ * registers (on AVX2, chunks of 16 spilled: the backward pass ran 2-4x slower). */
+#if defined(__AVX512F__)
+#define V 16
+#elif defined(__AVX__)
+#define V 8
+#else
+#define V 4
+#endif
+#define DW_I (C % 3 == 0 ? 3 : 2)  /* the dW tile (divides C) */
+#define DW_J 4                      /* (divides 4C) */
 typedef float vec __attribute__((vector_size(4 * V), aligned(4)));  /* V floats (GCC/Clang vectors) */
 typedef int ivec __attribute__((vector_size(4 * V)));                /* lane masks: -1 true, 0 false */
 
@@ -154,22 +164,20 @@ static void backward_row(const float *s, const float *g_all, float *g_next, floa
         dp_row[c * stride] = dp_row[c * stride + width];
         dp_row[c * stride + width + 1] = dp_row[c * stride + 1];
     }
-    /* dW += g·yᵀ, two columns of W at a time: their 2C sums stay in vector registers */
-    for (int j = 0; j < Y; j += 2) {
-        vec acc[2][C] = {{0}};
-        for (int x0 = 0; x0 < width; x0 += V) {
-            vec y0 = *(const vec *)&y[j][x0], y1 = *(const vec *)&y[j + 1][x0];
-            for (int i = 0; i < C; i++) {
-                vec gi = *(const vec *)&g[i][x0];
-                acc[0][i] += gi * y0;
-                acc[1][i] += gi * y1;
+    /* dW += g·yᵀ in tiles of DW_I rows by DW_J columns of W: the tile's sums stay in registers */
+    for (int i0 = 0; i0 < C; i0 += DW_I)
+        for (int j0 = 0; j0 < Y; j0 += DW_J) {
+            vec acc[DW_I][DW_J] = {{0}};
+            for (int x0 = 0; x0 < width; x0 += V) {
+                vec yj[DW_J], gi[DW_I];
+                for (int j = 0; j < DW_J; j++) yj[j] = *(const vec *)&y[j0 + j][x0];
+                for (int i = 0; i < DW_I; i++) gi[i] = *(const vec *)&g[i0 + i][x0];
+                for (int i = 0; i < DW_I; i++)
+                    for (int j = 0; j < DW_J; j++) acc[i][j] += gi[i] * yj[j];
             }
+            for (int i = 0; i < DW_I; i++)
+                for (int j = 0; j < DW_J; j++) *(vec *)dw_row[(i0 + i) * Y + j0 + j] += acc[i][j];
         }
-        for (int i = 0; i < C; i++) {
-            *(vec *)dw_row[i * Y + j] += acc[0][i];
-            *(vec *)dw_row[i * Y + j + 1] += acc[1][i];
-        }
-    }
     for (int i = 0; i < C; i++)
         for (int x0 = 0; x0 < width; x0 += V)
             for (int v = 0; v < V; v++) dw_row[C * Y + i][v] += g[i][x0 + v];
