@@ -17,3 +17,16 @@ def unregister_classes(classes, *scene_settings):
         delattr(bpy.types.Scene, name)
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)
+
+
+def sidebar_panels(feature, label, draw, spaces):
+    """The same sidebar panel (tab "Atelier", title ``label``) in each editor of ``spaces``
+    ({idname suffix: space type}), drawn by ``draw(layout, context)``; named
+    ATELIER_PT_<feature>_<suffix>."""
+    def draw_panel(self, context):
+        draw(self.layout, context)
+
+    return tuple(type(f"ATELIER_PT_{feature}_{suffix}", (bpy.types.Panel,),
+                      {"bl_idname": f"ATELIER_PT_{feature}_{suffix}", "bl_space_type": space,
+                       "bl_region_type": "UI", "bl_category": "Atelier", "bl_label": label, "draw": draw_panel})
+                 for suffix, space in spaces.items())

@@ -21,7 +21,7 @@ from ..core.strokes.cli import REFINE
 from . import gpencil
 from .images import image_file_for_worker
 from .jobs import WorkerOperator
-from .registration import register_classes, unregister_classes
+from .registration import register_classes, sidebar_panels, unregister_classes
 
 
 class AtelierStrokesSettings(bpy.types.PropertyGroup):
@@ -152,27 +152,9 @@ def _draw(layout, context):
     layout.operator(ATELIER_OT_strokes_image_to_strokes.bl_idname, icon="GREASEPENCIL")
 
 
-class _StrokesPanel:
-    bl_region_type = "UI"
-    bl_category = "Atelier"
-    bl_label = "Image to Strokes"
+panels = sidebar_panels("strokes", "Image to Strokes", _draw, {"image": "IMAGE_EDITOR", "view3d": "VIEW_3D"})
 
-    def draw(self, context):
-        _draw(self.layout, context)
-
-
-class ATELIER_PT_strokes_image(_StrokesPanel, bpy.types.Panel):
-    bl_space_type = "IMAGE_EDITOR"
-    bl_idname = "ATELIER_PT_strokes_image"
-
-
-class ATELIER_PT_strokes_view3d(_StrokesPanel, bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_idname = "ATELIER_PT_strokes_view3d"
-
-
-classes = (AtelierStrokesSettings, ATELIER_OT_strokes_image_to_strokes, ATELIER_PT_strokes_image,
-           ATELIER_PT_strokes_view3d)
+classes = (AtelierStrokesSettings, ATELIER_OT_strokes_image_to_strokes, *panels)
 
 
 def register():

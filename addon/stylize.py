@@ -23,7 +23,7 @@ from ..core.errors import AtelierError
 from .images import image_file_for_worker
 from .jobs import WorkerOperator
 from .preferences import models_dir, worker_device, worker_python
-from .registration import register_classes, unregister_classes
+from .registration import register_classes, sidebar_panels, unregister_classes
 from .worker_client import WorkerJob
 
 
@@ -319,23 +319,8 @@ def _draw_settings(layout, context):
     layout.prop(settings, "after_render")
 
 
-class _StylizePanel:
-    bl_region_type = "UI"
-    bl_category = "Atelier"
-    bl_label = "Stylise"
-
-    def draw(self, context):
-        _draw_settings(self.layout, context)
-
-
-class ATELIER_PT_stylize_image(_StylizePanel, bpy.types.Panel):
-    bl_space_type = "IMAGE_EDITOR"
-    bl_idname = "ATELIER_PT_stylize_image"
-
-
-class ATELIER_PT_stylize_sequencer(_StylizePanel, bpy.types.Panel):
-    bl_space_type = "SEQUENCE_EDITOR"
-    bl_idname = "ATELIER_PT_stylize_sequencer"
+panels = sidebar_panels("stylize", "Stylise", _draw_settings,
+                        {"image": "IMAGE_EDITOR", "sequencer": "SEQUENCE_EDITOR"})
 
 
 class ATELIER_PT_stylize_output(bpy.types.Panel):
@@ -357,7 +342,7 @@ class ATELIER_PT_stylize_output(bpy.types.Panel):
 classes = (
     AtelierStylizeKeyframe, AtelierStylizeSettings, ATELIER_OT_stylize_render_motion,
     ATELIER_OT_stylize_keyframe_add, ATELIER_OT_stylize_keyframe_remove, ATELIER_OT_stylize_train,
-    ATELIER_OT_stylize_run, ATELIER_PT_stylize_image, ATELIER_PT_stylize_sequencer, ATELIER_PT_stylize_output,
+    ATELIER_OT_stylize_run, *panels, ATELIER_PT_stylize_output,
 )
 
 
