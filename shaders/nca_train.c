@@ -79,9 +79,13 @@ static void step_row(const float *s, float *out, int height, int width, int row,
             vec here, p;
             perceive(k + 9 * c, pad, stride, row, c, x0, &here, &p);
             vec here_abs = vabs(here), p_abs = vabs(p);
+            #pragma GCC unroll 16
             for (int i = 0; i < C; i++) {
                 const float *wi = w + i * Y;
-                ds[i] += wi[c] * here + wi[C + c] * p + wi[2 * C + c] * here_abs + wi[3 * C + c] * p_abs;
+                ds[i] += wi[c] * here;  /* four fused multiply-adds into the accumulator */
+                ds[i] += wi[C + c] * p;
+                ds[i] += wi[2 * C + c] * here_abs;
+                ds[i] += wi[3 * C + c] * p_abs;
             }
         }
         int count = width - x0 < V ? width - x0 : V;
@@ -142,6 +146,7 @@ static void backward_row(const float *s, const float *g_all, float *g_next, floa
         for (int i = 0; i < C; i++) gi[i] = *(const vec *)&g[i][x0];
         for (int j0 = 0; j0 < Y; j0 += 4) {  /* four columns at a time: independent chains of FMAs */
             vec sum[4] = {{0}};
+            #pragma GCC unroll 16
             for (int i = 0; i < C; i++)
                 for (int j = 0; j < 4; j++) sum[j] += gi[i] * w[i * Y + j0 + j];
             for (int j = 0; j < 4; j++) dy[j0 + j] = sum[j];
