@@ -216,7 +216,7 @@ def train(exemplar_path, output=None, **options):
 
 def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, iterations=None,
                size=128, batch=4, pool_size=256, min_steps=32, max_steps=127, lr=2e-3,
-               qat_fraction=0.2, eval_every_s=20.0, seed=0, names=None, compile=True, patch_weight=1.0):
+               qat_fraction=0.2, eval_every_s=20.0, seed=0, names=None, compile=True, patch_weight=100.0):
     """Train one μNCA of ``params`` parameters per exemplar, side by side in one batched loop
     (the exemplars must then share a size), for at most ``minutes`` (or ``iterations``).
     The best model of each is written to its output; returns (summaries, models)."""
