@@ -93,7 +93,7 @@ def test_torch_step_matches_numpy_and_reference():
     np.testing.assert_allclose(ref, fast, atol=1e-5)
 
 
-@pytest.mark.parametrize("channels, width", [(4, 9), (6, 20), (8, 33), (12, 16)])  # widths off the C kernels' chunks of 4, 8 or 16 cells
+@pytest.mark.parametrize("channels, width", [(4, 9), (6, 20), (8, 33), (12, 16)])  # widths off the C kernels' chunks (4, 8 or 16 cells), and one full chunk
 def test_c_training_kernels_match_torch_autograd(channels, width):
     """The hand-written rollout and backward pass through time give autograd's numbers."""
     import torch

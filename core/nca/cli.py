@@ -16,6 +16,7 @@ def register(commands):
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--grid", type=int, default=128, help="training grid size (cells a side)")
     train.add_argument("--name", help="name stored in the model (default: the exemplar's)")
+    # the same default as train_many's (not imported from it: that would load torch for every command)
     train.add_argument("--patch-weight", type=float, default=100.0,
                        help="weight of the nearest-patch loss term beside sliced Wasserstein (0: off; "
                             "see docs/nca.md)")

@@ -9,8 +9,8 @@ Read top to bottom:
    as one C kernel with its own backward pass through time, fast.py);
 3. loss = multi-scale sliced-Wasserstein distance between image patches of the batch and
    of the exemplar (an optimal-transport loss; no VGG, nothing is downloaded)
-   + an overflow regulariser that keeps states in [-1, 1]
-   (+ optionally a nearest-patch term, PatchNearestNeighbour);
+   + ``patch_weight`` (100 by default, so it dominates) x a nearest-patch term
+   (PatchNearestNeighbour) + an overflow regulariser that keeps states in [-1, 1];
 4. each parameter's gradient is normalised to unit norm (the NCA papers' trick against
    exploding gradients through long rollouts), then Adam;
 5. the batch goes back into the pool.
