@@ -2,9 +2,13 @@
 
     python bench/nca.py                      # speed + quality of the shipped presets (minutes)
     python bench/nca.py --train              # + the issue's quality bar: 68 params x 10 min on the
-                                             #   pattern exemplars, 588 params x 30 min on all (hours)
+                                             #   pattern exemplars, 588 params x 30 min on the whole
+                                             #   benchmark set (hours)
     python bench/nca.py --train --minutes68 1 --minutes588 2    # a shorter version of the same
     python bench/nca.py --skip-speed --skip-runtimes --picture docs/images/nca_presets.png
+    python bench/nca.py --calibrate --skip-speed --skip-runtimes --skip-presets
+                                             # what the judge gives real photos: one crop
+                                             #   against another crop of the same photo
 
 Quality is the judge's ``normalized`` figure (../shared/eval/texture_score.py, lower is
 better) of a 256x256 render from a fresh seed after 1000 steps; also the int8 model's and the
@@ -14,6 +18,7 @@ better) of a 256x256 render from a fresh seed after 1000 steps; also the int8 mo
 import argparse
 import importlib
 import importlib.util
+import itertools
 import json
 import os
 import shutil
@@ -29,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.nca import codegen, files  # noqa: E402
-from core.nca.exemplars import KIND, PRESETS, exemplar_paths  # noqa: E402
+from core.nca.exemplars import KIND, PHOTO_CROP, PHOTOS, PRESETS, exemplar_paths, photo_crop  # noqa: E402
 from core.nca.render import run_states  # noqa: E402
 from core.nca.quantize import to_binary  # noqa: E402
 from core.nca.runtime import Runtime, to_rgb  # noqa: E402
@@ -188,6 +193,23 @@ def _glsl_speed(model, state, steps):
     return steps / (time.perf_counter() - started)
 
 
+def another_crop(score):
+    """The judge's figure for each photo exemplar's source photograph, one quarter of it (scaled
+    like the exemplar) scored against another quarter: what a perfect synthesis that copies
+    nothing can expect.  Returns {photo: [min, median, max]} over the 12 ordered pairs."""
+    from core.imageio import write_image
+    report = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, (photo, _, _) in PHOTOS.items():
+            quarters = [photo_crop(photo, top, left) for top in (0, PHOTO_CROP) for left in (0, PHOTO_CROP)]
+            paths = [Path(folder) / f"{name}{k}.png" for k in range(4)]
+            for path, quarter in zip(paths, quarters):
+                write_image(path, quarter)
+            figures = [score(quarters[i], paths[j]) for i, j in itertools.permutations(range(4), 2)]
+            report[name] = [round(float(f), 3) for f in (min(figures), np.median(figures), max(figures))]
+    return report
+
+
 def write_picture(path):
     """The presets' exemplars above 128x128 crops of their 1000-step renders (one cell a pixel: the
     same scale), each column labelled with the preset's name and parameter count."""
@@ -211,6 +233,7 @@ def main():
     parser.add_argument("--train", action="store_true", help="train the quality-bar models (long)")
     parser.add_argument("--minutes68", type=float, default=10.0)
     parser.add_argument("--minutes588", type=float, default=30.0)
+    parser.add_argument("--calibrate", action="store_true", help="score crops of the photos against each other")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-presets", action="store_true")
     parser.add_argument("--skip-runtimes", action="store_true")
@@ -235,13 +258,15 @@ def main():
             model = files.load(path)
             report["presets"][path.stem] = {"params": model.params, "bytes_compact": len(to_binary(model.quantized)),
                                             **quality(model, exemplar_paths()[path.stem], score)}
+    if args.calibrate and score:
+        report["another_crop_of_the_photo"] = another_crop(score)
     if args.picture:
         write_picture(args.picture)
     if args.train and score:
         from core.nca.train import train
         bar = {}
         with tempfile.TemporaryDirectory() as folder:
-            for params, minutes, kinds in ((68, args.minutes68, ("pattern",)), (588, args.minutes588, ("pattern", "photo"))):
+            for params, minutes, kinds in ((68, args.minutes68, ("pattern",)), (588, args.minutes588, ("pattern", "irregular", "photo"))):
                 for name, exemplar in exemplar_paths(kinds).items():
                     summary, model = train(exemplar, Path(folder) / f"{name}_{params}.safetensors",
                                            params=params, minutes=minutes)

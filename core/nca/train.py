@@ -21,6 +21,8 @@ far.  The last part of the time budget fine-tunes through fake quantisation (str
 through estimator) so the one-byte model keeps the float model's quality.
 """
 
+import concurrent.futures
+import functools
 import math
 import time
 
@@ -182,15 +184,28 @@ def _sorted(x):
     On the CPU the order comes from 16-bit keys (each row scaled to its own range) and numpy's
     radix sort, 6x faster than a float argsort and 12x faster than torch.sort: the sort was 70 %
     of the loss.  Values closer than 1/65535 of their row's range may keep their input order;
-    the loss then differs by less than 1e-5 relative (a test compares it with torch.sort's)."""
+    the loss then differs by less than 1e-5 relative (a test compares it with torch.sort's).
+    The rows are split between torch's threads (numpy sorts without holding the GIL)."""
     if x.device.type != "cpu":
         return x.sort(-1).values
-    values = x.detach().numpy()
-    low, high = values.min(-1, keepdims=True), values.max(-1, keepdims=True)
-    with np.errstate(invalid="ignore"):   # a diverged rollout (inf, NaN) scores inf in evaluate() anyway
-        keys = ((values - low) * (65535 / np.maximum(high - low, 1e-30))).astype(np.uint16)
-    order = np.argsort(keys, -1, kind="stable")
-    return x.gather(-1, torch.from_numpy(order))
+    values = x.detach().numpy().reshape(-1, x.shape[-1])
+    order = np.empty(values.shape, np.int64)
+
+    def sort_rows(rows):
+        part = values[rows]
+        low, high = part.min(-1, keepdims=True), part.max(-1, keepdims=True)
+        with np.errstate(invalid="ignore"):   # a diverged rollout (inf, NaN) scores inf in evaluate() anyway
+            keys = ((part - low) * (65535 / np.maximum(high - low, 1e-30))).astype(np.uint16)
+        order[rows] = np.argsort(keys, -1, kind="stable")
+
+    bounds = np.linspace(0, len(values), torch.get_num_threads() + 1).astype(int)
+    list(_sorting_pool().map(sort_rows, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]))
+    return x.gather(-1, torch.from_numpy(order).view(x.shape))
+
+
+@functools.cache
+def _sorting_pool():
+    return concurrent.futures.ThreadPoolExecutor(thread_name_prefix="atelier-sort")
 
 
 def overflow_loss(s):
