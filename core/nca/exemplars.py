@@ -1,14 +1,16 @@
 """The benchmark exemplars (128x128), made offline and shipped in core/assets/nca/exemplars.
 
-``python -m core.nca.exemplars`` rewrites them: three procedural patterns drawn with numpy
-(from regular to irregular: stripes, spots, checks, cells) and crops of scikit-image's bundled
-photographs (brick, grass, gravel and an immunohistochemistry slide, "tissue").  Kind "pattern"
-marks the stripe/spot-like half of the set that the quality bar for 68 parameters applies to.
+``python -m core.nca.exemplars`` rewrites them: procedural patterns drawn with numpy (from
+regular to irregular: stripes, spots, checks, ripples, cells) and crops of scikit-image's
+bundled photographs (brick, grass, gravel and an immunohistochemistry slide, "tissue").  Kind
+"pattern" marks the stripe/spot-like half of the set that the quality bar for 68 parameters
+applies to.
 
 Grass and gravel are presets but not in the benchmark set: the judge cannot tell another crop
-of the same photograph from a flat colour there (it scores 0.87-1.19, docs/nca.md), so a bar of
-0.5 on them would ask a model to copy its exemplar.  Brick and tissue crops score 0.3-0.7
-against each other, the range the judge is calibrated for.
+of the same photograph from a flat colour there (one quarter of the photo against another scores
+0.98-1.16, ``bench/nca.py --calibrate``), so a bar of 0.5 on them would ask a model to copy its
+exemplar.  Quarters of brick and of tissue score a median of 0.55 and 0.65 against each other,
+inside the judge's documented 0.15-0.7 for another crop of the same texture.
 """
 
 from pathlib import Path

@@ -185,7 +185,8 @@ def _sorted(x):
     radix sort, 6x faster than a float argsort and 12x faster than torch.sort: the sort was 70 %
     of the loss.  Values closer than 1/65535 of their row's range may keep their input order;
     the loss then differs by less than 1e-5 relative (a test compares it with torch.sort's).
-    The rows are split between torch's threads (numpy sorts without holding the GIL)."""
+    The rows are split between torch's threads: numpy releases the GIL while it sorts, though
+    on 2 cores a call of the loss's size only drops from 5.9 to 5.2 ms."""
     if x.device.type != "cpu":
         return x.sort(-1).values
     values = x.detach().numpy().reshape(-1, x.shape[-1])
