@@ -67,11 +67,53 @@ static inline void perceive(const float *kc, const float *pad, int stride, int r
 static inline vec vsign(vec v) { return __builtin_convertvector((v < 0.0f) - (v > 0.0f), vec); }
 static inline vec vabs(vec v) { return (vec)((ivec)v & 0x7fffffff); }
 
+/* From 6 channels on, step_row computes the W·y product on two chunks at once in blocks of
+ * OUT_BLOCK outputs (rows of W): 12 or 8 sums in registers, and each broadcast weight serves both
+ * chunks, a third fewer loads than one chunk at a time (588-parameter forward pass: 0.094 → 0.069 s,
+ * 80 steps of a batch of 4 on 2 threads).  With 4 channels that was 12 % slower than feeding each
+ * chunk's C sums straight from its perception, which then all fit in registers. */
+#define CHUNKS (C >= 6 ? 2 : 1)
+#define OUT_BLOCK (C % 6 == 0 ? 6 : 4)
+
 /* One step of eqs. 1-3 on row `row` of one sample: out = s + W·[s, p, |s|, |p|] + b. */
 static void step_row(const float *s, float *out, int height, int width, int row, int stride, float *pad,
                      const float *w, const float *b, const float *k) {
     size_t plane = (size_t)height * width;
     load_rows(s, height, width, row, stride, pad);
+#if C >= 6
+    for (int x0 = 0; x0 < width; x0 += CHUNKS * V) {
+        vec y[Y][CHUNKS];
+        for (int h = 0; h < CHUNKS; h++)
+            for (int c = 0; c < C; c++) {
+                vec here, p;
+                perceive(k + 9 * c, pad, stride, row, c, x0 + h * V, &here, &p);
+                y[c][h] = here;
+                y[C + c][h] = p;
+                y[2 * C + c][h] = vabs(here);
+                y[3 * C + c][h] = vabs(p);
+            }
+        for (int i0 = 0; i0 < C; i0 += OUT_BLOCK) {
+            vec ds[OUT_BLOCK][CHUNKS];
+            for (int i = 0; i < OUT_BLOCK; i++)
+                for (int h = 0; h < CHUNKS; h++) ds[i][h] = b[i0 + i] - (vec){0};
+            for (int j = 0; j < Y; j++) {
+                #pragma GCC unroll 8
+                for (int i = 0; i < OUT_BLOCK; i++) {
+                    float wij = w[(i0 + i) * Y + j];
+                    for (int h = 0; h < CHUNKS; h++) ds[i][h] += wij * y[j][h];
+                }
+            }
+            for (int h = 0; h < CHUNKS; h++) {
+                int start = x0 + h * V, count = width - start < V ? width - start : V;
+                for (int i = 0; i < OUT_BLOCK; i++)
+                    for (int v = 0; v < count; v++) {
+                        size_t at = (i0 + i) * plane + (size_t)row * width + start + v;
+                        out[at] = s[at] + ds[i][h][v];
+                    }
+            }
+        }
+    }
+#else  /* 4 channels: each chunk's perception feeds its C sums at once, all in registers */
     for (int x0 = 0; x0 < width; x0 += V) {
         vec ds[C];
         for (int i = 0; i < C; i++) ds[i] = b[i] - (vec){0};
@@ -93,6 +135,7 @@ static void step_row(const float *s, float *out, int height, int width, int row,
             for (int v = 0; v < count; v++)
                 out[i * plane + (size_t)row * width + x0 + v] = s[i * plane + (size_t)row * width + x0 + v] + ds[i][v];
     }
+#endif
 }
 
 /* states: (steps + 1) x N x C x H x X floats, states[0] given; fills states[1 .. steps].
@@ -100,7 +143,7 @@ static void step_row(const float *s, float *out, int height, int width, int row,
 void nca_forward(float *states, int steps, int samples, int batch, int height, int width,
                  const float *w, const float *b, const float *k, int threads) {
     size_t step_size = (size_t)samples * C * height * width;
-    int stride = (width + V - 1) / V * V + 2;
+    int stride = (width + CHUNKS * V - 1) / (CHUNKS * V) * (CHUNKS * V) + 2;  /* whole groups of chunks */
     #pragma omp parallel num_threads(threads)
     {
         float *pad = calloc((size_t)3 * C * stride, sizeof(float));
