@@ -79,12 +79,12 @@ PHOTOS = {"brick": ("brick", 100, 100), "grass": ("grass", 120, 120), "gravel": 
 PHOTO_CROP = 256  # photo pixels a side, scaled down to SIZE
 
 
-def photo_crop(photo, top, left, size=PHOTO_CROP):
-    """A size x size crop of one of scikit-image's bundled photographs, RGB, scaled to SIZE."""
+def photo_crop(photo, top, left):
+    """A PHOTO_CROP x PHOTO_CROP crop of one of scikit-image's bundled photographs, RGB, scaled to SIZE."""
     import cv2
     import skimage.data
     image = getattr(skimage.data, photo)()
-    image = image[top:top + size, left:left + size].astype(np.float32) / 255
+    image = image[top:top + PHOTO_CROP, left:left + PHOTO_CROP].astype(np.float32) / 255
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, 2)
     return cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
