@@ -75,7 +75,7 @@ def quality(model, exemplar, score):
             "float_2000": score(to_rgb(s2000), exemplar)}
 
 
-def training_speed(params, iterations=3, steps=64):
+def training_speed(params, iterations=5, steps=64):
     """Seconds per iteration (batch 4, 128x128, the same loss value; ``steps``-step rollouts,
     scaled to the mean rollout of 32-127 steps) of the reference loop and of the training loop:
 
@@ -84,7 +84,11 @@ def training_speed(params, iterations=3, steps=64):
     fast:      what training runs: the C kernels (or the compiled torch step where no C compiler
                works) and the gathered, numpy-sorted loss.
 
-    Each is split into forward rollout, loss (forward and backward) and backward through time."""
+    The two loops take turns, an iteration each, and the speed-up is the median of the ratios
+    of neighbouring iterations: this machine's speed drifts by up to 1.6x within a minute, so
+    timing one loop after the other measured the drift as much as the code.  Each loop's time
+    is its fastest iteration, split into forward rollout, loss (forward and backward) and
+    backward through time."""
     import torch
     from core.nca import fast
     from core.nca.model import reference_step, step
@@ -110,28 +114,36 @@ def training_speed(params, iterations=3, steps=64):
             x = compiled(x, kernels, w, b)
         return x
 
+    def iteration(i, rollout, loss):
+        """(rollout, loss, backward through time) x (wall-clock, CPU seconds) of one iteration"""
+        x = torch.from_numpy(seed_state(np.random.default_rng(i), 4, channels, 128, 128))[None]
+        clocks = [(time.perf_counter(), time.process_time())]
+        x = rollout(x)
+        clocks.append((time.perf_counter(), time.process_time()))
+        final = x.detach().requires_grad_()
+        (loss(final[:, :, :3] + 0.5) + overflow_loss(final)).sum().backward()
+        clocks.append((time.perf_counter(), time.process_time()))
+        x.backward(final.grad)  # the same backward pass as one .backward() through both
+        clocks.append((time.perf_counter(), time.process_time()))
+        return np.diff(np.array(clocks), axis=0).T * [[scale, 1, scale]]
+
     scale = (32 + 127) / 2 / steps
+    loops = {"reference": (reference, loss_fn.by_convolution), "fast": (fused, loss_fn)}
+    runs = {name: [] for name in loops}
+    for i in range(iterations + 1):  # the first iteration compiles and is not counted
+        for name in (list(loops) if i % 2 else list(loops)[::-1]):
+            runs[name].append(iteration(i, *loops[name]))
     result = {"kernel": "C" if c_kernels else "torch.compile", "threads": torch.get_num_threads(), "split": {}}
-    for name, rollout, loss in (("reference", reference, loss_fn.by_convolution), ("fast", fused, loss_fn)):
-        runs = []
-        for i in range(iterations + 1):  # the first iteration compiles
-            x = torch.from_numpy(seed_state(np.random.default_rng(i), 4, channels, 128, 128))[None]
-            clocks = [(time.perf_counter(), time.process_time())]
-            x = rollout(x)
-            clocks.append((time.perf_counter(), time.process_time()))
-            final = x.detach().requires_grad_()
-            (loss(final[:, :, :3] + 0.5) + overflow_loss(final)).sum().backward()
-            clocks.append((time.perf_counter(), time.process_time()))
-            x.backward(final.grad)  # the same backward pass as one .backward() through both
-            clocks.append((time.perf_counter(), time.process_time()))
-            # (rollout, loss, backward through time) in wall-clock and in CPU seconds
-            runs.append(np.diff(np.array(clocks), axis=0).T * [[scale, 1, scale]])
-        wall, cpu = min(runs[1:], key=lambda r: r[0].sum()), min(runs[1:], key=lambda r: r[1].sum())
+    for name, timings in runs.items():
+        wall = min(timings[1:], key=lambda r: r[0].sum())
         result[name] = round(wall[0].sum(), 4)
-        result[name + "_cpu"] = round(cpu[1].sum(), 4)  # CPU seconds: what an idle machine would take on 1 thread
+        result[name + "_cpu"] = round(min(r[1].sum() for r in timings[1:]), 4)  # CPU seconds (1 thread, idle)
         result["split"][name] = dict(zip(("rollout", "loss", "backward_through_time"), np.round(wall[0], 4).tolist()))
-    result["speedup"] = round(result["reference"] / result["fast"], 2)
-    result["speedup_cpu"] = round(result["reference_cpu"] / result["fast_cpu"], 2)
+    ratios = {clock: [r[clock].sum() / f[clock].sum() for r, f in zip(runs["reference"][1:], runs["fast"][1:])]
+              for clock in (0, 1)}
+    result["speedup"] = round(float(np.median(ratios[0])), 2)
+    result["speedup_range"] = [round(min(ratios[0]), 2), round(max(ratios[0]), 2)]
+    result["speedup_cpu"] = round(float(np.median(ratios[1])), 2)
     return result
 
 

@@ -131,7 +131,7 @@ def test_training_falls_back_to_torch_without_a_c_compiler(monkeypatch):
 
 
 def test_patch_loss_equals_its_convolution_form():
-    """Gathering the sampled patches and numpy's argsort compute the same loss and gradient
+    """Gathering the sampled patches and the C radix sort compute the same loss and gradient
     as projecting every patch by convolution and torch.sort."""
     import torch
     from core.nca.train import SlicedWasserstein
@@ -147,6 +147,28 @@ def test_patch_loss_equals_its_convolution_form():
     close = np.isclose(grad.numpy(), grad_reference.numpy(), rtol=0, atol=1e-2 * grad_reference.abs().max().item())
     assert close.mean() > 0.999
     assert (grad - grad_reference).norm() < 1e-2 * grad_reference.norm()
+
+
+def test_radix_sort_orders_rows_by_their_16_bit_keys():
+    """The loss's C sort gives numpy's stable argsort of the same 16-bit keys, row by row, at any
+    length, and still a permutation for a diverged row (NaN and infinities)."""
+    import torch
+    from core.nca import fast
+    rows = torch.from_numpy(np.random.default_rng(3).standard_normal((5, 7, 1000)).astype(np.float32))
+    rows[0, 0, ::3] = rows[0, 0, 0]  # ties keep their input order
+    rows[1, 1, 5], rows[1, 1, 9], rows[1, 1, 11] = float("nan"), float("inf"), -float("inf")
+    order = fast.argsort_rows(rows)
+    if order is None:
+        pytest.skip("no C compiler here")
+    values = rows.numpy().reshape(-1, 1000)
+    order = order.numpy().reshape(-1, 1000)
+    for row, (v, o) in enumerate(zip(values, order)):
+        if row == 8:  # the diverged row
+            assert sorted(o) == list(range(1000))
+            continue
+        low, high = v.min(), v.max()
+        keys = ((v - low) * np.float32(65535 / (high - low))).astype(np.uint16)
+        np.testing.assert_array_equal(o, np.argsort(keys, kind="stable"))
 
 
 def test_nearest_patch_loss_tells_texture_from_noise_of_its_colours():

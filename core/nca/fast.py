@@ -12,7 +12,8 @@ applies the exact chain rule:
 
 with g = dL/ds' and Kᵀ* the transposed (flipped) perception filter.  It is compiled once per
 channel count with the system C compiler and cached; where no compiler works (or on a GPU)
-training uses the torch step of model.py instead (same numbers, slower).
+training uses the torch step of model.py instead (same numbers, slower).  The loss's sort
+(``shaders/nca_sort.c``, a radix sort, see train._sorted) is built and loaded the same way.
 """
 
 import ctypes
@@ -28,40 +29,46 @@ import torch
 from ..paths import cache_dir
 from .rule import perception_kernels
 
-SOURCE = Path(__file__).resolve().parents[2] / "shaders" / "nca_train.c"
+SHADERS = Path(__file__).resolve().parents[2] / "shaders"
+SOURCE, SORT_SOURCE = SHADERS / "nca_train.c", SHADERS / "nca_sort.c"
 # tried in turn: the first set the compiler accepts wins (without OpenMP the kernels run on one thread)
 FLAG_SETS = (["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"])
-_libraries = {}
+_libraries = {}  # channels (or "sort") -> the loaded library, or None where none compiles
 _spare = []  # a state buffer whose backward pass is done: touching fresh pages costs more than the rule
 
 
-def _library(channels):
-    """The compiled kernels for ``channels`` (ctypes CDLL), or None without a working compiler."""
-    if channels in _libraries:
-        return _libraries[channels]
-    library, compiler = None, shutil.which(os.environ.get("CC", "cc"))
+def _compile(source, defines=()):
+    """``source`` built into a shared library (ctypes CDLL) with the first flags that work, cached
+    on disk under a hash of the source and flags; None without a working compiler."""
+    compiler = shutil.which(os.environ.get("CC", "cc"))
     cache = cache_dir()
-    for flags in FLAG_SETS if compiler and SOURCE.exists() else ():
-        flags = [*flags, "-shared", "-fPIC", "-std=gnu99", f"-DC={channels}"]
-        key = hashlib.sha1(SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
-        path = cache / f"nca_train_{channels}_{key}.so"
+    for flags in FLAG_SETS if compiler and source.exists() else ():
+        flags = [*flags, "-shared", "-fPIC", "-std=gnu99", *(f"-D{d}" for d in defines)]
+        key = hashlib.sha1(source.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
+        path = cache / f"{source.stem}_{key}.so"
         try:
             if not path.exists():
                 cache.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryDirectory(dir=cache) as folder:
                     built = Path(folder) / path.name
-                    subprocess.run([compiler, *flags, "-o", str(built), str(SOURCE), "-lm"],
+                    subprocess.run([compiler, *flags, "-o", str(built), str(source), "-lm"],
                                    check=True, capture_output=True, timeout=120)
                     os.replace(built, path)  # atomic: a parallel build never sees half a library
-            library = ctypes.CDLL(str(path))
+            return ctypes.CDLL(str(path))
         except (OSError, subprocess.SubprocessError):
             continue
-        floats, i = ctypes.POINTER(ctypes.c_float), ctypes.c_int
-        library.nca_forward.argtypes = [floats, i, i, i, i, i, floats, floats, floats, i]
-        library.nca_backward.argtypes = [floats, floats, floats, i, i, i, i, i, floats, floats, floats, floats, i]
-        break
-    _libraries[channels] = library
-    return library
+    return None
+
+
+def _library(channels):
+    """The compiled rollout kernels for ``channels``, or None without a working compiler."""
+    if channels not in _libraries:
+        library = _libraries[channels] = _compile(SOURCE, [f"C={channels}"])
+        if library:
+            floats, i = ctypes.POINTER(ctypes.c_float), ctypes.c_int
+            library.nca_forward.argtypes = [floats, i, i, i, i, i, floats, floats, floats, i]
+            library.nca_backward.argtypes = [floats, floats, floats, i, i, i, i, i, floats, floats, floats, floats, i]
+    return _libraries[channels]
 
 
 def _pointer(tensor):
@@ -99,6 +106,25 @@ class _Rollout(torch.autograd.Function):
                                  _pointer(db), ctx.threads)
         _spare[:] = [ctx.buffer]
         return grad, dw, db, None, None
+
+
+def argsort_rows(x):
+    """The permutation sorting each row of x (..., n), n ≤ 65536, by the C radix sort of
+    shaders/nca_sort.c (16-bit keys scaled to each row's range; see there), as an int64 tensor
+    of x's shape; None where it cannot run (no compiler, longer rows)."""
+    if "sort" not in _libraries:
+        library = _libraries["sort"] = _compile(SORT_SOURCE)
+        if library:
+            library.nca_argsort_rows.argtypes = [ctypes.POINTER(ctypes.c_float), ctypes.c_int, ctypes.c_int,
+                                                 ctypes.POINTER(ctypes.c_int64), ctypes.c_int]
+    library, n = _libraries["sort"], x.shape[-1]
+    if library is None or n > 65536 or x.numel() == 0:
+        return None
+    values = x.detach().to(torch.float32).reshape(-1, n).contiguous()
+    order = torch.empty(values.shape, dtype=torch.int64)
+    library.nca_argsort_rows(_pointer(values), len(values), n,
+                             ctypes.cast(order.data_ptr(), ctypes.POINTER(ctypes.c_int64)), torch.get_num_threads())
+    return order.view(x.shape)
 
 
 def available(channels, device):
