@@ -75,14 +75,14 @@ def quality(model, exemplar, score):
             "float_2000": score(to_rgb(s2000), exemplar)}
 
 
-def training_speed(params, iterations=5, steps=64):
+def training_speed(params, iterations=5, steps=64, device="cpu"):
     """Seconds per iteration (batch 4, 128x128, the same loss value; ``steps``-step rollouts,
     scaled to the mean rollout of 32-127 steps) of the reference loop and of the training loop:
 
     reference: torch's pad / depthwise conv / concatenate / 1x1 conv step, and the loss computed
                by convolution and torch.sort (SlicedWasserstein.by_convolution);
     fast:      what training runs: the C kernels (or the compiled torch step where no C compiler
-               works) and the gathered, numpy-sorted loss.
+               works, and on a GPU) and the gathered, radix-sorted loss (torch.sort on a GPU).
 
     The two loops take turns, an iteration each, and the speed-up is the median of the ratios
     of neighbouring iterations: this machine's speed drifts by up to 1.6x within a minute, so
@@ -93,12 +93,12 @@ def training_speed(params, iterations=5, steps=64):
     from core.nca import fast
     from core.nca.model import reference_step, step
     from core.nca.train import SlicedWasserstein, overflow_loss
-    channels = {68: 4, 588: 12}[params]
-    loss_fn = SlicedWasserstein(torch.rand(1, 3, 128, 128))
-    kernels = torch.from_numpy(perception_kernels(channels))
-    w = (torch.randn(1, channels, 4 * channels) * 0.01).requires_grad_()
-    b = torch.zeros(1, channels, requires_grad=True)
-    c_kernels = fast.available(channels, torch.device("cpu"))
+    channels, device = {68: 4, 588: 12}[params], torch.device(device)
+    loss_fn = SlicedWasserstein(torch.rand(1, 3, 128, 128, device=device))
+    kernels = torch.from_numpy(perception_kernels(channels)).to(device)
+    w = (torch.randn(1, channels, 4 * channels, device=device) * 0.01).requires_grad_()
+    b = torch.zeros(1, channels, device=device, requires_grad=True)
+    c_kernels = fast.available(channels, device)
     compiled = None if c_kernels else torch.compile(step, dynamic=False)
 
     def reference(x):
@@ -116,15 +116,21 @@ def training_speed(params, iterations=5, steps=64):
 
     def iteration(i, rollout, loss):
         """(rollout, loss, backward through time) x (wall-clock, CPU seconds) of one iteration"""
-        x = torch.from_numpy(seed_state(np.random.default_rng(i), 4, channels, 128, 128))[None]
-        clocks = [(time.perf_counter(), time.process_time())]
+        x = torch.from_numpy(seed_state(np.random.default_rng(i), 4, channels, 128, 128))[None].to(device)
+
+        def clock():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            return time.perf_counter(), time.process_time()
+
+        clocks = [clock()]
         x = rollout(x)
-        clocks.append((time.perf_counter(), time.process_time()))
+        clocks.append(clock())
         final = x.detach().requires_grad_()
         (loss(final[:, :, :3] + 0.5) + overflow_loss(final)).sum().backward()
-        clocks.append((time.perf_counter(), time.process_time()))
+        clocks.append(clock())
         x.backward(final.grad)  # the same backward pass as one .backward() through both
-        clocks.append((time.perf_counter(), time.process_time()))
+        clocks.append(clock())
         return np.diff(np.array(clocks), axis=0).T * [[scale, 1, scale]]
 
     scale = (32 + 127) / 2 / steps
@@ -133,7 +139,8 @@ def training_speed(params, iterations=5, steps=64):
     for i in range(iterations + 1):  # the first iteration compiles and is not counted
         for name in (list(loops) if i % 2 else list(loops)[::-1]):
             runs[name].append(iteration(i, *loops[name]))
-    result = {"kernel": "C" if c_kernels else "torch.compile", "threads": torch.get_num_threads(), "split": {}}
+    result = {"kernel": "C" if c_kernels else "torch.compile", "device": str(device),
+              "threads": torch.get_num_threads(), "split": {}}
     for name, timings in runs.items():
         wall = min(timings[1:], key=lambda r: r[0].sum())
         result[name] = round(wall[0].sum(), 4)
@@ -250,6 +257,7 @@ def main():
     parser.add_argument("--skip-presets", action="store_true")
     parser.add_argument("--skip-runtimes", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="where training speed is measured: cpu or cuda")
     parser.add_argument("--picture", help="PNG: the exemplars (top) and the shipped presets after 1000 steps (bottom)")
     args = parser.parse_args()
     import torch
@@ -258,7 +266,7 @@ def main():
     report = {"threads": args.threads, "cpus": os.cpu_count(),
               "load_average_at_start": round(os.getloadavg()[0], 2)}  # timings suffer on a busy machine
     if not args.skip_speed:
-        report["training_seconds_per_iteration"] = {str(p): training_speed(p) for p in (68, 588)}
+        report["training_seconds_per_iteration"] = {str(p): training_speed(p, device=args.device) for p in (68, 588)}
         report["training_iterations_per_second"] = {
             p: round(1 / v["fast"], 3) for p, v in report["training_seconds_per_iteration"].items()}
     if not args.skip_runtimes:
