@@ -5,8 +5,12 @@
  *
  *     p = K_c * s_c,   y = [s, p, |s|, |p|],   s' = s + W·y + b          (torus wrap)
  *
- * Layout: N samples of C planes of H rows of X cells; sample n uses model n / batch, whose
- * W (C x 4C, row-major) and b (C) start at w + (n / batch)·4C², b + (n / batch)·C.
+ * Layout: N samples of H rows, each row the C channels' lines of X cells one after another,
+ * (N, H, C, X), so the cells a row of the rule reads and writes are one memory stream instead
+ * of C (against C planes of H rows, 588 parameters, 80 steps of a batch of 4 on 2 threads,
+ * medians of 12 interleaved rounds: forward 0.071 → 0.069 s, backward 0.154 → 0.147 s).
+ * Sample n uses model n / batch, whose W (C x 4C, row-major) and b (C) start at
+ * w + (n / batch)·4C², b + (n / batch)·C.
  * The forward pass keeps only the C-channel state of every step; the backward pass recomputes
  * the perception of each step from it.  All inner loops run along a row of cells so the
  * compiler vectorises them.
@@ -41,7 +45,7 @@ static void load_rows(const float *s, int height, int width, int row, int stride
     for (int u = row == 0 ? -1 : row + 1; u <= row + 1; u++) {
         int yy = (u + height) % height;
         for (int c = 0; c < C; c++) {
-            const float *line = s + ((size_t)c * height + yy) * width;
+            const float *line = s + ((size_t)yy * C + c) * width;
             float *dst = pad + (((u + 3) % 3) * C + c) * stride;
             for (int x = 0; x < width; x++) dst[x + 1] = line[x];
             dst[0] = line[width - 1];
@@ -87,7 +91,7 @@ static inline vec vabs(vec v) { return (vec)((ivec)v & 0x7fffffff); }
 /* One step of eqs. 1-3 on row `row` of one sample: out = s + W·[s, p, |s|, |p|] + b. */
 static void step_row(const float *s, float *out, int height, int width, int row, int stride, float *pad,
                      const float *w, const float *b, const float *k) {
-    size_t plane = (size_t)height * width;
+    size_t line = width, at_row = (size_t)row * C * width;
     load_rows(s, height, width, row, stride, pad);
 #if C >= 6
     for (int x0 = 0; x0 < width; x0 += CHUNKS * V) {
@@ -116,7 +120,7 @@ static void step_row(const float *s, float *out, int height, int width, int row,
                 int start = x0 + h * V, count = width - start < V ? width - start : V;
                 for (int i = 0; i < OUT_BLOCK; i++)
                     for (int v = 0; v < count; v++) {
-                        size_t at = (i0 + i) * plane + (size_t)row * width + start + v;
+                        size_t at = at_row + (i0 + i) * line + start + v;
                         out[at] = s[at] + ds[i][h][v];
                     }
             }
@@ -142,7 +146,7 @@ static void step_row(const float *s, float *out, int height, int width, int row,
         int count = width - x0 < V ? width - x0 : V;
         for (int i = 0; i < C; i++)
             for (int v = 0; v < count; v++)
-                out[i * plane + (size_t)row * width + x0 + v] = s[i * plane + (size_t)row * width + x0 + v] + ds[i][v];
+                out[at_row + i * line + x0 + v] = s[at_row + i * line + x0 + v] + ds[i][v];
     }
 #endif
 }
@@ -170,7 +174,7 @@ void nca_forward(float *states, int steps, int samples, int batch, int height, i
 }
 
 /* Backward through one step for row `row` of one sample, given g = dL/ds' (the sample's
- * planes): writes the direct part of dL/ds (identity, s and |s| columns) to g_next, and
+ * cells): writes the direct part of dL/ds (identity, s and |s| columns) to g_next, and
  * dL/dp = dy_p + sign(p)·dy_|p| (dy = Wᵀg) to the row's slot of the ring `dp`, laid out as
  * load_rows lays out states; adds g·yᵀ and g to dw_row (per lane).
  * rows: scratch for the row's s and p (2C lines) and g (C lines) of `stride` floats.
@@ -179,12 +183,12 @@ void nca_forward(float *states, int steps, int samples, int batch, int height, i
 static void backward_row(const float *s, const float *g_all, float *g_next, float *dp, int height, int width,
                          int row, int stride, float *pad, float *rows, const float *w, const float *k,
                          float (*dw_row)[V]) {
-    size_t plane = (size_t)height * width, at = (size_t)row * width;
+    size_t line = width, at = (size_t)row * C * width;
     float (*y)[stride] = (float (*)[stride])rows, (*g)[stride] = y + 2 * C;
     float *dp_row = dp + (size_t)(row % 3) * C * stride;
     load_rows(s, height, width, row, stride, pad);
     for (int c = 0; c < C; c++)  /* (the row buffer's cells past the width stay 0) */
-        memcpy(g[c], g_all + c * plane + at, sizeof(float) * width);
+        memcpy(g[c], g_all + at + c * line, sizeof(float) * width);
     for (int x0 = 0; x0 < width; x0 += 2 * V) {
         for (int h = 0; h < 2; h++)
             for (int c = 0; c < C; c++) {
@@ -213,11 +217,11 @@ static void backward_row(const float *s, const float *g_all, float *g_next, floa
                 vec direct = *(const vec *)&g[c][start] + dy[0][h] + vsign(here) * dy[2][h];
                 vec through_p = dy[1][h] + vsign(p) * dy[3][h];
                 if (count == V) {
-                    *(vec *)&g_next[c * plane + at + start] = direct;
+                    *(vec *)&g_next[at + c * line + start] = direct;
                     *(vec *)&dp_row[c * stride + start + 1] = through_p;
                 } else {
                     for (int v = 0; v < count; v++) {
-                        g_next[c * plane + at + start + v] = direct[v];
+                        g_next[at + c * line + start + v] = direct[v];
                         dp_row[c * stride + start + v + 1] = through_p[v];
                     }
                 }
@@ -263,12 +267,11 @@ static void backward_row(const float *s, const float *g_all, float *g_next, floa
  * with the filter flipped both ways, reading dp rows row-1, row, row+1 from the ring. */
 static void add_transposed_perception(const float *dp, int height, int width, int row, int stride,
                                       const float *k, float *g_next) {
-    size_t plane = (size_t)height * width;
     for (int c = 0; c < C; c++) {
         float flipped[9];
         vec unused, back;
         for (int i = 0; i < 9; i++) flipped[i] = k[9 * c + 8 - i];
-        float *out = g_next + c * plane + (size_t)row * width;
+        float *out = g_next + ((size_t)row * C + c) * width;
         for (int x0 = 0; x0 < width; x0 += V) {
             int count = width - x0 < V ? width - x0 : V;
             perceive(flipped, dp, stride, row, c, x0, &unused, &back);
@@ -284,7 +287,7 @@ static void add_transposed_perception(const float *dp, int height, int width, in
  * are kept aside for the torus wrap of the last row and of row 0, which is finished last. */
 void nca_backward(const float *states, float *grad, float *work, int steps, int samples, int batch,
                   int height, int width, const float *w, const float *k, float *dw, float *db, int threads) {
-    size_t plane = (size_t)height * width, sample = C * plane, step_size = samples * sample;
+    size_t sample = (size_t)C * height * width, step_size = samples * sample;
     int models = (samples + batch - 1) / batch, stride = (width + 2 * V - 1) / (2 * V) * (2 * V) + 2;  /* pairs of chunks */
     size_t slot = (size_t)C * stride;
     float *buffers[2] = {grad, work};

@@ -75,6 +75,12 @@ def _pointer(tensor):
     return ctypes.cast(tensor.data_ptr(), ctypes.POINTER(ctypes.c_float))
 
 
+def _swap_channels_and_rows(s):
+    """(M, B, C, H, W) viewed in the kernels' order (M, B, H, C, W), each row's channels
+    together, and back"""
+    return s.transpose(-3, -2)
+
+
 class _Rollout(torch.autograd.Function):
     """``steps`` steps of M rules on their batches: s (M, B, C, H, W), w (M, C, 4C), b (M, C)."""
 
@@ -86,26 +92,26 @@ class _Rollout(torch.autograd.Function):
         w, b = w.detach().contiguous(), b.detach().contiguous()
         size = (steps + 1) * s.numel()
         buffer = _spare.pop() if _spare and _spare[-1].numel() >= size else torch.empty(size)
-        states = buffer[:size].view(steps + 1, *s.shape)
-        states[0] = s
+        states = buffer[:size].view(steps + 1, models, batch, height, channels, width)  # the kernels' layout
+        states[0] = _swap_channels_and_rows(s)
         library.nca_forward(_pointer(states), steps, models * batch, batch, height, width,
                             _pointer(w), _pointer(b), _pointer(kernels), threads)
         ctx.save_for_backward(states, w, kernels)
         ctx.library, ctx.steps, ctx.threads, ctx.buffer = library, steps, threads, buffer
-        return states[steps].clone()
+        return _swap_channels_and_rows(states[steps]).contiguous()
 
     @staticmethod
     def backward(ctx, grad_out):
         states, w, kernels = ctx.saved_tensors
-        models, batch, channels, height, width = states.shape[1:]
-        grad = grad_out.contiguous().clone()
+        models, batch, height, channels, width = states.shape[1:]
+        grad = _swap_channels_and_rows(grad_out).clone(memory_format=torch.contiguous_format)
         work = torch.empty_like(grad)
         dw, db = torch.zeros_like(w), torch.zeros(models, channels)
         ctx.library.nca_backward(_pointer(states), _pointer(grad), _pointer(work), ctx.steps, models * batch,
                                  batch, height, width, _pointer(w), _pointer(kernels), _pointer(dw),
                                  _pointer(db), ctx.threads)
         _spare[:] = [ctx.buffer]
-        return grad, dw, db, None, None
+        return _swap_channels_and_rows(grad), dw, db, None, None
 
 
 def argsort_rows(x):
@@ -138,13 +144,13 @@ def run(s, w, b, steps):
     models, batch, _, height, width = s.shape
     kernels = torch.from_numpy(perception_kernels(s.shape[2]))
     w, b = w.detach().contiguous(), b.detach().contiguous()
-    pair = torch.empty((2, *s.shape))
-    pair[0] = s
+    pair = torch.empty((2, models, batch, height, s.shape[2], width))
+    pair[0] = _swap_channels_and_rows(s)
     for _ in range(steps):
         library.nca_forward(_pointer(pair), 1, models * batch, batch, height, width, _pointer(w), _pointer(b),
                             _pointer(kernels), torch.get_num_threads())
         pair[0] = pair[1]
-    return pair[0].clone()
+    return _swap_channels_and_rows(pair[0]).contiguous()
 
 
 def rollout(s, w, b, steps):
