@@ -82,13 +82,13 @@ class SlicedWasserstein:
 
     @staticmethod
     def _offsets(image_shape, patch, picks):
-        """Flat indices (n * 3·patch²) into a (3, h, w) image of the patches whose top-left
+        """Flat indices (n, 3·patch²) into a (3, h, w) image of the patches whose top-left
         corners are the ``picks``-th valid positions (row-major), in (c, dy, dx) order."""
         _, height, width = image_shape
         row, col = picks // (width - patch + 1), picks % (width - patch + 1)
         c, dy, dx = torch.meshgrid(*(torch.arange(n, device=picks.device) for n in (3, patch, patch)), indexing="ij")
         within = (c * height * width + dy * width + dx).flatten()
-        return ((row * width + col)[:, None] + within).flatten()
+        return (row * width + col)[:, None] + within
 
     def _levels(self, images, generator):
         """Per level: the pooled images (M·B, 3, h, w) and exemplars, the patch size, fresh unit
@@ -107,12 +107,12 @@ class SlicedWasserstein:
         loss = 0.0
         for x, target, patch, dirs, pick_s, pick_e in self._levels(images.flatten(0, 1), generator):
             n = len(pick_s)
-            index = self._offsets(x.shape[1:], patch, pick_s)
-            synth = x.flatten(1).gather(1, index.expand(x.shape[0], -1)).view(x.shape[0], n, -1) @ dirs.T
-            exemplar = target.flatten(1)[:, self._offsets(target.shape[1:], patch, pick_e)]
-            exemplar = exemplar.view(models, n, -1) @ dirs.T
-            # projections (N, P, n), each direction's values contiguous for the sort
-            synth, exemplar = synth.mT.contiguous(), exemplar.mT.contiguous()
+            # patches gathered as (N, 3·patch², n), so that the projections come out as (N, P, n),
+            # each direction's values contiguous for the sort (and the gradient for the scatter)
+            index = self._offsets(x.shape[1:], patch, pick_s).T.flatten()
+            synth = dirs @ x.flatten(1).gather(1, index.expand(x.shape[0], -1)).view(x.shape[0], -1, n)
+            exemplar = target.flatten(1)[:, self._offsets(target.shape[1:], patch, pick_e).T.flatten()]
+            exemplar = dirs @ exemplar.view(models, -1, n)
             synth_sorted = _sorted(synth).unflatten(0, (models, batch))  # (M, B, P, n)
             exemplar_sorted = _sorted(exemplar)[:, None]                 # (M, 1, P, n)
             loss = loss + (synth_sorted - exemplar_sorted).square().mean((1, 2, 3))
@@ -154,7 +154,7 @@ class PatchNearestNeighbour:
         height, width = x.shape[-2:]
         positions = (height - self.PATCH + 1) * (width - self.PATCH + 1)
         picks = torch.randperm(positions, generator=generator, device=x.device)[:count]
-        index = SlicedWasserstein._offsets(x.shape[1:], self.PATCH, picks)
+        index = SlicedWasserstein._offsets(x.shape[1:], self.PATCH, picks).flatten()
         return x.flatten(1).gather(1, index.expand(x.shape[0], -1)).view(x.shape[0], len(picks), -1)
 
     def __call__(self, images, generator=None):
