@@ -12,8 +12,9 @@ applies the exact chain rule:
 
 with g = dL/ds' and Kᵀ* the transposed (flipped) perception filter.  It is compiled once per
 channel count with the system C compiler and cached; where no compiler works (or on a GPU)
-training uses the torch step of model.py instead (same numbers, slower).  The loss's sort
-(``shaders/nca_sort.c``, a radix sort, see train._sorted) is built and loaded the same way.
+training uses the torch step of model.py instead (same numbers, slower).  The loss's kernels
+(``shaders/nca_loss.c``: the projections of sampled patches and a radix sort, see
+train.SlicedWasserstein) are built and loaded the same way.
 """
 
 import ctypes
@@ -30,10 +31,10 @@ from ..paths import cache_dir
 from .rule import perception_kernels
 
 SHADERS = Path(__file__).resolve().parents[2] / "shaders"
-SOURCE, SORT_SOURCE = SHADERS / "nca_train.c", SHADERS / "nca_sort.c"
+SOURCE, LOSS_SOURCE = SHADERS / "nca_train.c", SHADERS / "nca_loss.c"
 # tried in turn: the first set the compiler accepts wins (without OpenMP the kernels run on one thread)
 FLAG_SETS = (["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"])
-_libraries = {}  # channels (or "sort") -> the loaded library, or None where none compiles
+_libraries = {}  # channels (or "loss") -> the loaded library, or None where none compiles
 _spare = []  # a state buffer whose backward pass is done: touching fresh pages costs more than the rule
 
 
@@ -114,22 +115,70 @@ class _Rollout(torch.autograd.Function):
         return _swap_channels_and_rows(grad), dw, db, None, None
 
 
+def _loss_library():
+    if "loss" not in _libraries:
+        library = _libraries["loss"] = _compile(LOSS_SOURCE)
+        if library:
+            floats, longs, i = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int64), ctypes.c_int
+            projection = [floats, i, i, i, longs, i, i, floats, i, floats, i]
+            library.nca_project_patches.argtypes = projection
+            library.nca_project_patches_backward.argtypes = projection
+            library.nca_argsort_rows.argtypes = [floats, i, i, longs, i]
+    return _libraries["loss"]
+
+
+def _longs(tensor):
+    return ctypes.cast(tensor.data_ptr(), ctypes.POINTER(ctypes.c_int64))
+
+
+def loss_kernels_available(device):
+    """Whether the loss's C kernels compile (and load) here and can run on ``device``."""
+    return device.type == "cpu" and _loss_library() is not None
+
+
+class _PatchProjection(torch.autograd.Function):
+    """images (N, 3, h, w), corners (n,) int64, dirs (P, 3·patch²) -> (N, P, n); see project_patches."""
+
+    @staticmethod
+    def forward(ctx, images, corners, patch, dirs):
+        count, _, height, width = images.shape
+        out = torch.empty(count, len(dirs), len(corners))
+        _loss_library().nca_project_patches(_pointer(images), count, height, width, _longs(corners), len(corners),
+                                            patch, _pointer(dirs), len(dirs), _pointer(out), torch.get_num_threads())
+        ctx.save_for_backward(corners, dirs)
+        ctx.shape, ctx.patch = images.shape, patch
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        corners, dirs = ctx.saved_tensors
+        count, _, height, width = ctx.shape
+        grad_images = torch.zeros(ctx.shape)
+        _loss_library().nca_project_patches_backward(
+            _pointer(grad.contiguous()), count, height, width, _longs(corners), len(corners), ctx.patch,
+            _pointer(dirs), len(dirs), _pointer(grad_images), torch.get_num_threads())
+        return grad_images, None, None, None
+
+
+def project_patches(images, corners, patch, dirs):
+    """(N, P, n): the patch of ``patch`` x ``patch`` cells (3 channels, in (c, dy, dx) order) at
+    each top-left cell ``corners`` (row·w + col) of each image (N, 3, h, w), projected on each
+    direction ``dirs`` (P, 3·patch²); differentiable in the images.  Needs
+    :func:`loss_kernels_available`."""
+    return _PatchProjection.apply(images.float().contiguous(), corners.contiguous(), patch,
+                                  dirs.detach().float().contiguous())
+
+
 def argsort_rows(x):
     """The permutation sorting each row of x (..., n), n ≤ 65536, by the C radix sort of
-    shaders/nca_sort.c (16-bit keys scaled to each row's range; see there), as an int64 tensor
+    shaders/nca_loss.c (16-bit keys scaled to each row's range; see there), as an int64 tensor
     of x's shape; None where it cannot run (no compiler, longer rows)."""
-    if "sort" not in _libraries:
-        library = _libraries["sort"] = _compile(SORT_SOURCE)
-        if library:
-            library.nca_argsort_rows.argtypes = [ctypes.POINTER(ctypes.c_float), ctypes.c_int, ctypes.c_int,
-                                                 ctypes.POINTER(ctypes.c_int64), ctypes.c_int]
-    library, n = _libraries["sort"], x.shape[-1]
+    library, n = _loss_library(), x.shape[-1]
     if library is None or n > 65536 or x.numel() == 0:
         return None
     values = x.detach().to(torch.float32).reshape(-1, n).contiguous()
     order = torch.empty(values.shape, dtype=torch.int64)
-    library.nca_argsort_rows(_pointer(values), len(values), n,
-                             ctypes.cast(order.data_ptr(), ctypes.POINTER(ctypes.c_int64)), torch.get_num_threads())
+    library.nca_argsort_rows(_pointer(values), len(values), n, _longs(order), torch.get_num_threads())
     return order.view(x.shape)
 
 

@@ -70,8 +70,9 @@ class SlicedWasserstein:
     sorted projections of the synthesised patches are compared with those of the exemplar
     (sorting is the 1-D optimal transport plan).  Directions and subsets are fresh each call.
 
-    Only the chosen patches are gathered and projected (a matmul), rather than convolving the
-    whole image with the directions and then picking: the same numbers, several times cheaper.
+    On the CPU only the chosen patches are projected, by the C kernels of fast.py, rather than
+    convolving the whole image with the directions and then picking: the same numbers, several
+    times cheaper.  Elsewhere (a GPU, no C compiler) the loss is computed by convolution.
     """
 
     LEVELS = ((1, 1), (1, 5), (2, 5), (4, 5))
@@ -79,16 +80,6 @@ class SlicedWasserstein:
     def __init__(self, targets, projections=32, samples=4096):
         self.targets = [F.avg_pool2d(targets, pool) for pool, _ in self.LEVELS]  # targets (M, 3, H, W)
         self.projections, self.samples = projections, samples
-
-    @staticmethod
-    def _offsets(image_shape, patch, picks):
-        """Flat indices (n, 3·patch²) into a (3, h, w) image of the patches whose top-left
-        corners are the ``picks``-th valid positions (row-major), in (c, dy, dx) order."""
-        _, height, width = image_shape
-        row, col = picks // (width - patch + 1), picks % (width - patch + 1)
-        c, dy, dx = torch.meshgrid(*(torch.arange(n, device=picks.device) for n in (3, patch, patch)), indexing="ij")
-        within = (c * height * width + dy * width + dx).flatten()
-        return (row * width + col)[:, None] + within
 
     def _levels(self, images, generator):
         """Per level: the pooled images (M·B, 3, h, w) and exemplars, the patch size, fresh unit
@@ -103,16 +94,13 @@ class SlicedWasserstein:
 
     def __call__(self, images, generator=None):
         """images (M, B, 3, H, W) -> loss per model (M,)."""
+        if not fast.loss_kernels_available(images.device):
+            return self.by_convolution(images, generator)
         models, batch = images.shape[:2]
         loss = 0.0
         for x, target, patch, dirs, pick_s, pick_e in self._levels(images.flatten(0, 1), generator):
-            n = len(pick_s)
-            # patches gathered as (N, 3·patch², n), so that the projections come out as (N, P, n),
-            # each direction's values contiguous for the sort (and the gradient for the scatter)
-            index = self._offsets(x.shape[1:], patch, pick_s).T.flatten()
-            synth = dirs @ x.flatten(1).gather(1, index.expand(x.shape[0], -1)).view(x.shape[0], -1, n)
-            exemplar = target.flatten(1)[:, self._offsets(target.shape[1:], patch, pick_e).T.flatten()]
-            exemplar = dirs @ exemplar.view(models, -1, n)
+            synth = fast.project_patches(x, _corners(x.shape, patch, pick_s), patch, dirs)  # (M·B, P, n)
+            exemplar = fast.project_patches(target, _corners(target.shape, patch, pick_e), patch, dirs)
             synth_sorted = _sorted(synth).unflatten(0, (models, batch))  # (M, B, P, n)
             exemplar_sorted = _sorted(exemplar)[:, None]                 # (M, 1, P, n)
             loss = loss + (synth_sorted - exemplar_sorted).square().mean((1, 2, 3))
@@ -120,7 +108,8 @@ class SlicedWasserstein:
 
     def by_convolution(self, images, generator=None):
         """The same loss computed the straightforward way (project every patch with a convolution,
-        then pick and torch.sort): the yardstick in bench/nca.py and the check in the tests."""
+        then pick and torch.sort): the yardstick in bench/nca.py, the check in the tests, and the
+        loss where the C kernels do not run."""
         models, batch = images.shape[:2]
         loss = 0.0
         for x, target, patch, dirs, pick_s, pick_e in self._levels(images.flatten(0, 1), generator):
@@ -154,7 +143,10 @@ class PatchNearestNeighbour:
         height, width = x.shape[-2:]
         positions = (height - self.PATCH + 1) * (width - self.PATCH + 1)
         picks = torch.randperm(positions, generator=generator, device=x.device)[:count]
-        index = SlicedWasserstein._offsets(x.shape[1:], self.PATCH, picks).flatten()
+        c, dy, dx = torch.meshgrid(*(torch.arange(n, device=x.device) for n in (3, self.PATCH, self.PATCH)),
+                                   indexing="ij")
+        within = (c * height * width + dy * width + dx).flatten()  # a patch's cells, in (c, dy, dx) order
+        index = (_corners(x.shape, self.PATCH, picks)[:, None] + within).flatten()
         return x.flatten(1).gather(1, index.expand(x.shape[0], -1)).view(x.shape[0], len(picks), -1)
 
     def __call__(self, images, generator=None):
@@ -176,6 +168,13 @@ class PatchNearestNeighbour:
             missing = exemplar - synth.gather(2, nearest_synth[..., None].expand_as(exemplar))
             loss = loss + 0.5 * (foreign.square().mean((1, 2, 3)) + missing.square().mean((1, 2, 3)))
         return loss / len(self.POOLS)
+
+
+def _corners(image_shape, patch, picks):
+    """Flat indices (row·w + col) into an (h, w) plane of the top-left cells of the ``picks``-th
+    positions (row-major) where a ``patch`` x ``patch`` patch fits."""
+    width = image_shape[-1]
+    return picks // (width - patch + 1) * width + picks % (width - patch + 1)
 
 
 def _sorted(x):
