@@ -14,15 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__AVX512F__)
-#define V 16
-#elif defined(__AVX__)
-#define V 8
-#else
-#define V 4
-#endif
-typedef float vec __attribute__((vector_size(4 * V), aligned(4)));  /* V floats (GCC/Clang vectors) */
-#define AT(pointer) (*(const vec *)(pointer))
+#include "nca_vector.h"
+
 #define LANES 4                 /* vectors of directions a pick's sums take */
 #define BLOCK (LANES * V)      /* directions a pass over the picks projects on */
 #define TILE 8                 /* picks whose sums are stored, then written out transposed */

@@ -19,22 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nca_vector.h"  /* chunks of a row are V cells, one vector register's worth, so that a
+                            chunk's C sums stay in registers (on AVX2, chunks of 16 spilled: the
+                            backward pass ran 2-4x slower) */
+
 #define Y (4 * C)
-/* Cells per chunk of a row: one vector register's worth, so that a chunk's C sums stay in
- * registers (on AVX2, chunks of 16 spilled: the backward pass ran 2-4x slower). */
-#if defined(__AVX512F__)
-#define V 16
-#elif defined(__AVX__)
-#define V 8
-#else
-#define V 4
-#endif
 /* The dW tile: DW_I rows of W by DW_J columns of its s and p half, each with its |s| or |p|
  * twin (|y| is taken on the fly, so the row buffer holds only s and p) */
 #define DW_I 2
 #define DW_J (2 * C % 3 == 0 ? 3 : 2)
-typedef float vec __attribute__((vector_size(4 * V), aligned(4)));  /* V floats (GCC/Clang vectors) */
-typedef int ivec __attribute__((vector_size(4 * V)));                /* lane masks: -1 true, 0 false */
 
 /* The rows around row `row` of every channel, padded by one cell on each side (torus wrap),
  * in a ring of three slots: rows row-1, row, row+1 (counted without wrapping) are in slots
@@ -54,7 +47,6 @@ static void load_rows(const float *s, int height, int width, int row, int stride
     }
 }
 
-#define AT(pointer) (*(const vec *)(pointer))  /* V floats from any float address */
 /* Keeps a loaded vector in a register: GCC would fold the load into each multiply-add that uses
  * it, one load per FMA, and the loads, not the FMAs, then bound the loop. */
 #if defined(__x86_64__) || defined(__i386__)

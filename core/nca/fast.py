@@ -40,12 +40,14 @@ _spare = []  # a state buffer whose backward pass is done: touching fresh pages 
 
 def _compile(source, defines=()):
     """``source`` built into a shared library (ctypes CDLL) with the first flags that work, cached
-    on disk under a hash of the source and flags; None without a working compiler."""
+    on disk under a hash of the source, the shared headers and the flags; None without a
+    working compiler."""
     compiler = shutil.which(os.environ.get("CC", "cc"))
     cache = cache_dir()
     for flags in FLAG_SETS if compiler and source.exists() else ():
         flags = [*flags, "-shared", "-fPIC", "-std=gnu99", *(f"-D{d}" for d in defines)]
-        key = hashlib.sha1(source.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
+        headers = b"".join(header.read_bytes() for header in sorted(SHADERS.glob("*.h")))
+        key = hashlib.sha1(source.read_bytes() + headers + " ".join(flags).encode()).hexdigest()[:16]
         path = cache / f"{source.stem}_{key}.so"
         try:
             if not path.exists():
