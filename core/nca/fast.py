@@ -155,9 +155,9 @@ class _PatchProjection(torch.autograd.Function):
     def backward(ctx, grad):
         corners, dirs = ctx.saved_tensors
         count, _, height, width = ctx.shape
-        grad_images = torch.zeros(ctx.shape)
+        grad, grad_images = grad.contiguous(), torch.zeros(ctx.shape)  # (bound: the C call reads them)
         _loss_library().nca_project_patches_backward(
-            _pointer(grad.contiguous()), count, height, width, _longs(corners), len(corners), ctx.patch,
+            _pointer(grad), count, height, width, _longs(corners), len(corners), ctx.patch,
             _pointer(dirs), len(dirs), _pointer(grad_images), torch.get_num_threads())
         return grad_images, None, None, None
 
