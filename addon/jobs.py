@@ -9,8 +9,26 @@ Blender data changes only in ``finish``, on the main thread, once the worker suc
 import bpy
 
 from ..core.errors import AtelierError
-from .preferences import worker_device, worker_python
-from .worker_client import WorkerJob
+from .preferences import FULL_ZIP_HINT, custom_python, training_unavailable, worker_environment, worker_python
+from .worker_client import WorkerJob, WorkerStartError
+
+
+def start_worker(argv):
+    """A :class:`WorkerJob` for ``argv`` in the worker's Python; AtelierError (naming the preference) when
+    that Python cannot start."""
+    try:
+        return WorkerJob(argv, python=worker_python(), extra_env=worker_environment())
+    except WorkerStartError as error:
+        where = "Preferences > Add-ons > Atelier > Python with torch" if custom_python() else "Blender's own Python"
+        raise AtelierError(f"{error}; check {where}") from None
+
+
+def result_message(result):
+    """The worker's error as the artist should read it: a missing module names the zip or preference to use."""
+    if result.get("missing_module"):
+        module = "OpenCV" if result["missing_module"] == "cv2" else result["missing_module"]
+        return f"This needs {module}, which the worker's Python lacks: {FULL_ZIP_HINT}"
+    return result.get("message", result["type"])
 
 
 class WorkerOperator:
@@ -22,6 +40,19 @@ class WorkerOperator:
     """
 
     bl_options = {"REGISTER", "UNDO"}
+    needs = ()  # modules beyond numpy that the worker imports for this job ("torch", "cv2")
+
+    @classmethod
+    def poll(cls, context):
+        reason = cls.unavailable(context)
+        if reason:
+            cls.poll_message_set(reason)
+        return reason is None
+
+    @classmethod
+    def unavailable(cls, context):
+        """Why the operator cannot run now (greyed out, with this as its tooltip), or None."""
+        return training_unavailable(cls.needs) if cls.needs else None
 
     def worker_argv(self, context):
         raise NotImplementedError
@@ -31,11 +62,10 @@ class WorkerOperator:
 
     def _start(self, context):
         try:
-            argv = self.worker_argv(context)
+            return start_worker(self.worker_argv(context))
         except AtelierError as error:
             self.report({"ERROR"}, str(error))
             return None
-        return WorkerJob(argv, python=worker_python(), extra_env={"ATELIER_DEVICE": worker_device().lower()})
 
     def _conclude(self, context, job):
         result = job.result or {"type": "error", "message": "the worker gave no result"}
@@ -43,7 +73,7 @@ class WorkerOperator:
             self.report({"WARNING"}, "Cancelled; nothing was changed")
             return {"CANCELLED"}
         if result["type"] == "error":
-            self.report({"ERROR"}, result["message"])
+            self.report({"ERROR"}, result_message(result))
             return {"CANCELLED"}
         try:
             return self.finish(context, result["summary"])

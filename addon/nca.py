@@ -98,6 +98,7 @@ class ATELIER_OT_nca_train(WorkerOperator, bpy.types.Operator):
     """Train a μNCA on the exemplar in the worker (ESC cancels; the best model so far is kept)"""
     bl_idname = "atelier.nca_train"
     bl_label = "Train μNCA"
+    needs = ("torch",)
 
     def worker_argv(self, context):
         s = settings(context)
@@ -129,8 +130,10 @@ class ATELIER_OT_nca_bake(WorkerOperator, bpy.types.Operator):
     bl_label = "Bake μNCA"
 
     @classmethod
-    def poll(cls, context):
-        return context.object is not None and context.object.active_material is not None
+    def unavailable(cls, context):
+        if context.object is None or context.object.active_material is None:
+            return "Select an object with a material to bake the texture into"
+        return super().unavailable(context)
 
     def worker_argv(self, context):
         s = settings(context)

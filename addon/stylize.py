@@ -21,10 +21,11 @@ import bpy
 
 from ..core.errors import AtelierError
 from .images import image_file_for_worker
-from .jobs import WorkerOperator
-from .preferences import models_dir, worker_device, worker_python
+from .jobs import WorkerOperator, result_message, start_worker
+from .preferences import models_dir
 from .registration import register_classes, sidebar_panels, unregister_classes
-from .worker_client import WorkerJob
+
+NEEDS = ("torch", "cv2")  # the stylisation network and its optical-flow guides
 
 
 def unique_path(path):
@@ -233,6 +234,7 @@ class ATELIER_OT_stylize_train(WorkerOperator, bpy.types.Operator):
 
     bl_idname = "atelier.stylize_train"
     bl_label = "Train & Stylise"
+    needs = NEEDS
 
     def worker_argv(self, context):
         settings = context.scene.atelier_stylize
@@ -252,6 +254,7 @@ class ATELIER_OT_stylize_run(WorkerOperator, bpy.types.Operator):
 
     bl_idname = "atelier.stylize_run"
     bl_label = "Stylise with Model"
+    needs = NEEDS
 
     def worker_argv(self, context):
         settings = context.scene.atelier_stylize
@@ -276,13 +279,15 @@ def stylize_written_frame(scene):
         return None
     target = written.parent.with_name(written.parent.name + "_stylised")  # Atelier's own folder, reused per frame
     with tempfile.TemporaryDirectory(prefix="atelier_stylize_") as temporary:
-        job = WorkerJob(["stylize", "run", str(model), "--frames", str(written.parent), "--only", written.name,
-                         "-o", str(Path(temporary) / "out")],
-                        python=worker_python(), extra_env={"ATELIER_DEVICE": worker_device().lower()})
+        try:
+            job = start_worker(["stylize", "run", str(model), "--frames", str(written.parent), "--only", written.name,
+                                "-o", str(Path(temporary) / "out")])
+        except AtelierError as error:
+            print(f"Atelier: Stylise after render failed for {written}: {error}", file=sys.stderr)
+            return None
         result = job.wait()
         if result["type"] != "result":
-            print(f"Atelier: Stylise after render failed for {written}: {result.get('message', result['type'])}",
-                  file=sys.stderr)
+            print(f"Atelier: Stylise after render failed for {written}: {result_message(result)}", file=sys.stderr)
             return None
         target.mkdir(exist_ok=True)
         produced = Path(temporary) / "out" / (written.stem + ".png")

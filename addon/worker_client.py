@@ -11,6 +11,10 @@ from pathlib import Path
 EXTENSION_ROOT = Path(__file__).resolve().parent.parent
 
 
+class WorkerStartError(Exception):
+    """The worker's interpreter could not be started (missing, not executable, not a program)."""
+
+
 class WorkerJob:
     """One ``atelier`` command running in a worker process.
 
@@ -20,10 +24,16 @@ class WorkerJob:
     """
 
     def __init__(self, argv, python=None, extra_env=None):
-        env = dict(os.environ, PYTHONPATH=str(EXTENSION_ROOT), PYTHONUNBUFFERED="1", **(extra_env or {}))
-        self.process = subprocess.Popen(
-            [python or sys.executable, "-m", "core.worker"], cwd=str(EXTENSION_ROOT), env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        env = dict(os.environ, PYTHONPATH=str(EXTENSION_ROOT), PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8",
+                   **(extra_env or {}))
+        python = python or sys.executable
+        try:
+            self.process = subprocess.Popen(
+                [python, "-m", "core.worker"], cwd=str(EXTENSION_ROOT), env=env, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
+                bufsize=1)
+        except OSError as error:
+            raise WorkerStartError(f"{python}: cannot start the worker's Python ({error.strerror or error})") from None
         self.messages = queue.Queue()
         self.result = None
         self.finished = False

@@ -14,7 +14,7 @@ import sys
 import time
 
 from . import __version__
-from .errors import AtelierError, Cancelled
+from .errors import AtelierError, Cancelled, missing_module_message
 from .progress import ConsoleProgress
 
 GROUPS = {
@@ -23,23 +23,32 @@ GROUPS = {
     "strokes": "StrokeNet: painting environment, agents, image to strokes",
     "stylize": "few-shot keyframe video stylisation",
     "demo": "run the headless-Blender demo",
+    "system": "what this Python can run: libraries, devices, kernels",
 }
 
 
-def build_parser():
+def build_parser(only=None):
+    """The whole parser, or with ``only`` (a group name) one whose other groups have no commands.
+
+    Each group's ``cli`` module is imported only when its commands are added, and only the group a
+    command needs is loaded: a light job (baking a preset, auto-drawing) then never imports the
+    modules that need torch or OpenCV, which Blender's own Python does not have.
+    """
     parser = argparse.ArgumentParser(prog="atelier", description="Tiny neural models for artists.")
     parser.add_argument("--version", action="version", version=f"atelier {__version__}")
     groups = parser.add_subparsers(dest="group", metavar="GROUP", required=True)
     for name, help_text in GROUPS.items():
         group_parser = groups.add_parser(name, help=help_text, description=help_text)
         commands = group_parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-        importlib.import_module(f".{name}.cli", __package__).register(commands)
+        if only in (None, name):
+            importlib.import_module(f".{name}.cli", __package__).register(commands)
     return parser
 
 
 def run_command(argv, progress):
     """Parse ``argv`` and run the command; returns its summary dict with ``seconds`` added."""
-    args = build_parser().parse_args(argv)
+    group = argv[0] if argv and argv[0] in GROUPS else None
+    args = build_parser(only=group).parse_args(argv)
     started = time.monotonic()
     summary = args.run(args, progress) or {}
     summary.setdefault("command", f"{args.group} {args.command}")
@@ -55,6 +64,11 @@ def main(argv=None):
     except AtelierError as error:
         print(f"atelier: error: {error}", file=sys.stderr)
         print(json.dumps({"command": " ".join(argv[:2]), "error": str(error)}))
+        return 2
+    except ModuleNotFoundError as error:
+        message = missing_module_message(error.name, argv)
+        print(f"atelier: error: {message}", file=sys.stderr)
+        print(json.dumps({"command": " ".join(argv[:2]), "error": message}))
         return 2
     except (KeyboardInterrupt, Cancelled):
         print("\natelier: interrupted; nothing half-written was left behind", file=sys.stderr)

@@ -18,7 +18,7 @@ import sys
 import threading
 import traceback
 
-from .errors import AtelierError, Cancelled
+from .errors import AtelierError, Cancelled, missing_module_message
 from .progress import JsonLinesProgress
 
 
@@ -53,6 +53,9 @@ def serve(stdin=None, stdout=None):
         return 130
     except AtelierError as error:
         send({"type": "error", "message": str(error)})
+        return 2
+    except ModuleNotFoundError as error:  # a feature whose wheels this Python lacks
+        send({"type": "error", "missing_module": error.name, "message": missing_module_message(error.name, argv)})
         return 2
     except SystemExit as error:  # argparse rejected the arguments
         send({"type": "error", "message": f"invalid arguments for atelier {' '.join(argv)} (exit {error.code})"})

@@ -50,4 +50,14 @@ assert torch.version.cuda is None, torch.__version__
 PY
   echo "$wanted" > "$stamp"
 fi
+# 3. Blender's own Python, for the tests that run Atelier as an artist installs it: a venv with
+#    bpy alone has exactly the modules Blender 5.0 bundles (numpy, OpenImageIO, requests, ...),
+#    and no torch, OpenCV, Pillow or safetensors.
+if [ ! -x .venv-blender/bin/python ] || ! .venv-blender/bin/python -c 'import bpy' 2>/dev/null; then
+  step "creating .venv-blender (bpy 5.0.1 only: Blender's own Python)"
+  rm -rf .venv-blender
+  "$PYTHON" -m venv .venv-blender || fail "could not create .venv-blender with $PYTHON"
+  .venv-blender/bin/python -m pip install -q "bpy==5.0.1" || fail "pip could not install bpy==5.0.1 into .venv-blender"
+fi
+
 step "ready: $(.venv/bin/python -c 'import bpy, torch, numpy; print(f"Blender {bpy.app.version_string}, torch {torch.__version__}, numpy {numpy.__version__}")' 2>/dev/null || echo '?')"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AtelierError
-from ..imageio import read_image
+from ..imageio import bits_per_channel, read_image
 from .exr import read_exr_channels
 
 FRAME_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".tga"}
@@ -40,18 +40,12 @@ def read_frame(path, size=None):
         raise AtelierError(f"{path}: EXR frames are not supported as colour frames; render PNG frames "
                            "(motion vectors in EXR go to --motion)")
     image = read_image(path)
-    if _is_16_bit(path):
+    if bits_per_channel(path) != 8:
         raise AtelierError(f"{path}: 16-bit frames are not supported; save the sequence as 8-bit PNG")
     if size is not None and image.shape[:2] != size:
         raise AtelierError(f"{path}: frame is {image.shape[1]}x{image.shape[0]}, "
                            f"the sequence is {size[1]}x{size[0]}; all frames must have the same size")
     return np.ascontiguousarray(image[:, :, :3]) if image.shape[2] >= 3 else np.repeat(image, 3, axis=2)
-
-
-def _is_16_bit(path):
-    import cv2  # imported by core.imageio with EXR enabled
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
-    return data is not None and data.dtype != np.uint8
 
 
 def read_frames(directory):

@@ -12,11 +12,16 @@ the neighbouring frame (``previous[t]``: t-1, ``following[t]``: t+1), x right, y
 
 import numpy as np
 
-from ..imageio import cv2
+
+def _cv2():
+    """OpenCV (its DIS flow, remap and blur): a wheel of the extension, so only the worker imports it."""
+    import cv2
+    return cv2
 
 
 def optical_flow(frames):
     """DIS optical flow (OpenCV, 'medium' preset) -> ``(previous, following)``, as from ``read_motion``."""
+    cv2 = _cv2()
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     grey = [cv2.cvtColor(np.round(f * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) for f in frames]
     previous = np.zeros((*frames.shape[:3], 2), np.float32)
@@ -29,6 +34,7 @@ def optical_flow(frames):
 
 def warp(image, flow):
     """Backward warp: ``out(x) = image(x + flow(x))``, bilinear, border pixels repeated."""
+    cv2 = _cv2()
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     return cv2.remap(image, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
@@ -111,6 +117,7 @@ def edge_guide(frames, sigma=1.0):
     """The edge guide G_edge of Jamriška et al. 2019: a difference of Gaussians of the luminance,
     mapped to [0, 1] around 0.5, so the network finds where a painter puts outlines without
     spending its first layers on it."""
+    cv2 = _cv2()
     out = np.empty(frames.shape[:3] + (1,), np.float32)
     for t, frame in enumerate(frames):
         luminance = frame @ np.float32([0.299, 0.587, 0.114])
