@@ -24,8 +24,8 @@ class WorkerJob:
     """
 
     def __init__(self, argv, python=None, extra_env=None):
-        env = dict(os.environ, PYTHONPATH=str(EXTENSION_ROOT), PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8",
-                   **(extra_env or {}))
+        env = {**os.environ, "PYTHONPATH": str(EXTENSION_ROOT), "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8",
+               **(extra_env or {})}
         python = python or sys.executable
         try:
             self.process = subprocess.Popen(
@@ -38,10 +38,14 @@ class WorkerJob:
         self.result = None
         self.finished = False
         self.stderr_tail = []
-        self.process.stdin.write(json.dumps({"argv": [str(word) for word in argv]}) + "\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(json.dumps({"argv": [str(word) for word in argv]}) + "\n")
+            self.process.stdin.flush()
+        except OSError:  # it exited at once (not Python?): the readers below report its stderr
+            pass
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_reader.start()
         threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
 
     def _read_stdout(self):
         for line in self.process.stdout:
@@ -51,6 +55,7 @@ class WorkerJob:
                 continue  # stray prints from libraries are not protocol messages
             self.messages.put(message)
         self.process.wait()
+        self._stderr_reader.join(timeout=5)  # its last lines explain an unexpected end
         self.messages.put(None)
 
     def _read_stderr(self):

@@ -1,9 +1,11 @@
 """Atelier in the real Blender: the extension enables, preferences and shared helpers work."""
 
+import json
 import sys
 import zipfile
 
 import numpy as np
+import pytest
 
 from blender_helpers import ADDON_MODULE, REPO_ROOT, run_blender_script
 
@@ -78,3 +80,27 @@ bpy.ops.render.render(write_still=True)
     assert image.min() < 0.2  # dark ink on the default world
     warmth = image[:, :, 0] - image[:, :, 2]  # the inner ring keeps its orange though the scene has no lamps
     assert warmth.max() > 0.5, image[np.unravel_index(warmth.argmax(), warmth.shape)]
+
+
+def test_check_reports_the_workers_python_and_a_broken_interpreter_is_named(blender, tmp_path):
+    bpy = blender
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    assert bpy.ops.atelier.check_worker() == {"FINISHED"}
+    report = json.loads(prefs.check_report)
+    assert report["numpy"] and report["python_version"].startswith("3.11") and report["kernel"]
+    assert report["features"]["nca_bake"] and report["image_codec"] == "OpenImageIO"
+
+    bpy.ops.mesh.primitive_plane_add()
+    bpy.context.object.data.materials.append(bpy.data.materials.new("Mat"))
+    prefs.worker_python = str(tmp_path / "no" / "python")
+    for operator in (bpy.ops.atelier.nca_bake, bpy.ops.atelier.check_worker):
+        with pytest.raises(RuntimeError, match=r"cannot start the worker's Python.*Python with torch"):
+            operator()
+    not_python = tmp_path / "not_python"
+    not_python.write_text("#!/bin/sh\necho 'this is not Python' >&2\nexit 3\n")
+    not_python.chmod(0o755)
+    prefs.worker_python = str(not_python)
+    with pytest.raises(RuntimeError, match="worker stopped unexpectedly.*this is not Python"):
+        bpy.ops.atelier.nca_bake()
+    assert not [g for g in bpy.data.node_groups if g.name.startswith("μNCA")]  # nothing made, nothing lost
+    prefs.worker_python = ""

@@ -81,7 +81,7 @@ def read_keyframe(path, size):
     if image.shape[2] in (2, 4):
         raise AtelierError(f"{path}: painted keyframe has an alpha channel; flatten it (paint over the frame) "
                            "and use --mask to limit the painted area")
-    if _is_16_bit(path) or Path(path).suffix.lower() == ".exr":
+    if Path(path).suffix.lower() == ".exr" or bits_per_channel(path) != 8:
         raise AtelierError(f"{path}: painted keyframe must be an 8-bit image (PNG or JPEG)")
     if image.shape[:2] != size:
         raise AtelierError(f"{path}: keyframe is {image.shape[1]}x{image.shape[0]}, "
