@@ -11,16 +11,23 @@ def torch_device():
     return torch.device("cpu")
 
 
-def cpu_threads(requested=None, most=8):
-    """Set torch's CPU threads to ``requested``, else to the cores the load average leaves idle
-    (at least 1, at most ``most``); returns the count.
+def available_cores():
+    """The cores this process may run on (its CPU affinity, which containers and ``taskset`` set)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
 
-    Training and inference run thousands of small operations, and at each one OpenMP threads wait
-    for each other; when another job holds a core they spin instead.  Measured on a 2-core machine
-    under load: a Sketch-RNN step took 20-50 s on two threads and 5.8 s on one, a StrokeNet paint
-    80 s and 23 s.
+
+def cpu_threads(requested=None, most=8):
+    """Set torch's CPU threads to ``requested``, else ``ATELIER_THREADS``, else the cores this process
+    may use (at most ``most``); returns the count.
+
+    Never from the load average: a background job of any priority would then silently halve the
+    speed of every training started beside it.
     """
     import torch
-    idle = (os.cpu_count() or 1) - round(os.getloadavg()[0])
-    torch.set_num_threads(max(1, requested or min(idle, most)))
+    from_environment = os.environ.get("ATELIER_THREADS", "")
+    wanted = requested or (int(from_environment) if from_environment.isdigit() else min(available_cores(), most))
+    torch.set_num_threads(max(1, wanted))
     return torch.get_num_threads()
