@@ -19,6 +19,7 @@ import numpy as np
 
 ADDON = "bl_ext.user_default.atelier"
 ALL_STEPS = ("bake_image", "bake_osl", "auto_draw", "image_to_strokes", "nca_train", "stylize")
+# "bake_default" (not in ALL_STEPS: slower) bakes a preset at the panel's own default size and steps
 
 
 def report(step, **fields):
@@ -95,6 +96,10 @@ def main():
 
     if "bake_image" in steps:
         run_operator("bake_image", bpy.ops.atelier.nca_bake, bake("IMAGE", 64, 200))
+    if "bake_default" in steps:
+        defaults = scene.atelier_nca.bl_rna.properties
+        run_operator("bake_default", bpy.ops.atelier.nca_bake,
+                     bake("IMAGE", defaults["size"].default, defaults["steps"].default))
     if "bake_osl" in steps:
         run_operator("bake_osl", bpy.ops.atelier.nca_bake, bake("OSL", 32, 100))
     if "auto_draw" in steps:
