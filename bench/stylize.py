@@ -35,7 +35,8 @@ OUT = ROOT / "out" / "bench"
 SCENE = OUT / "stylize_scene"
 JUDGE = ROOT.parent / "shared" / "eval" / "video_score.py"
 
-from core.imageio import cv2  # noqa: E402  (OpenCV with EXR enabled)
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # before the first cv2 import
+import cv2  # noqa: E402
 from core.stylize.exr import read_exr_channels  # noqa: E402
 
 PAINTERS = {  # BGR 8-bit frame (and its paper texture) -> painting

@@ -1,14 +1,17 @@
 """Keyframe stylisation core: training steps, tiled inference, guides, EXR motion, CLI and bad input."""
 
 import json
+import os
 
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # before the first cv2 import: the tests write EXR motion
+import cv2  # noqa: E402
 import numpy as np
 import pytest
 import torch
 
 from core.cli import run_command
 from core.errors import AtelierError, Cancelled
-from core.imageio import cv2, read_image, write_image
+from core.imageio import read_image, write_image
 from core.modelfile import read_model
 from core.progress import SilentProgress
 from core.stylize import guides, model as sty
