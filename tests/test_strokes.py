@@ -187,16 +187,17 @@ def test_wrong_model_kind_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.skipif(not SHIPPED_AGENT.exists(), reason="shipped models not built yet")
-def test_paint_command_end_to_end_with_shipped_models(tmp_path):
+@pytest.mark.parametrize("runtime", ["torch", "numpy"])
+def test_paint_command_end_to_end_with_shipped_models(tmp_path, runtime):
     image = np.ones((80, 100, 3), np.float32)
     image[20:60, 30:34] = 0
     image[38:42, 20:80] = 0.1
     write_image(tmp_path / "plus.png", image)
     run = atelier("paint", tmp_path / "plus.png", "--strokes", 3, "--refine", 10, "-o", tmp_path / "o.svg",
-                  "--png", tmp_path / "o.png", "--json", tmp_path / "o.json")
+                  "--png", tmp_path / "o.png", "--json", tmp_path / "o.json", "--runtime", runtime)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout.strip().splitlines()[-1])
-    assert 1 <= summary["strokes"] <= 3 and not summary["inverted"]
+    assert 1 <= summary["strokes"] <= 3 and not summary["inverted"] and summary["runtime"] == runtime
     drawn = read_image(tmp_path / "o.png")
     assert drawn.shape[:2] == (80, 100) and drawn.min() < 0.5
     assert json.loads((tmp_path / "o.json").read_text())["strokes"][0]["radii"]

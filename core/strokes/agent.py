@@ -31,14 +31,12 @@ import torch.nn.functional as F
 
 from ..errors import AtelierError, Cancelled
 from ..modelfile import read_model, save_model
-from .data import PEN_RADIUS, render_polylines, resample
-from .painter import N_POINTS, R_MAX, R_MIN, brush_radius, ink_union, render_alpha, stamp_cropped, stroke_samples
+from .constants import (CHAMFER, FAINT, N_POINTS, R_MAX, R_MIN, REFINE_LR, REFINE_POOLS, SIZE,
+                        SMOOTHNESS, brush_radius)
+from .data import PEN_RADIUS, resample
+from .painter import ink_union, render_alpha, render_polylines, stamp_cropped, stroke_samples
 
 KIND = "strokenet_agent"
-SIZE = 64
-SMOOTHNESS = 0.02     # lambda of the neighbouring-point penalty
-FAINT = 0.25          # pixels: smaller brush radii are lifted off the paper after refinement
-CHAMFER = 3.0         # weight of the chamfer term in inference refinement (judged best of 0.3, 1, 3)
 
 
 class Agent(nn.Module):
@@ -350,7 +348,7 @@ def chamfer(points, brush, target):
     return (distance.min(1).values.mean() + distance.min(0).values.mean()) / SIZE
 
 
-def refine(raw_points, raw_brush, target, iterations, lr=0.05, progress=None):
+def refine(raw_points, raw_brush, target, iterations, lr=REFINE_LR, progress=None):
     """Inference refinement: Adam on the raw stroke parameters through the differentiable real painter."""
     raw_points = raw_points.detach().clone().requires_grad_(True)
     raw_brush = raw_brush.detach().clone().requires_grad_(True)
@@ -360,7 +358,7 @@ def refine(raw_points, raw_brush, target, iterations, lr=0.05, progress=None):
     for step in range(iterations):
         points, brush = activate(raw_points, raw_brush)
         canvas = ink_union(render_alpha(points, brush, SIZE))[None]
-        loss = image_loss(canvas, target[None], pools=(2, 4, 8)) + CHAMFER * chamfer(points, brush, target) \
+        loss = image_loss(canvas, target[None], pools=REFINE_POOLS) + CHAMFER * chamfer(points, brush, target) \
             + SMOOTHNESS * smoothness(points) / len(points)
         optimiser.zero_grad()
         loss.backward()

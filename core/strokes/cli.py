@@ -2,9 +2,14 @@
 
     atelier strokes train-generator -o GEN [--minutes M]
     atelier strokes train-agent --generator GEN --data digits|kanji|hershey|shapes|DIR -o AGENT [--recurrent --steps K]
-    atelier strokes paint IMAGE [--agent AGENT] [--strokes K] [--invert] -o OUT.svg --png OUT.png [--json OUT.json]
+    atelier strokes paint IMAGE [--agent AGENT] [--strokes K] [--invert] [--runtime auto|numpy|torch]
+                                -o OUT.svg --png OUT.png [--json OUT.json]
+
+``paint`` needs neither torch nor OpenCV: without torch (Blender's own Python) it runs the numpy
+runtime (``runtime.py``); the training commands need torch.
 """
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -20,6 +25,7 @@ SHIPPED_AGENT = ASSETS / "agent_recurrent.safetensors"
 MAX_PIXELS = 8192 * 8192
 MAX_RENDER = 1024
 REFINE = 60        # default refinement steps: held-out judge coverage 0.83-0.92 at 30, 0.97 at 60 (bench/strokes.py)
+RUNTIMES = ("auto", "numpy", "torch")
 
 
 def _torch():
@@ -76,17 +82,31 @@ def train_agent_command(args, progress):
             **summary}
 
 
+def choose_runtime(runtime):
+    """"numpy" or "torch" for ``runtime`` in RUNTIMES: "auto" is torch where it is installed, else numpy
+    (Blender's own Python has numpy but no torch)."""
+    if runtime not in RUNTIMES:
+        raise AtelierError(f"--runtime {runtime}: choose one of {', '.join(RUNTIMES)}")
+    try:
+        torch_found = importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):   # a finder that refuses it, a half-removed module: not usable
+        torch_found = False
+    if runtime == "torch" and not torch_found:
+        raise AtelierError("--runtime torch: torch is not installed in this Python (use --runtime numpy)")
+    return "torch" if runtime == "torch" or (runtime == "auto" and torch_found) else "numpy"
+
+
 def image_to_strokes(image, name, agent_path=None, strokes=8, invert=None, colour=False, refine=REFINE, rounds=1,
-                     progress=None):
+                     progress=None, runtime="auto"):
     """An RGB(A) float image -> dict of strokes in the agent's [-1, 1] frame plus the framing needed to place them.
 
-    Returns ``{"points", "brush", "colours", "side", "inverted"}``; points cover the
-    centred square of side ``side`` (pixels) that holds the picture.
+    Returns ``{"points", "brush", "colours", "side", "inverted", "runtime"}``; points cover the
+    centred square of side ``side`` (pixels) that holds the picture.  ``runtime`` (see
+    :func:`choose_runtime`) picks the torch code (``agent.draw``) or its numpy twin (``runtime.draw``).
     """
-    torch = _torch()
-    from .agent import draw, load_agent
+    from . import runtime as numpy_runtime
     from .data import prepare, to_square
-    from .painter import render_alpha
+    runtime = choose_runtime(runtime)
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
         raise AtelierError(f"{name}: image is too large ({image.shape[1]}x{image.shape[0]}); "
                            f"at most {MAX_PIXELS // 1_000_000} megapixels")
@@ -94,46 +114,53 @@ def image_to_strokes(image, name, agent_path=None, strokes=8, invert=None, colou
         raise AtelierError(f"--strokes and --rounds must be at least 1, --refine at least 0 "
                            f"(got {strokes}, {rounds}, {refine})")
     ink, side, inverted = prepare(image, name, invert)
-    agent, hyper = load_agent(agent_path or SHIPPED_AGENT)
-    target = torch.from_numpy(ink)
-    points, brush = draw(agent, hyper.get("recurrent", False), target, strokes, refine, rounds, progress)
+    if runtime == "torch":
+        torch = _torch()
+        from .agent import draw, load_agent
+        agent, hyper = load_agent(agent_path or SHIPPED_AGENT)
+        points, brush = (a.numpy() for a in draw(agent, hyper.get("recurrent", False), torch.from_numpy(ink),
+                                                 strokes, refine, rounds, progress))
+    else:   # no torch.set_num_threads here (core.device.cpu_threads is torch's): numpy's BLAS keeps its own
+        agent, hyper = numpy_runtime.load_agent(agent_path or SHIPPED_AGENT)
+        points, brush = numpy_runtime.draw(agent, hyper.get("recurrent", False), ink, strokes, refine, rounds,
+                                           progress)
     colours = np.zeros((len(points), 3), np.float32)
     if colour and image.shape[2] >= 3:
         rgb = to_square(image[:, :, :3])
-        with torch.no_grad():
-            alphas = render_alpha(points, brush, rgb.shape[0]).numpy()
+        alphas = numpy_runtime.render_alphas(points, brush, rgb.shape[0])
         for k, alpha in enumerate(alphas):
             mask = (alpha > 0.5) & (ink > 0.25)
             if mask.any():
                 colours[k] = np.median(rgb[mask], axis=0)
-    return {"points": points.numpy(), "brush": brush.numpy(), "colours": colours, "side": side, "inverted": inverted}
+    return {"points": points, "brush": brush, "colours": colours, "side": side, "inverted": inverted,
+            "runtime": runtime}
 
 
 def paint_command(args, progress):
     from ..imageio import read_image, write_image
-    from .painter import grease_pencil_strokes, render, to_svg
+    from .runtime import grease_pencil_strokes, render, resize_bilinear, to_svg
     svg = _output(args.output, (".svg",))
     progress.stage("drawing")
     image = read_image(args.image)
     h, w = image.shape[:2]
     result = image_to_strokes(image, args.image, args.agent, args.strokes, True if args.invert else None,
-                              args.colour, args.refine, args.rounds, progress)
+                              args.colour, args.refine, args.rounds, progress, args.runtime)
     progress.stage("writing", 3)
     side = result["side"]
     crop = ((side - w) // 2, (side - h) // 2, w, h)
     write_text_atomic(svg, to_svg(result["points"], result["brush"], side, result["colours"], crop=crop))
-    summary = {"svg": str(svg), "strokes": len(result["points"]), "inverted": result["inverted"]}
+    summary = {"svg": str(svg), "strokes": len(result["points"]), "inverted": result["inverted"],
+               "runtime": result["runtime"]}
     progress.update(1)
     if args.png:
         png = _output(args.png, (".png",))
         scale = min(1.0, MAX_RENDER / side)
         size = max(64, int(round(side * scale)))
-        canvas = render(result["points"], result["brush"], size, result["colours"])
+        canvas = render(result["points"], result["brush"], size, result["colours"])   # the real painter, numpy
         x0, y0 = int(round(crop[0] * size / side)), int(round(crop[1] * size / side))
         canvas = canvas[y0:y0 + max(1, int(round(h * size / side))), x0:x0 + max(1, int(round(w * size / side)))]
         if canvas.shape[:2] != (h, w):
-            import cv2
-            canvas = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_LINEAR)
+            canvas = resize_bilinear(canvas, h, w)
         write_image(png, canvas)
         summary["png"] = str(png)
     progress.update(2)
@@ -184,6 +211,8 @@ def register(commands):
                    help=f"gradient steps through the real painter (default {REFINE}; 0: the agent alone)")
     p.add_argument("--rounds", type=int, default=1,
                    help="refinement rounds: after each, the agent may add strokes where pruned ones were (default 1)")
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                   help="torch, or numpy alone (what Blender's own Python has); auto: torch where installed")
     p.add_argument("-o", "--output", required=True, help="SVG file")
     p.add_argument("--png", help="PNG rendered by the real painting program")
     p.add_argument("--json", help="grease-pencil strokes (positions, radii, colours) as JSON")

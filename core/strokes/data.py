@@ -18,9 +18,9 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import AtelierError
 from ..paths import cache_dir
-from .painter import N_POINTS, render_polylines
+from .constants import N_POINTS, SIZE
+from .runtime import to_square_area
 
-SIZE = 64
 PEN_RADIUS = 0.025      # fixed pen for characters: 1.6 px at 64 px
 MAX_KANJI_STROKES = 6   # characters an 8-stroke agent can plausibly redraw
 DATASETS = ("digits", "kanji", "hershey", "shapes")
@@ -199,6 +199,7 @@ def resample(polyline, count=N_POINTS):
 def ink_images(name, split="train"):
     """Ink images (N, SIZE, SIZE) float32 of dataset ``name`` (or a folder of image files); every 5th is 'test'."""
     if name in DATASETS:
+        from .painter import render_polylines   # torch: training data only
         cache = cache_dir() / f"strokes_{name}_{SIZE}.npy"
         if cache.is_file():
             images = np.load(cache, allow_pickle=False)
@@ -255,10 +256,6 @@ def prepare(image, name="image", invert=None, size=SIZE):
 
 
 def to_square(image, size=SIZE):
-    """Pad (H, W[, C]) centred to a square with zeros and resize it to ``size``: the agents' frame."""
-    import cv2
-    h, w = image.shape[:2]
-    side = max(h, w)
-    square = np.zeros((side, side) + image.shape[2:], np.float32)
-    square[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = image
-    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
+    """Pad (H, W[, C]) centred to a square with zeros and area-resize it to ``size``: the agents' frame
+    (numpy alone, as :func:`prepare`: both run in Blender's own Python)."""
+    return to_square_area(image, size)

@@ -8,7 +8,9 @@ exactly (the capsule between two samples, radius interpolated linearly), which i
 of stamping infinitely densely, so no beading appears whatever the sampling rate.
 
 Everything is batched torch (the same code is differentiable, which the agent uses to refine
-its strokes); :func:`render` is the numpy entry point.  Canvases are *ink* maps: 0 = paper,
+its strokes); :func:`render` is the numpy entry point.  ``runtime.py`` has the same painter (and its
+gradients) in numpy alone for Blender's own Python; the exports (:func:`grease_pencil_strokes`,
+:func:`to_svg`) live there, one implementation for both.  Canvases are *ink* maps: 0 = paper,
 1 = full ink; :func:`composite` lays coloured strokes on white paper with the blending rule
 ``canvas <- canvas * (1 - alpha) + colour * alpha``.
 """
@@ -16,14 +18,8 @@ its strokes); :func:`render` is the numpy entry point.  Canvases are *ink* maps:
 import numpy as np
 import torch
 
-N_POINTS = 16
-R_MIN, R_MAX = 0.004, 0.06   # brush radius as a fraction of the image size, for b = 0 and b = 1
-ALPHA = 0.5                   # centripetal parametrisation (Yuksel et al. 2011)
-
-
-def brush_radius(brush):
-    """Radius (fraction of image size) of brush value ``b`` in [0, 1]."""
-    return R_MIN + (R_MAX - R_MIN) * brush
+from .constants import ALPHA, N_POINTS, R_MAX, R_MIN, brush_radius, samples_per_segment  # noqa: F401 (re-exported)
+from .runtime import grease_pencil_strokes, to_svg  # noqa: F401 (numpy exports, shared with the numpy runtime)
 
 
 def catmull_rom(points, samples_per_segment):
@@ -56,10 +52,6 @@ def catmull_rom(points, samples_per_segment):
     curve = ((t2 - t) * b1 + (t - t1) * b2) / (t2 - t1)
     curve = curve.flatten(-3, -2)
     return torch.cat([curve, points[..., -1:, :]], dim=-2)
-
-
-def samples_per_segment(size):
-    return max(4, size // 32)
 
 
 def stroke_samples(points, brush, size):
@@ -172,41 +164,3 @@ def render_polylines(polylines, radius, size):
             xy = torch.cat([xy, xy])
         ink = torch.maximum(ink, stamp_cropped(xy, torch.full((len(xy),), radius * size), size))
     return ink.numpy()
-
-
-def grease_pencil_strokes(points, brush, colours=None, samples=4):
-    """Per-point positions (m, 2) in [-1, 1], radii (m,) as a fraction of the image size, and colour, per stroke.
-
-    The spline is resampled ``samples`` times per segment so the grease-pencil curve follows
-    the painted one; radius = r(b) * pressure, as the painter stamps it.  Where the pen is lifted
-    (pressure 0) at a stroke's ends, those points are left out; a stroke never touching the paper is dropped.
-    """
-    points = torch.as_tensor(np.asarray(points, np.float32))
-    brush = np.asarray(brush, np.float32)
-    dense = catmull_rom(points, samples).numpy()
-    colours = np.zeros((len(points), 3), np.float32) if colours is None else np.asarray(colours, np.float32)
-    strokes = []
-    for d, b, c in zip(dense, brush, colours):
-        radii = brush_radius(b) * d[:, 2].clip(0, 1)
-        drawn = np.flatnonzero(radii > 0)
-        if len(drawn):
-            span = slice(drawn[0], drawn[-1] + 1)
-            strokes.append({"positions": d[span, :2], "radii": radii[span], "colour": c})
-    return strokes
-
-
-def to_svg(points, brush, size=256, colours=None, samples=8, crop=None):
-    """SVG text of the strokes on a ``size`` square (or its ``crop = (x, y, w, h)``): a group of round-capped
-    segments of varying width per stroke, in drawing order."""
-    body = []
-    for stroke in grease_pencil_strokes(points, brush, colours, samples):
-        xy = (stroke["positions"] + 1) * (size / 2)
-        width = 2 * stroke["radii"] * size
-        colour = "#" + "".join(f"{int(round(255 * v)):02x}" for v in np.clip(stroke["colour"], 0, 1))
-        lines = "".join(
-            f'<line x1="{a[0]:.2f}" y1="{a[1]:.2f}" x2="{b[0]:.2f}" y2="{b[1]:.2f}" stroke-width="{0.5 * (wa + wb):.2f}"/>'
-            for a, b, wa, wb in zip(xy[:-1], xy[1:], width[:-1], width[1:]))
-        body.append(f'<g stroke="{colour}" stroke-linecap="round" fill="none">{lines}</g>')
-    x, y, w, h = crop or (0, 0, size, size)
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="{x} {y} {w} {h}">\n'
-            f'<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="#ffffff"/>\n' + "\n".join(body) + "\n</svg>\n")
