@@ -239,11 +239,16 @@ def segment_coverage(px, py, ax, ay, bx, by, ra, rb):
     thinner than a pixel.
     """
     abx, aby, apx, apy = bx - ax, by - ay, px - ax, py - ay
-    t = np.clip((apx * abx + apy * aby) / (abx * abx + aby * aby + F32(1e-9)), 0, 1)
+    t = _clip01((apx * abx + apy * aby) / (abx * abx + aby * aby + F32(1e-9)))
     ex, ey = apx - t * abx, apy - t * aby
     d = np.sqrt(ex * ex + ey * ey + F32(1e-9))
     r = ra + t * (rb - ra)
-    return np.clip(np.minimum(r - d + F32(0.5), 2 * r), 0, 1)
+    return _clip01(np.minimum(r - d + F32(0.5), 2 * r))
+
+
+def _clip01(x):
+    """clamp(x, 0, 1) in place (np.clip's own overhead is most of the cost on the painter's small arrays)."""
+    return np.minimum(np.maximum(x, 0, out=x), 1, out=x)
 
 
 def segment_coverage_backward(px, py, ax, ay, bx, by, ra, rb, grad):
@@ -275,12 +280,14 @@ def segment_coverage_backward(px, py, ax, ay, bx, by, ra, rb, grad):
     return -g_apx - g_abx, -g_apy - g_aby, g_abx, g_aby, g_ra, g_rb
 
 
-def _window(xy, radius, size):
-    """Pixel rectangle (x0, y0, x1, y1) outside which samples ``xy`` of radii ``radius`` leave no ink."""
-    reach = float(radius.max()) + 2
-    lo = np.clip(np.floor(xy.min(0) - reach), 0, size).astype(int)
-    hi = np.clip(np.ceil(xy.max(0) + reach), 0, size).astype(int)
-    return lo[0], lo[1], hi[0], hi[1]
+def _windows(xy, radius, size, starts, ends):
+    """Pixel rectangles (x0, y0, x1, y1), one a row, outside which the samples ``start .. end`` (inclusive) of
+    ``xy`` (m, 2), radii ``radius`` (m,), leave no ink: their bounding box grown by the largest radius + 2."""
+    lo = np.minimum(np.minimum.reduceat(xy, starts), xy[ends])
+    hi = np.maximum(np.maximum.reduceat(xy, starts), xy[ends])
+    reach = (np.maximum(np.maximum.reduceat(radius, starts), radius[ends]) + 2)[:, None]
+    return np.concatenate([np.clip(np.floor(lo - reach), 0, size), np.clip(np.ceil(hi + reach), 0, size)],
+                          1).astype(int).tolist()
 
 
 def stamp(xy, radius, size, piece=8):
@@ -293,18 +300,18 @@ def stamp(xy, radius, size, piece=8):
     """
     value = np.zeros((size, size), F32)
     winner = np.zeros((size, size), np.intp)
-    for start in range(0, max(len(xy) - 1, 1), piece):
-        part, r = xy[start:start + piece + 1], radius[start:start + piece + 1]
-        if len(part) < 2:
-            part, r = np.concatenate([part, part]), np.concatenate([r, r])
-        x0, y0, x1, y1 = _window(part, r, size)
+    if len(xy) < 2:                                     # one sample: a dot
+        xy, radius = np.concatenate([xy, xy]), np.concatenate([radius, radius])
+    starts = np.arange(0, len(xy) - 1, piece)
+    ends = np.minimum(starts + piece, len(xy) - 1)
+    for start, end, (x0, y0, x1, y1) in zip(starts.tolist(), ends.tolist(), _windows(xy, radius, size, starts, ends)):
         if x1 <= x0 or y1 <= y0:
             continue
+        part, r = xy[start:end + 1], radius[start:end + 1]
         px = (np.arange(x0, x1, dtype=F32) + F32(0.5))[None, :, None]
         py = (np.arange(y0, y1, dtype=F32) + F32(0.5))[:, None, None]
         c = segment_coverage(px, py, part[:-1, 0], part[:-1, 1], part[1:, 0], part[1:, 1], r[:-1], r[1:])
-        index = c.argmax(-1)
-        best = np.take_along_axis(c, index[..., None], -1)[..., 0]
+        index, best = c.argmax(-1), c.max(-1)
         window, won = value[y0:y1, x0:x1], winner[y0:y1, x0:x1]
         better = best > window                  # strictly: an earlier segment keeps a tie, as in torch
         window[better], won[better] = best[better], index[better] + start
@@ -318,7 +325,7 @@ def stamp_backward(xy, radius, winner, grad):
     g_xy, g_r = np.zeros_like(xy), np.zeros_like(radius)
     if len(xy) < 2:
         return g_xy, g_r
-    x0, y0, x1, y1 = _window(xy, radius, size)    # no ink, so no gradient, outside the stroke's box
+    (x0, y0, x1, y1), = _windows(xy, radius, size, [0], [len(xy) - 1])   # no ink, so no gradient, outside it
     if x1 <= x0 or y1 <= y0:
         return g_xy, g_r
     py, px = np.mgrid[y0:y1, x0:x1].astype(F32) + F32(0.5)
