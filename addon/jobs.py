@@ -6,6 +6,10 @@ bar and the status bar show how far it got, ESC cancels.  With no window (tests,
 Blender data changes only in ``finish``, on the main thread, once the worker succeeded.
 """
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import bpy
 
 from ..core.errors import AtelierError
@@ -60,18 +64,41 @@ class WorkerOperator:
     def finish(self, context, summary):
         return {"FINISHED"}
 
+    def cancelled(self, context, figures):
+        """After Esc: keep what the worker saved and return the message saying where, or None."""
+        return None
+
+    def temporary_folder(self):
+        """A folder for the files handed to and from the worker, removed when the job ends."""
+        if getattr(self, "_temporary", None) is None:
+            self._temporary = Path(tempfile.mkdtemp(prefix="atelier_"))
+        return self._temporary
+
+    def _clean_up(self):
+        folder, self._temporary = getattr(self, "_temporary", None), None
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def _start(self, context):
         try:
             return start_worker(self.worker_argv(context))
         except AtelierError as error:
+            self._clean_up()
             self.report({"ERROR"}, str(error))
             return None
 
     def _conclude(self, context, job):
+        try:
+            return self._apply(context, job)
+        finally:
+            self._clean_up()
+
+    def _apply(self, context, job):
         result = job.result or {"type": "error", "message": "the worker gave no result"}
         if result["type"] == "cancelled":
-            self.report({"WARNING"}, "Cancelled; nothing was changed")
-            return {"CANCELLED"}
+            kept = self.cancelled(context, job.last_figures)
+            self.report({"WARNING"}, kept or "Cancelled; nothing was changed")
+            return {"FINISHED"} if kept else {"CANCELLED"}
         if result["type"] == "error":
             self.report({"ERROR"}, result_message(result))
             return {"CANCELLED"}

@@ -2,8 +2,10 @@
 
 Sidebar tab "Atelier" of the Shader editor:
 
-* source: an exemplar (image datablock or file) to *Train* on (``atelier nca train`` in the
-  worker: progress bar, ESC cancels), a shipped preset, or a model file;
+* the model browser (``library.py``): the shipped presets and the artist's own models, with
+  their textures as thumbnails;
+* *Train on an Image*: an exemplar (image datablock or file) to train on (``atelier nca train`` in
+  the worker: progress bar; Esc stops early, keeps the best model so far and selects it);
 * *Bake* grows the texture (``atelier nca render`` in the worker) and adds a NEW node group
   "μNCA · name" (inputs Vector, Scale, Time; output Color) to the active material, with a UV
   input and a group node placed beside the user's nodes, none of which is touched:
@@ -14,53 +16,56 @@ Sidebar tab "Atelier" of the Shader editor:
     state tile grown to one step before the end embedded) that computes the rule's last
     update step at render time.
 
+The material is the one active when Bake was clicked, whatever is selected when the worker ends.
 Everything is created in one operator call, so one undo removes it.
 """
 
-import tempfile
 from pathlib import Path
 
 import bpy
 
 from ..core.errors import AtelierError
-from ..core.nca.exemplars import PRESETS
+from ..core.nca.rule import PARAMS_TO_CHANNELS
 from ..core.osl import add_oslquery_to_path
 from .images import image_file_for_worker, load_image_copy
 from .jobs import WorkerOperator
+from .library import chosen_model, draw_browser, model_items, select
 from .preferences import models_dir
 from .registration import register_classes, unregister_classes
 
 MAX_FRAMES = 32
-
-
-def preset_items(self, context):
-    names = sorted(p.stem for p in PRESETS.glob("*.safetensors"))
-    return [(name, name.replace("_", " ").title(), f"Shipped μNCA preset '{name}'") for name in names] or \
-        [("NONE", "No presets", "")]
+MAX_OSL_TILE = 128  # the OSL shader embeds the state tile as constants; larger ones compile too slowly
+QUALITY_WORDS = {68: ("Tiny", "stripes, spots, simple patterns"), 150: ("Small", "patterns with a little more detail"),
+                 264: ("Medium", "irregular cells and tiles"), 588: ("Rich", "photos, bricks, richer structure")}
+QUALITY_ITEMS = [(str(params), f"{QUALITY_WORDS[params][0]}: {params} bytes",
+                  f"{channels} channels, {params} parameters stored in one byte each: {QUALITY_WORDS[params][1]}")
+                 for params, channels in PARAMS_TO_CHANNELS.items()]
 
 
 class AtelierNCASettings(bpy.types.PropertyGroup):
-    source: bpy.props.EnumProperty(name="Source", items=[
-        ("PRESET", "Preset", "A μNCA shipped with Atelier"),
-        ("IMAGE", "Image", "Train on an image datablock"),
-        ("FILE", "File", "Train on an image file"),
-        ("MODEL", "Model", "A trained μNCA model file (.safetensors or .nca)")], default="PRESET")
-    preset: bpy.props.EnumProperty(name="Preset", items=preset_items)
-    image: bpy.props.PointerProperty(name="Exemplar", type=bpy.types.Image)
-    file: bpy.props.StringProperty(name="Exemplar file", subtype="FILE_PATH")
-    model: bpy.props.StringProperty(name="Model", subtype="FILE_PATH",
-                                    description="Model file; Train fills it in")
-    params: bpy.props.EnumProperty(name="Parameters", default="68", items=[
-        ("68", "68", "4 channels"), ("150", "150", "6 channels"),
-        ("264", "264", "8 channels"), ("588", "588", "12 channels")])
-    minutes: bpy.props.FloatProperty(name="Minutes", default=10.0, min=0.05, max=600.0)
-    mode: bpy.props.EnumProperty(name="Bake", items=[
+    model: bpy.props.EnumProperty(name="Texture", items=model_items("nca"),
+                                  description="The μNCA to bake: a shipped preset or one you trained")
+    exemplar_source: bpy.props.EnumProperty(name="Train on", items=[
+        ("IMAGE", "Image", "An image datablock of this .blend"),
+        ("FILE", "File", "An image file on disk")], default="IMAGE")
+    image: bpy.props.PointerProperty(name="Exemplar", type=bpy.types.Image,
+                                     description="The texture to imitate (it is only read)")
+    file: bpy.props.StringProperty(name="Exemplar file", subtype="FILE_PATH",
+                                   description="The texture to imitate (it is only read)")
+    params: bpy.props.EnumProperty(name="Quality", default="68", items=QUALITY_ITEMS,
+                                   description="Model size: bigger models learn richer textures, more slowly")
+    minutes: bpy.props.FloatProperty(name="Minutes", default=10.0, min=0.05, max=600.0,
+                                     description="Training time; Esc stops early and keeps the best model so far")
+    mode: bpy.props.EnumProperty(name="Bake as", items=[
         ("IMAGE", "Image", "Packed seamless image tile(s): EEVEE and Cycles"),
         ("OSL", "OSL", "Script node computing the last step at render time: Cycles with Open Shading Language")])
-    size: bpy.props.IntProperty(name="Tile size", default=256, min=16, max=4096)
-    steps: bpy.props.IntProperty(name="Steps", default=1000, min=1, max=100000)
+    size: bpy.props.IntProperty(name="Tile size", default=256, min=16, max=4096,
+                                description=f"Cells a side of the seamless tile (OSL: at most {MAX_OSL_TILE})")
+    steps: bpy.props.IntProperty(name="Growth steps", default=1000, min=1, max=100000,
+                                 description="Steps the texture grows from noise before it is baked")
     frames: bpy.props.IntProperty(name="Frames", default=0, min=0, max=MAX_FRAMES,
                                   description="Animated loop of this many frames (0: a still tile)")
+    last_message: bpy.props.StringProperty(name="Last training", options={"SKIP_SAVE"})
 
 
 def settings(context):
@@ -80,48 +85,61 @@ def _unique(path):
     return candidate
 
 
-def model_source(context):
-    """(model path, display name) for the chosen source, or AtelierError."""
-    s = settings(context)
-    if s.source == "PRESET":
-        path = PRESETS / f"{s.preset}.safetensors"
-        if not path.is_file():
-            raise AtelierError("μNCA: no preset chosen (none is installed)")
-        return path, s.preset
-    path = _abs(s.model)
-    if not path or not path.is_file():
-        raise AtelierError(f"μNCA: model file {s.model!r} not found; train one or choose a preset")
-    return path, path.stem
+def bake_problem(s):
+    """Why the bake settings cannot work, checked before the click, or None."""
+    if s.mode == "OSL" and s.size > MAX_OSL_TILE:
+        return f"OSL embeds the tile in the shader: use a tile size of at most {MAX_OSL_TILE}"
+    return None
 
 
 class ATELIER_OT_nca_train(WorkerOperator, bpy.types.Operator):
-    """Train a μNCA on the exemplar in the worker (ESC cancels; the best model so far is kept)"""
+    """Train a μNCA on the exemplar in the worker (Esc stops early and keeps the best model so far)"""
     bl_idname = "atelier.nca_train"
     bl_label = "Train μNCA"
     needs = ("torch",)
 
+    @classmethod
+    def unavailable(cls, context):
+        s = settings(context)
+        if s.exemplar_source == "IMAGE" and s.image is None:
+            return "Choose an exemplar image to train on"
+        if s.exemplar_source == "FILE" and not s.file:
+            return "Choose an exemplar image file to train on"
+        return super().unavailable(context)
+
     def worker_argv(self, context):
         s = settings(context)
-        if s.source == "IMAGE":
+        if s.exemplar_source == "IMAGE":
             if s.image is None:
                 raise AtelierError("μNCA: choose an exemplar image")
-            exemplar, name = image_file_for_worker(s.image, tempfile.mkdtemp(prefix="atelier_nca_")), s.image.name
-        elif s.source == "FILE":
+            exemplar = image_file_for_worker(s.image, self.temporary_folder())
+            name = s.image.name
+        else:
             exemplar = _abs(s.file)
             if not exemplar or not exemplar.is_file():
                 raise AtelierError(f"{s.file or 'μNCA'}: exemplar file not found")
             name = exemplar.stem
-        else:
-            raise AtelierError("μNCA: set the source to Image or File to train")
         self.output = _unique(models_dir() / f"nca_{bpy.path.clean_name(name)}_{s.params}.safetensors")
+        self.scene_name = context.scene.name
         return ["nca", "train", str(exemplar), "--params", s.params, "--minutes", f"{s.minutes:g}",
                 "--name", name, "-o", str(self.output)]
 
+    def _keep(self, context, message):
+        s = (bpy.data.scenes.get(self.scene_name) or context.scene).atelier_nca
+        select(s, "model", self.output)
+        s.last_message = message
+        return message
+
     def finish(self, context, summary):
-        s = settings(context)
-        s.model, s.source = summary["model"], "MODEL"
-        self.report({"INFO"}, f"μNCA trained: {summary['iterations']} iterations, model {summary['model']}")
+        self.report({"INFO"}, self._keep(context, f"μNCA trained: {summary['iterations']} iterations, "
+                                                  f"model {summary['model']}"))
         return {"FINISHED"}
+
+    def cancelled(self, context, figures):
+        if not self.output.is_file():
+            return None
+        kept = f"iteration {figures['iteration']}" if "iteration" in figures else "the first iterations"
+        return self._keep(context, f"Stopped; kept the best model so far ({kept}): {self.output}")
 
 
 class ATELIER_OT_nca_bake(WorkerOperator, bpy.types.Operator):
@@ -133,29 +151,34 @@ class ATELIER_OT_nca_bake(WorkerOperator, bpy.types.Operator):
     def unavailable(cls, context):
         if context.object is None or context.object.active_material is None:
             return "Select an object with a material to bake the texture into"
-        return super().unavailable(context)
+        return bake_problem(settings(context)) or super().unavailable(context)
 
     def worker_argv(self, context):
         s = settings(context)
         if context.object is None or context.object.active_material is None:
             raise AtelierError("μNCA: the active object has no material to bake into")
-        self.model, self.texture_name = model_source(context)
-        self.folder = Path(tempfile.mkdtemp(prefix="atelier_nca_"))
+        problem = bake_problem(s)
+        if problem:
+            raise AtelierError(f"μNCA: {problem}")
+        self.model = chosen_model(s.model, "nca")
+        self.texture_name = self.model.stem
+        # the target is captured now: the artist may select something else while the worker runs
+        self.material_name, self.mode = context.object.active_material.name, s.mode
+        folder = self.temporary_folder()
         if s.mode == "OSL":
-            if s.size > 128:
-                raise AtelierError("μNCA: OSL mode embeds the state in the shader; use a tile size of at most 128")
             return ["nca", "export", str(self.model), "--format", "osl", "--size", str(s.size), "--steps",
-                    str(s.steps), "-o", str(self.folder / "nca.osl")]
+                    str(s.steps), "-o", str(folder / "nca.osl")]
         argv = ["nca", "render", str(self.model), "--size", str(s.size), "--steps", str(s.steps), "--quantized",
-                "-o", str(self.folder / "tile.png")]
+                "-o", str(folder / "tile.png")]
         if s.frames:
             argv += ["--frames", str(s.frames)]
         return argv
 
     def finish(self, context, summary):
-        s = settings(context)
-        material = context.object.active_material
-        if s.mode == "OSL":
+        material = bpy.data.materials.get(self.material_name)
+        if material is None:
+            raise AtelierError(f"μNCA: the material '{self.material_name}' was removed while the texture grew")
+        if self.mode == "OSL":
             group = osl_group(self.texture_name, Path(summary["files"][0]).read_text())
         else:
             images = [load_image_copy(path, name=f"μNCA · {self.texture_name}") for path in summary["files"]]
@@ -269,8 +292,7 @@ def add_group_to_material(material, group):
     return node
 
 
-class ATELIER_PT_nca(bpy.types.Panel):
-    bl_label = "μNCA Texture"
+class NCAPanel:
     bl_space_type = "NODE_EDITOR"
     bl_region_type = "UI"
     bl_category = "Atelier"
@@ -279,33 +301,57 @@ class ATELIER_PT_nca(bpy.types.Panel):
     def poll(cls, context):
         return context.space_data.tree_type == "ShaderNodeTree"
 
+
+class ATELIER_PT_nca(NCAPanel, bpy.types.Panel):
+    bl_label = "μNCA Texture"
+
     def draw(self, context):
         s, layout = settings(context), self.layout
-        layout.prop(s, "source")
-        if s.source == "PRESET":
-            layout.prop(s, "preset")
-        else:
-            if s.source == "IMAGE":
-                layout.template_ID(s, "image", open="image.open")
-            elif s.source == "FILE":
-                layout.prop(s, "file")
-            if s.source in {"IMAGE", "FILE"}:
-                row = layout.row(align=True)
-                row.prop(s, "params")
-                row.prop(s, "minutes")
-                layout.operator(ATELIER_OT_nca_train.bl_idname, icon="PLAY")
-            layout.prop(s, "model")
-        layout.separator()
+        draw_browser(layout, s, "model", "nca")
+        layout.use_property_split, layout.use_property_decorate = True, False
         layout.prop(s, "mode", expand=True)
-        row = layout.row(align=True)
-        row.prop(s, "size")
-        row.prop(s, "steps")
+        column = layout.column(align=True)
+        column.prop(s, "size")
         if s.mode == "IMAGE":
-            layout.prop(s, "frames")
+            column.prop(s, "frames")
+        problem = bake_problem(s)
+        if problem:
+            layout.label(text=problem, icon="ERROR")
         layout.operator(ATELIER_OT_nca_bake.bl_idname, icon="NODE_MATERIAL")
 
 
-classes = (AtelierNCASettings, ATELIER_OT_nca_train, ATELIER_OT_nca_bake, ATELIER_PT_nca)
+class ATELIER_PT_nca_train(NCAPanel, bpy.types.Panel):
+    bl_label = "Train on an Image"
+    bl_parent_id = "ATELIER_PT_nca"
+
+    def draw(self, context):
+        s, layout = settings(context), self.layout
+        layout.use_property_split, layout.use_property_decorate = True, False
+        layout.prop(s, "exemplar_source", expand=True)
+        if s.exemplar_source == "IMAGE":
+            layout.template_ID(s, "image", open="image.open")
+        else:
+            layout.prop(s, "file")
+        layout.prop(s, "params")
+        layout.prop(s, "minutes")
+        layout.operator(ATELIER_OT_nca_train.bl_idname, icon="PLAY")
+        if s.last_message:
+            layout.label(text=s.last_message, icon="INFO")
+
+
+class ATELIER_PT_nca_advanced(NCAPanel, bpy.types.Panel):
+    bl_label = "Advanced"
+    bl_parent_id = "ATELIER_PT_nca"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split, layout.use_property_decorate = True, False
+        layout.prop(settings(context), "steps")
+
+
+classes = (AtelierNCASettings, ATELIER_OT_nca_train, ATELIER_OT_nca_bake, ATELIER_PT_nca, ATELIER_PT_nca_train,
+           ATELIER_PT_nca_advanced)
 
 
 def register():

@@ -5,7 +5,6 @@ milliseconds, so no worker is needed.  Every operator makes a NEW grease-pencil 
 user's drawings are only read.
 """
 
-from pathlib import Path
 
 import bpy
 import numpy as np
@@ -15,42 +14,17 @@ from ..core.errors import AtelierError
 from ..core.sketch.runtime import SketchModel, slerp
 from ..core.sketch.strokes import grease_pencil_to_stroke3, stroke3_to_grease_pencil, stroke3_to_polylines
 from . import gpencil
-from .preferences import models_dir
+from .library import chosen_model, draw_browser, model_items
 from .registration import register_classes, unregister_classes
 
-SHIPPED = Path(__file__).resolve().parent.parent / "core" / "assets" / "sketch"
-_models = {}  # path -> (modification time, SketchModel): loading parses the file once
-
-
-def model_files():
-    files = sorted(SHIPPED.glob("*.safetensors"))
-    try:
-        files += sorted(Path(models_dir()).glob("*.safetensors"))
-    except (OSError, AttributeError):
-        pass
-    return files
-
-
-def _model_items(self, context):
-    items = [(str(path), path.name.split(".")[0], str(path)) for path in model_files()]
-    _model_items.cache = items or [("NONE", "No model", "No Sketch-RNN model found")]  # Blender keeps a reference
-    return _model_items.cache
-
-
 def load_model(path):
-    path = Path(path)
-    if not path.exists():
-        raise AtelierError(f"{path}: the model file is missing")
-    stamp = path.stat().st_mtime
-    cached = _models.get(str(path))
-    if cached is None or cached[0] != stamp:
-        _models[str(path)] = (stamp, SketchModel(path))
-    return _models[str(path)][1]
+    """The chosen Sketch-RNN model (parsing a file takes milliseconds, so nothing is cached)."""
+    return SketchModel(chosen_model(path, "sketch"))
 
 
 class AtelierSketchSettings(bpy.types.PropertyGroup):
-    model: bpy.props.EnumProperty(name="Model", items=_model_items,
-                                  description="A Sketch-RNN model: shipped ones, then those in the models folder")
+    model: bpy.props.EnumProperty(name="Model", items=model_items("sketch"),
+                                  description="A Sketch-RNN model: shipped ones, then those you trained")
     count: bpy.props.IntProperty(name="Count", default=9, min=1, max=100, description="How many sketches to draw")
     temperature: bpy.props.FloatProperty(name="Temperature", default=0.3, min=0.01, max=1.5,
                                          description="Randomness: low is tidy and typical, high is varied and wild")
@@ -139,6 +113,16 @@ class SketchOperator:
     """Reports AtelierError in the status bar and cancels, instead of raising in Blender."""
 
     bl_options = {"REGISTER", "UNDO"}
+    reads_active_drawing = True
+
+    @classmethod
+    def poll(cls, context):
+        if cls.reads_active_drawing:
+            obj = context.active_object
+            if obj is None or obj.type != "GREASEPENCIL":
+                cls.poll_message_set("Select a grease-pencil drawing first (it is only read, never changed)")
+                return False
+        return True
 
     def execute(self, context):
         try:
@@ -153,6 +137,7 @@ class ATELIER_OT_sketch_auto_draw(SketchOperator, bpy.types.Operator):
     """Draw new sketches with a Sketch-RNN model, as a new grease-pencil object drawn stroke by stroke"""
     bl_idname = "atelier.sketch_auto_draw"
     bl_label = "Auto-Draw"
+    reads_active_drawing = False
 
     def run(self, context, settings, model):
         sketches = model.sample_drawings(settings.count, settings.temperature, seed=settings.seed)
@@ -243,7 +228,7 @@ class ATELIER_OT_sketch_morph(SketchOperator, bpy.types.Operator):
 
 def draw_sketch_ui(layout, context):
     settings = settings_of(context)
-    layout.prop(settings, "model")
+    draw_browser(layout, settings, "model", "sketch")
     column = layout.column(align=True)
     column.prop(settings, "temperature")
     column.prop(settings, "seed")
@@ -306,4 +291,3 @@ def unregister():
     for menu, function in reversed(MENUS):
         getattr(bpy.types, menu).remove(function)
     unregister_classes(classes, "atelier_sketch")
-    _models.clear()

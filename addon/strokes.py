@@ -8,8 +8,6 @@ cursor facing the active camera.
 """
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import bpy
@@ -34,15 +32,21 @@ class AtelierStrokesSettings(bpy.types.PropertyGroup):
     colour: bpy.props.BoolProperty(name="Colour", default=False, description="Each stroke takes the picture's colour under it")
     invert: bpy.props.BoolProperty(name="Light on dark", default=False,
                                    description="Force light ink on dark paper (otherwise detected from the border)")
-    refine: bpy.props.IntProperty(name="Refine steps", default=REFINE, min=0, max=500,
-                                  description="Gradient steps through the real painter after the agent drew")
-    rounds: bpy.props.IntProperty(name="Rounds", default=1, min=1, max=5,
-                                  description="After refining, add strokes where unhelpful ones were pruned and "
-                                              "refine again (slower, more faithful)")
+    refine: bpy.props.IntProperty(name="Polish steps", default=REFINE, min=0, max=500,
+                                  description="How long the strokes are polished against the picture after the first "
+                                              "guess (0: the first guess as it is; more: closer, slower)")
+    rounds: bpy.props.IntProperty(name="Polish rounds", default=1, min=1, max=5,
+                                  description="After polishing, add strokes where unhelpful ones were removed and "
+                                              "polish again (slower, more faithful)")
     size: bpy.props.FloatProperty(name="Size", default=2.0, min=0.001, subtype="DISTANCE",
                                   description="Width of the drawing's longer side (not used on a reference image)")
     animate: bpy.props.BoolProperty(name="Animate", default=False, description="Strokes appear one after another")
     frames: bpy.props.IntProperty(name="Frames", default=48, min=1, description="Frames the drawing takes to appear")
+    save_svg: bpy.props.BoolProperty(name="Save SVG", default=False,
+                                     description="Also save the strokes as an SVG file (one editable path per stroke)")
+    svg_path: bpy.props.StringProperty(name="SVG file", subtype="FILE_PATH", default="//strokes.svg",
+                                       description="Where to save the SVG; an existing file is never replaced "
+                                                   "(a number is added)")
 
 
 def settings_of(context):
@@ -84,48 +88,71 @@ def gp_strokes(result, matrix, size):
     return strokes
 
 
+def svg_target(settings):
+    """A NEW file for the SVG (numbered when the chosen name is taken), or AtelierError."""
+    if not settings.svg_path:
+        raise AtelierError("Save SVG: choose a file name for the SVG")
+    if settings.svg_path.startswith("//") and not bpy.data.filepath:
+        raise AtelierError("Save SVG: save the .blend first, or choose an absolute path for the SVG")
+    path, n = Path(bpy.path.abspath(settings.svg_path)).with_suffix(".svg"), 1
+    candidate = path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}_{n}.svg")
+    return candidate
+
+
 class ATELIER_OT_strokes_image_to_strokes(WorkerOperator, bpy.types.Operator):
     """Redraw an image with StrokeNet strokes as a new grease-pencil object (the image is only read)"""
     bl_idname = "atelier.strokes_image_to_strokes"
     bl_label = "Image to Strokes"
 
+    @classmethod
+    def unavailable(cls, context):
+        settings = settings_of(context)
+        if settings.source == "IMAGE" and settings.image is None:
+            return "Choose an image to redraw (Image), or switch Source to File"
+        if settings.source == "FILE" and not settings.filepath:
+            return "Choose an image file to redraw"
+        return super().unavailable(context)
+
     def worker_argv(self, context):
         settings = settings_of(context)
-        self._folder = Path(tempfile.mkdtemp(prefix="atelier_strokes_"))
+        folder = self.temporary_folder()
         if settings.source == "IMAGE":
             if settings.image is None:
                 raise AtelierError("choose an image to redraw (Image), or switch Source to File")
-            path = image_file_for_worker(settings.image, self._folder)
-            self._image = settings.image
+            path = image_file_for_worker(settings.image, folder)
+            image = settings.image
         else:
             path = Path(bpy.path.abspath(settings.filepath)) if settings.filepath else None
             if path is None or not path.is_file():
                 raise AtelierError(f"{settings.filepath or '(no file)'}: no such image file")
-            self._image = None
+            image = None
+        svg = svg_target(settings) if settings.save_svg else folder / "strokes.svg"
+        # where the drawing goes is decided now, not when the worker ends (the selection may change)
+        self.placement = placement(context, image)
+        self.scene_name, self.frame = context.scene.name, context.scene.frame_current
         argv = ["strokes", "paint", str(path), "--strokes", str(settings.strokes), "--refine", str(settings.refine),
-                "--rounds", str(settings.rounds),
-                "-o", str(self._folder / "strokes.svg"), "--json", str(self._folder / "strokes.json")]
+                "--rounds", str(settings.rounds), "-o", str(svg), "--json", str(folder / "strokes.json")]
         return argv + (["--colour"] if settings.colour else []) + (["--invert"] if settings.invert else [])
 
     def finish(self, context, summary):
         settings = settings_of(context)
-        try:
-            result = json.loads(Path(summary["json"]).read_text())
-        finally:
-            shutil.rmtree(self._folder, ignore_errors=True)
-        matrix, size = placement(context, self._image)
+        result = json.loads(Path(summary["json"]).read_text())
+        matrix, size = self.placement
         name = f"{Path(result['image']).stem} strokes"
         material = gpencil.new_stroke_material(f"{name} ink", (0.0, 0.0, 0.0, 1.0))
         obj = gpencil.create_drawing(context, name, gp_strokes(result, matrix, size), animate=settings.animate,
-                                     frame_start=context.scene.frame_current, frame_count=settings.frames,
-                                     material=material)
+                                     frame_start=self.frame, frame_count=settings.frames, material=material)
         if settings.colour:
             material.grease_pencil.color = (1.0, 1.0, 1.0, 1.0)  # vertex colours carry the strokes' colours
         for selected in context.selected_objects:
             selected.select_set(False)
         obj.select_set(True)
         context.view_layer.objects.active = obj
-        self.report({"INFO"}, f"Drew {summary['strokes']} strokes")
+        saved = f"; SVG saved as {summary['svg']}" if settings.save_svg else ""
+        self.report({"INFO"}, f"Drew {summary['strokes']} strokes{saved}")
         return {"FINISHED"}
 
 
@@ -137,22 +164,37 @@ def _draw(layout, context):
     else:
         layout.prop(settings, "filepath")
     layout.prop(settings, "strokes")
+    column = layout.column(heading="Ink")
+    column.prop(settings, "colour")
+    column.prop(settings, "invert")
+    on_reference = settings.source == "IMAGE" and reference_empty(context, settings.image) is not None
     row = layout.row()
-    row.prop(settings, "colour")
-    row.prop(settings, "invert")
-    row = layout.row(align=True)
-    row.prop(settings, "refine")
-    row.prop(settings, "rounds")
-    layout.prop(settings, "size")
-    row = layout.row()
-    row.prop(settings, "animate")
-    sub = row.row()
+    row.active = not on_reference  # a reference image gives the drawing its own size
+    row.prop(settings, "size")
+    column = layout.column(heading="Animate")
+    column.prop(settings, "animate", text="")
+    sub = column.row()
     sub.active = settings.animate
     sub.prop(settings, "frames")
     layout.operator(ATELIER_OT_strokes_image_to_strokes.bl_idname, icon="GREASEPENCIL")
 
 
-panels = sidebar_panels("strokes", "Image to Strokes", _draw, {"image": "IMAGE_EDITOR", "view3d": "VIEW_3D"})
+def _draw_polish(layout, context):
+    settings = settings_of(context)
+    layout.prop(settings, "refine")
+    layout.prop(settings, "rounds")
+
+
+def _draw_svg(layout, context):
+    settings = settings_of(context)
+    layout.prop(settings, "save_svg")
+    row = layout.row()
+    row.active = settings.save_svg
+    row.prop(settings, "svg_path")
+
+
+panels = sidebar_panels("strokes", "Image to Strokes", _draw, {"image": "IMAGE_EDITOR", "view3d": "VIEW_3D"},
+                        subpanels=(("Polish", _draw_polish), ("Export SVG", _draw_svg)))
 
 classes = (AtelierStrokesSettings, ATELIER_OT_strokes_image_to_strokes, *panels)
 

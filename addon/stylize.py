@@ -12,6 +12,7 @@ Sidebar tab "Atelier ▸ Stylise" in the Image editor and the Sequencer:
 """
 
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -21,7 +22,9 @@ import bpy
 
 from ..core.errors import AtelierError
 from .images import image_file_for_worker
+from ..core.stylize.frames import frame_files
 from .jobs import WorkerOperator, result_message, start_worker
+from .library import chosen_model, draw_browser, model_items, select
 from .preferences import models_dir
 from .registration import register_classes, sidebar_panels, unregister_classes
 
@@ -43,8 +46,8 @@ def _abs(path):
 
 
 class AtelierStylizeKeyframe(bpy.types.PropertyGroup):
-    frame: bpy.props.IntProperty(name="Frame index", min=0,
-                                 description="0-based position of the painted frame in the rendered sequence")
+    frame: bpy.props.IntProperty(name="Frame", default=1,
+                                 description="The Blender frame this painting is of (its render is in the frames folder)")
     image: bpy.props.PointerProperty(name="Painted", type=bpy.types.Image,
                                      description="The painted frame (an image datablock)")
     file: bpy.props.StringProperty(name="Painted file", subtype="FILE_PATH",
@@ -61,8 +64,9 @@ class AtelierStylizeSettings(bpy.types.PropertyGroup):
     keyframes: bpy.props.CollectionProperty(type=AtelierStylizeKeyframe)
     minutes: bpy.props.FloatProperty(name="Minutes", default=5.0, min=0.05, max=240.0,
                                      description="Training time")
-    model_path: bpy.props.StringProperty(name="Model", subtype="FILE_PATH",
-                                         description="Trained stylisation model (.safetensors)")
+    active_keyframe: bpy.props.IntProperty(name="Active keyframe", min=0)
+    model: bpy.props.EnumProperty(name="Model", items=model_items("stylize"),
+                                  description="A stylisation model you trained (in the models folder)")
     output_dir: bpy.props.StringProperty(name="Last output", subtype="DIR_PATH")
     last_summary: bpy.props.StringProperty(name="Last summary")
     after_render: bpy.props.BoolProperty(
@@ -162,39 +166,79 @@ class ATELIER_OT_stylize_render_motion(bpy.types.Operator):
 
 
 class ATELIER_OT_stylize_keyframe_add(bpy.types.Operator):
-    """Add a painted keyframe (its image, or a file, and its frame index)"""
+    """Add a painted keyframe at the current frame (the image shown in the Image editor, if any)"""
 
     bl_idname = "atelier.stylize_keyframe_add"
     bl_label = "Add Keyframe"
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        item = context.scene.atelier_stylize.keyframes.add()
+        settings = context.scene.atelier_stylize
+        item = settings.keyframes.add()
         space = context.space_data
         if getattr(space, "type", None) == "IMAGE_EDITOR" and space.image:
             item.image = space.image
-        item.frame = max(0, context.scene.frame_current - context.scene.frame_start)
+        item.frame = context.scene.frame_current
+        settings.active_keyframe = len(settings.keyframes) - 1
         return {"FINISHED"}
 
 
 class ATELIER_OT_stylize_keyframe_remove(bpy.types.Operator):
-    """Remove this keyframe from the list (the image itself is kept)"""
+    """Remove the active keyframe from the list (its image itself is kept)"""
 
     bl_idname = "atelier.stylize_keyframe_remove"
     bl_label = "Remove Keyframe"
     bl_options = {"REGISTER", "UNDO"}
 
-    index: bpy.props.IntProperty()
+    index: bpy.props.IntProperty(default=-1, options={"SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context):
+        if not context.scene.atelier_stylize.keyframes:
+            cls.poll_message_set("There is no keyframe to remove")
+            return False
+        return True
 
     def execute(self, context):
-        context.scene.atelier_stylize.keyframes.remove(self.index)
+        settings = context.scene.atelier_stylize
+        index = self.index if self.index >= 0 else settings.active_keyframe
+        if not 0 <= index < len(settings.keyframes):
+            return {"CANCELLED"}
+        settings.keyframes.remove(index)
+        settings.active_keyframe = max(0, min(settings.active_keyframe, len(settings.keyframes) - 1))
         return {"FINISHED"}
 
 
-def _keyframe_words(settings, folder):
-    """``--keyframe``/``--mask`` words, exporting painted datablocks to files the worker reads."""
+class ATELIER_UL_keyframes(bpy.types.UIList):
+    """Painted keyframes: the Blender frame, then the painting (image or file)."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0):
+        row = layout.row(align=True)
+        row.prop(item, "frame", text="", emboss=False)
+        if item.image:
+            row.label(text=item.image.name, icon_value=layout.icon(item.image))
+        else:
+            row.label(text=Path(item.file).name if item.file else "(no painting)", icon="FILE_IMAGE")
+
+
+def frame_position(files, frame, scene):
+    """The 0-based position in ``files`` of Blender frame ``frame``: the file whose name ends in that number,
+    else the frame's place in the scene's range (frame start and step)."""
+    for position, path in enumerate(files):
+        digits = re.search(r"(\d+)\D*$", path.name)
+        if digits and int(digits.group(1)) == frame:
+            return position
+    position, remainder = divmod(frame - scene.frame_start, max(1, scene.frame_step))
+    if remainder or not 0 <= position < len(files):
+        raise AtelierError(f"keyframe at frame {frame}: no render of that frame in {files[0].parent}")
+    return position
+
+
+def _keyframe_words(settings, folder, frames, scene):
+    """``--keyframe``/``--mask`` words (positions in the sequence), exporting painted datablocks to files."""
     if not settings.keyframes:
         raise AtelierError("Add at least one painted keyframe")
+    files = frame_files(frames)
     words = []
     for item in settings.keyframes:
         if item.image:
@@ -203,9 +247,10 @@ def _keyframe_words(settings, folder):
             painted = _abs(item.file)
         else:
             raise AtelierError(f"keyframe at frame {item.frame}: choose a painted image or file")
-        words += ["--keyframe", f"{item.frame}={painted}"]
+        position = frame_position(files, item.frame, scene)
+        words += ["--keyframe", f"{position}={painted}"]
         if item.mask:
-            words += ["--mask", f"{item.frame}={image_file_for_worker(item.mask, folder)}"]
+            words += ["--mask", f"{position}={image_file_for_worker(item.mask, folder)}"]
     return words
 
 
@@ -219,8 +264,8 @@ def _sequence_words(settings):
     return frames, unique_path(frames.with_name(frames.name + "_stylised")), motion
 
 
-def _finish_output(operator, context, summary, label):
-    scene = context.scene
+def _finish_output(operator, scene, summary, label):
+    """Record the output folder and add its strip to ``scene`` (the scene the job was started in)."""
     settings = scene.atelier_stylize
     settings.output_dir = summary["output"]
     settings.last_summary = json.dumps(summary)
@@ -236,17 +281,28 @@ class ATELIER_OT_stylize_train(WorkerOperator, bpy.types.Operator):
     bl_label = "Train & Stylise"
     needs = NEEDS
 
+    @classmethod
+    def unavailable(cls, context):
+        settings = context.scene.atelier_stylize
+        if not settings.frames_dir:
+            return "Choose the folder of rendered frames (or use Render with Motion)"
+        if not settings.keyframes:
+            return "Add at least one painted keyframe"
+        return super().unavailable(context)
+
     def worker_argv(self, context):
         settings = context.scene.atelier_stylize
         frames, output, motion = _sequence_words(settings)
-        words = _keyframe_words(settings, tempfile.mkdtemp(prefix="atelier_stylize_"))
+        words = _keyframe_words(settings, self.temporary_folder(), frames, context.scene)
         model = unique_path(models_dir() / f"stylize_{bpy.path.clean_name(context.scene.name)}.safetensors")
+        self.scene_name = context.scene.name
         return ["stylize", "train", "--frames", str(frames), *words, *motion, "--minutes", f"{settings.minutes:g}",
                 "-o", str(model), "--stylize-to", str(output)]
 
     def finish(self, context, summary):
-        context.scene.atelier_stylize.model_path = summary["model"]
-        return _finish_output(self, context, summary, "Stylised")
+        scene = bpy.data.scenes.get(self.scene_name) or context.scene
+        select(scene.atelier_stylize, "model", summary["model"])
+        return _finish_output(self, scene, summary, "Stylised")
 
 
 class ATELIER_OT_stylize_run(WorkerOperator, bpy.types.Operator):
@@ -256,24 +312,29 @@ class ATELIER_OT_stylize_run(WorkerOperator, bpy.types.Operator):
     bl_label = "Stylise with Model"
     needs = NEEDS
 
+    @classmethod
+    def unavailable(cls, context):
+        if not context.scene.atelier_stylize.frames_dir:
+            return "Choose the folder of rendered frames (or use Render with Motion)"
+        return super().unavailable(context)
+
     def worker_argv(self, context):
         settings = context.scene.atelier_stylize
         frames, output, motion = _sequence_words(settings)
-        model = _abs(settings.model_path)
-        if not model or not model.is_file():
-            raise AtelierError(f"{settings.model_path or 'Model'}: choose a trained stylisation model")
+        model = chosen_model(settings.model, "stylize")
+        self.scene_name = context.scene.name
         return ["stylize", "run", str(model), "--frames", str(frames), *motion, "-o", str(output)]
 
     def finish(self, context, summary):
-        return _finish_output(self, context, summary, "Stylised")
+        return _finish_output(self, bpy.data.scenes.get(self.scene_name) or context.scene, summary, "Stylised")
 
 
 def stylize_written_frame(scene):
     """Stylise the frame the render just wrote into ``<its folder>_stylised/``; returns the file or None."""
     settings = scene.atelier_stylize
     written = Path(scene.render.frame_path(frame=scene.frame_current))
-    model = _abs(settings.model_path)
-    if not written.is_file() or not model or not model.is_file():
+    model = Path(settings.model) if settings.model and Path(settings.model).is_file() else None
+    if not written.is_file() or model is None:
         print(f"Atelier: Stylise after render skipped for {written} (no such frame file or no model)",
               file=sys.stderr)
         return None
@@ -306,26 +367,33 @@ def _draw_settings(layout, context):
     layout.operator(ATELIER_OT_stylize_render_motion.bl_idname, icon="RENDER_ANIMATION")
     layout.prop(settings, "frames_dir")
     layout.prop(settings, "motion_dir")
-    for index, item in enumerate(settings.keyframes):
-        box = layout.box()
-        row = box.row()
-        row.prop(item, "frame")
-        row.operator(ATELIER_OT_stylize_keyframe_remove.bl_idname, text="", icon="X").index = index
-        box.template_ID(item, "image", open="image.open")
+    layout.label(text="Painted keyframes:")
+    row = layout.row()
+    row.template_list("ATELIER_UL_keyframes", "", settings, "keyframes", settings, "active_keyframe", rows=3)
+    buttons = row.column(align=True)
+    buttons.operator(ATELIER_OT_stylize_keyframe_add.bl_idname, text="", icon="ADD")
+    buttons.operator(ATELIER_OT_stylize_keyframe_remove.bl_idname, text="", icon="REMOVE")
+    if 0 <= settings.active_keyframe < len(settings.keyframes):
+        item = settings.keyframes[settings.active_keyframe]
+        layout.prop(item, "frame")
+        layout.template_ID(item, "image", open="image.open")
         if not item.image:
-            box.prop(item, "file")
-        box.prop(item, "mask")
-    layout.operator(ATELIER_OT_stylize_keyframe_add.bl_idname, icon="ADD")
+            layout.prop(item, "file")
+        layout.prop(item, "mask")
     layout.prop(settings, "minutes")
     layout.operator(ATELIER_OT_stylize_train.bl_idname, icon="BRUSH_DATA")
-    layout.separator()
-    layout.prop(settings, "model_path")
+
+
+def _draw_model(layout, context):
+    settings = context.scene.atelier_stylize
+    draw_browser(layout, settings, "model", "stylize")
     layout.operator(ATELIER_OT_stylize_run.bl_idname, icon="SEQUENCE")
-    layout.prop(settings, "after_render")
+    layout.label(text="Stylise after render: Output Properties > Atelier Stylise", icon="INFO")
 
 
 panels = sidebar_panels("stylize", "Stylise", _draw_settings,
-                        {"image": "IMAGE_EDITOR", "sequencer": "SEQUENCE_EDITOR"})
+                        {"image": "IMAGE_EDITOR", "sequencer": "SEQUENCE_EDITOR"},
+                        subpanels=(("Stylise with a Model", _draw_model),))
 
 
 class ATELIER_PT_stylize_output(bpy.types.Panel):
@@ -341,12 +409,12 @@ class ATELIER_PT_stylize_output(bpy.types.Panel):
         self.layout.prop(context.scene.atelier_stylize, "after_render", text="")
 
     def draw(self, context):
-        self.layout.prop(context.scene.atelier_stylize, "model_path")
+        self.layout.prop(context.scene.atelier_stylize, "model")
 
 
 classes = (
     AtelierStylizeKeyframe, AtelierStylizeSettings, ATELIER_OT_stylize_render_motion,
-    ATELIER_OT_stylize_keyframe_add, ATELIER_OT_stylize_keyframe_remove, ATELIER_OT_stylize_train,
+    ATELIER_OT_stylize_keyframe_add, ATELIER_OT_stylize_keyframe_remove, ATELIER_UL_keyframes, ATELIER_OT_stylize_train,
     ATELIER_OT_stylize_run, *panels, ATELIER_PT_stylize_output,
 )
 

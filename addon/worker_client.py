@@ -36,6 +36,7 @@ class WorkerJob:
             raise WorkerStartError(f"{python}: cannot start the worker's Python ({error.strerror or error})") from None
         self.messages = queue.Queue()
         self.result = None
+        self.last_figures = {}  # of the latest progress message: what a cancelled job got to
         self.finished = False
         self.stderr_tail = []
         try:
@@ -79,6 +80,8 @@ class WorkerJob:
             return False
         if message.get("type") in ("result", "error", "cancelled"):
             self.result = message
+        elif message.get("type") == "progress":
+            self.last_figures = message.get("figures", {})
         return True
 
     def poll(self):

@@ -1,9 +1,11 @@
 """μNCA demo: shipped presets baked onto objects (Image and OSL modes) and rendered with Cycles."""
 
 import math
+from pathlib import Path
 
 
 PRESETS = ("stripes", "spots", "ripples", "brick")
+PRESET_FOLDER = Path(__file__).resolve().parents[1] / "core" / "assets" / "nca" / "presets"
 
 
 def _object(bpy, scene, name, location, make):
@@ -63,7 +65,7 @@ def run(bpy, out_dir):
             make = _sphere if i % 2 == 0 else _cube
             obj, material = _object(bpy, scene, preset, (-3.3 + 2.2 * i, 0, 0.9), make)
             mode = "OSL" if preset == "ripples" else "IMAGE"
-            s.source, s.preset, s.mode = "PRESET", preset, mode
+            s.model, s.mode = str(PRESET_FOLDER / f"{preset}.safetensors"), mode
             s.size, s.steps = (96 if mode == "OSL" else 256), 1000
             bpy.context.view_layer.objects.active = obj
             with bpy.context.temp_override(object=obj, active_object=obj):

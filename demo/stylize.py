@@ -110,14 +110,14 @@ def run(bpy, out_dir):
                         "cv2.imread(sys.argv[1]), sigma_s=60, sigma_r=0.45))",
                         str(sorted(frames_dir.glob("*.png"))[0]), str(painted)], check=True)
         keyframe = settings.keyframes.add()
-        keyframe.frame, keyframe.file = 0, str(painted)
+        keyframe.frame, keyframe.file = scene.frame_start, str(painted)  # the Blender frame painted over
         settings.minutes = 1.0
         bpy.ops.atelier.stylize_train()
     stylised = Path(settings.output_dir)
     sheet = contact_sheet(bpy, [frames_dir, stylised], out_dir / "stylize_before_after.png")
     summary = json.loads(settings.last_summary)
     return {"images": [str(sheet)], "frames": summary["frames"], "training_steps": summary["steps"],
-            "training_seconds": summary["train_seconds"], "model": settings.model_path}
+            "training_seconds": summary["train_seconds"], "model": settings.model}
 
 
 def contact_sheet(bpy, folders, path, columns=4):

@@ -74,9 +74,9 @@ def run_operator(step, operator, check):
 def bake(mode, size, steps):
     scene = bpy.context.scene
     settings = scene.atelier_nca
-    settings.source, settings.mode, settings.size, settings.steps, settings.frames = "PRESET", mode, size, steps, 0
+    settings.mode, settings.size, settings.steps, settings.frames = mode, size, steps, 0
     before = groups()
-    return lambda: {"groups": sorted(set(groups()) - set(before)), "preset": settings.preset}
+    return lambda: {"groups": sorted(set(groups()) - set(before)), "model": Path(settings.model).stem}
 
 
 def main():
@@ -119,7 +119,8 @@ def main():
         y, x = np.mgrid[:64, :64]
         stripes = np.repeat((0.5 + 0.5 * np.sin(x / 3.0))[..., None], 3, axis=2).astype(np.float32)
         nca = scene.atelier_nca
-        nca.source, nca.file, nca.params, nca.minutes = "FILE", str(save_png(workdir / "stripes.png", stripes)), "68", 0.05
+        nca.exemplar_source, nca.file = "FILE", str(save_png(workdir / "stripes.png", stripes))
+        nca.params, nca.minutes = "68", 0.05
         run_operator("nca_train", bpy.ops.atelier.nca_train,
                      lambda: {"model": nca.model, "exists": Path(nca.model).is_file()})
     if "stylize" in steps:
@@ -133,9 +134,9 @@ def main():
         stylize = scene.atelier_stylize
         stylize.frames_dir, stylize.minutes = str(frames), 0.05
         keyframe = stylize.keyframes.add()
-        keyframe.frame, keyframe.file = 0, str(painted)
+        keyframe.frame, keyframe.file = 1, str(painted)
         run_operator("stylize_train", bpy.ops.atelier.stylize_train,
-                     lambda: {"model": stylize.model_path, "frames": len(list(Path(stylize.output_dir).glob("*.png")))})
+                     lambda: {"model": stylize.model, "frames": len(list(Path(stylize.output_dir).glob("*.png")))})
         run_operator("stylize_run", bpy.ops.atelier.stylize_run,
                      lambda: {"frames": len(list(Path(stylize.output_dir).glob("*.png"))),
                               "strips": len(scene.sequence_editor.strips) if scene.sequence_editor else 0})

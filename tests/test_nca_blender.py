@@ -1,6 +1,8 @@
 """μNCA in real Blender: bake Image and OSL node groups, and render the OSL node with Cycles."""
 
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,10 @@ from core.imageio import read_image
 from core.nca import files
 
 
-def _model(tmp_path):
+def _model(tmp_path=None):
+    """A small μNCA saved into the artist's models folder, where the model browser lists it."""
+    from bl_ext.atelier_dev.atelier.addon.preferences import models_dir
+    tmp_path = models_dir()
     rng = np.random.default_rng(0)
     w = rng.normal(0, 0.3 / 4, (4, 16)).astype(np.float32)
     w[:, :4] -= 0.3 * np.eye(4, dtype=np.float32)
@@ -44,7 +49,7 @@ def test_bake_image_mode_adds_a_group_and_touches_nothing_else(blender, tmp_path
     scene, plane, material = _scene(bpy, tmp_path)
     before_nodes, before_links = _snapshot(material)
     s = scene.atelier_nca
-    s.source, s.model, s.mode, s.size, s.steps, s.frames = "MODEL", str(_model(tmp_path)), "IMAGE", 32, 12, 3
+    s.model, s.mode, s.size, s.steps, s.frames = str(_model()), "IMAGE", 32, 12, 3
     assert bpy.ops.atelier.nca_bake() == {"FINISHED"}
     group = bpy.data.node_groups["μNCA · test"]
     assert [i.name for i in group.interface.items_tree if i.in_out == "INPUT"] == ["Vector", "Scale", "Time"]
@@ -54,8 +59,8 @@ def test_bake_image_mode_adds_a_group_and_touches_nothing_else(blender, tmp_path
     after_nodes, after_links = _snapshot(material)
     assert {k: after_nodes[k] for k in before_nodes} == before_nodes and before_links <= after_links
     assert any(n.bl_idname == "ShaderNodeGroup" and n.node_tree == group for n in material.node_tree.nodes)
-    s.model = str(tmp_path / "missing.safetensors")  # a bad model: an error, nothing new
-    with pytest.raises(RuntimeError, match="not found"):
+    Path(s.model).unlink()  # the model is gone: an error, nothing new
+    with pytest.raises(RuntimeError, match="choose a μNCA texture model"):
         bpy.ops.atelier.nca_bake()
     assert len([g for g in bpy.data.node_groups if g.name.startswith("μNCA")]) == 1
 
@@ -65,7 +70,7 @@ def test_osl_node_renders_the_baked_texture_in_cycles(blender, tmp_path):
     enable_osl()
     scene, plane, material = _scene(bpy, tmp_path)
     s = scene.atelier_nca
-    s.source, s.model, s.mode, s.size, s.steps = "MODEL", str(_model(tmp_path)), "OSL", 32, 12
+    s.model, s.mode, s.size, s.steps = str(_model()), "OSL", 32, 12
     assert bpy.ops.atelier.nca_bake() == {"FINISHED"}
     tree = material.node_tree
     group_node = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeGroup")

@@ -36,7 +36,7 @@ def test_render_train_stylise_and_render_plugin(blender, tmp_path):
         write_image(painted, 1.0 - read_image(frames / "0001.png", 3))
         item = settings.keyframes.add()
         item.image = bpy.data.images.load(str(painted))
-        item.frame = 0
+        item.frame = 1  # the Blender frame painted over (its render is frames/0001.png)
         settings.minutes = 0.05
         before = {p.name: p.read_bytes() for p in frames.iterdir()}
         assert bpy.ops.atelier.stylize_train() == {"FINISHED"}
