@@ -1,0 +1,127 @@
+"""The artist's experience in real Blender: reasons on greyed-out buttons, the model browser, work
+going where it was asked, and Esc keeping what training made."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PACKAGE = "bl_ext.atelier_dev.atelier"
+
+
+def addon(name):
+    import importlib
+    return importlib.import_module(f"{PACKAGE}.addon.{name}")
+
+
+def poll_message(operator):
+    """The reason Blender gives for a greyed-out operator (None when it can run)."""
+    if operator.poll():
+        return None
+    with pytest.raises(RuntimeError) as error:
+        operator()
+    return str(error.value)
+
+
+def test_operators_say_why_they_cannot_run_in_an_empty_scene(blender):
+    ops = blender.ops.atelier
+    reasons = {name: poll_message(getattr(ops, name)) for name in (
+        "nca_bake", "nca_train", "sketch_complete", "sketch_reinterpret", "sketch_morph",
+        "strokes_image_to_strokes", "stylize_train", "stylize_run", "stylize_keyframe_remove")}
+    assert "object with a material" in reasons["nca_bake"]
+    assert "exemplar image" in reasons["nca_train"]
+    for name in ("sketch_complete", "sketch_reinterpret", "sketch_morph"):
+        assert "grease-pencil drawing" in reasons[name]
+    assert "image to redraw" in reasons["strokes_image_to_strokes"]
+    assert "folder of rendered frames" in reasons["stylize_train"] and "folder" in reasons["stylize_run"]
+    assert "no keyframe" in reasons["stylize_keyframe_remove"]
+    assert poll_message(ops.sketch_auto_draw) is None  # a shipped model is always there
+
+
+def small_nca(path):
+    from core.nca import files
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.3 / 4, (4, 16)).astype(np.float32)
+    w[:, :4] -= 0.3 * np.eye(4, dtype=np.float32)
+    files.save(path, files.from_float(w, rng.normal(0, 0.05, 4), {"name": path.stem}))
+    return path
+
+
+def test_the_model_browser_lists_by_kind_with_thumbnails_and_manages_own_models(blender):
+    library = addon("library")
+    folder = addon("preferences").models_dir()
+    mine = small_nca(folder / "my_texture.safetensors")
+    (folder / "notes.safetensors").write_bytes(b"not a model")
+    scene = blender.context.scene
+    nca_items = [item[0] for item in library.model_items("nca")(scene.atelier_nca, blender.context)]
+    sketch_items = [item[0] for item in library.model_items("sketch")(scene.atelier_sketch, blender.context)]
+    assert str(mine) in nca_items and "stripes" in " ".join(nca_items)  # presets and the artist's own
+    assert str(mine) not in sketch_items and not any("notes" in i for i in nca_items + sketch_items)
+    assert any(i.endswith("kanji.safetensors") for i in sketch_items)
+    entry = library.library().find(mine)
+    library._icon(entry)  # its texture, drawn once (icon ids stay 0 without a window)
+    assert str(mine) in library._state["previews"]
+    thumbnail = library.library().thumbnail(entry)
+    from core.imageio import read_image
+    assert read_image(thumbnail).shape[:2] == (96, 96)
+
+    renamed = library.library().rename(mine, "Mossy wall")
+    assert renamed.name == "Mossy wall.safetensors" and not mine.exists()
+    preset = library.library().entries("nca")[0]
+    with pytest.raises(Exception, match="only your own models") as refused:  # the add-on's own AtelierError
+        library.library().delete(preset.path)
+    assert type(refused.value).__name__ == "AtelierError"
+    assert blender.ops.atelier.model_delete(path=str(renamed)) == {"FINISHED"}
+    assert not renamed.exists() and preset.path.exists()
+
+
+def plane_with_material(bpy, name):
+    bpy.ops.mesh.primitive_plane_add()
+    plane = bpy.context.object
+    plane.name = name
+    plane.data.materials.append(bpy.data.materials.new(f"{name} material"))
+    return plane
+
+
+def test_bake_goes_to_the_material_chosen_when_it_started(blender, monkeypatch):
+    bpy = blender
+    first, second = plane_with_material(bpy, "First"), plane_with_material(bpy, "Second")
+    bpy.context.view_layer.objects.active = first
+    client = addon("worker_client")
+    original = client.WorkerJob.wait
+
+    def wait_while_the_artist_selects_something_else(job, on_message=None, timeout=None):
+        bpy.context.view_layer.objects.active = second
+        return original(job, on_message, timeout)
+
+    monkeypatch.setattr(client.WorkerJob, "wait", wait_while_the_artist_selects_something_else)
+    settings = bpy.context.scene.atelier_nca
+    settings.size, settings.steps = 32, 20
+    assert bpy.ops.atelier.nca_bake() == {"FINISHED"}
+    groups = [n for n in first.active_material.node_tree.nodes if n.bl_idname == "ShaderNodeGroup"]
+    assert len(groups) == 1
+    assert not [n for n in second.active_material.node_tree.nodes if n.bl_idname == "ShaderNodeGroup"]
+
+
+def test_esc_during_training_keeps_and_offers_the_best_model(blender, tmp_path, monkeypatch):
+    bpy = blender
+    from core.imageio import write_image
+    x = np.arange(64)[None, :, None]
+    exemplar = write_image(tmp_path / "stripes.png", np.repeat(0.5 + 0.5 * np.sin(x / 3.0), 64, 0).repeat(3, 2))
+    client = addon("worker_client")
+    original = client.WorkerJob.wait
+
+    def wait_and_press_esc(job, on_message=None, timeout=None):
+        def cancel_after_an_iteration(message):
+            if message.get("type") == "progress" and message.get("figures", {}).get("iteration", 0) >= 1:
+                job.cancel()
+        return original(job, cancel_after_an_iteration, timeout)
+
+    monkeypatch.setattr(client.WorkerJob, "wait", wait_and_press_esc)
+    settings = bpy.context.scene.atelier_nca
+    settings.exemplar_source, settings.file, settings.minutes = "FILE", str(exemplar), 5.0
+    assert bpy.ops.atelier.nca_train() == {"FINISHED"}
+    assert settings.last_message.startswith("Stopped; kept the best model so far")
+    kept = Path(settings.model)
+    assert kept.is_file() and kept.parent == addon("preferences").models_dir()
+    assert str(kept) in settings.last_message
