@@ -12,6 +12,7 @@ Sidebar tab "Atelier ▸ Stylise" in the Image editor and the Sequencer:
 """
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -22,6 +23,7 @@ import bpy
 
 from ..core.errors import AtelierError
 from .images import image_file_for_worker
+from ..core.stylize.cli import END_MARKER, FOLLOW_TIMEOUT_S
 from ..core.stylize.frames import frame_files
 from .jobs import WorkerOperator, result_message, start_worker
 from .library import chosen_model, draw_browser, model_items, select
@@ -75,49 +77,65 @@ class AtelierStylizeSettings(bpy.types.PropertyGroup):
                     "(into a new '<output folder>_stylised' folder)")
 
 
-def render_with_motion(scene, directory, progress=None):
-    """Render the animation into NEW ``directory/frames`` (PNG) and ``directory/motion`` (EXR + Vector).
+class MotionRender:
+    """Render the animation into NEW ``directory/frames`` (PNG) and ``directory/motion`` (EXR + Vector),
+    one frame per :meth:`render_next`, so a modal operator can show progress and stop between frames.
 
-    One render per frame, saved twice from the Render Result; the Vector pass needs motion blur
-    off.  The scene's settings are restored afterwards.
+    Each frame is rendered once and saved twice from the Render Result; the Vector pass needs motion
+    blur off.  :meth:`restore` puts the scene's settings back (also after Esc or an error).
     """
-    directory = unique_path(directory)
-    frames_dir, motion_dir = directory / "frames", directory / "motion"
-    frames_dir.mkdir(parents=True)
-    motion_dir.mkdir()
-    image_settings = scene.render.image_settings
-    saved = {"blur": scene.render.use_motion_blur, "frame": scene.frame_current,
-             "vector": [layer.use_pass_vector for layer in scene.view_layers],
-             "image": {key: getattr(image_settings, key) for key in
-                       ("media_type", "file_format", "color_mode", "color_depth", "exr_codec")}}
-    frames = range(scene.frame_start, scene.frame_end + 1, scene.frame_step)
-    try:
+
+    IMAGE_KEYS = ("media_type", "file_format", "color_mode", "color_depth", "exr_codec")
+
+    def __init__(self, scene, directory):
+        self.scene = scene
+        directory = unique_path(directory)
+        self.frames_dir, self.motion_dir = directory / "frames", directory / "motion"
+        self.frames = list(range(scene.frame_start, scene.frame_end + 1, scene.frame_step))
+        self.done = 0
+        image_settings = scene.render.image_settings
+        self.saved = {"blur": scene.render.use_motion_blur, "frame": scene.frame_current,
+                      "vector": [layer.use_pass_vector for layer in scene.view_layers],
+                      "image": {key: getattr(image_settings, key) for key in self.IMAGE_KEYS}}
+        self.frames_dir.mkdir(parents=True)
+        self.motion_dir.mkdir()
         scene.render.use_motion_blur = False
         for layer in scene.view_layers:
             layer.use_pass_vector = True
-        for i, frame in enumerate(frames):
-            scene.frame_set(frame)
-            bpy.ops.render.render(scene=scene.name)
-            result = bpy.data.images["Render Result"]
-            image_settings.media_type, image_settings.file_format = "IMAGE", "PNG"
-            image_settings.color_mode, image_settings.color_depth = "RGB", "8"
-            result.save_render(str(frames_dir / f"{frame:04d}.png"), scene=scene)
-            image_settings.media_type = "MULTI_LAYER_IMAGE"
-            image_settings.color_depth, image_settings.exr_codec = "32", "ZIP"
-            result.save_render(str(motion_dir / f"{frame:04d}.exr"), scene=scene)
-            if progress:
-                progress((i + 1) / len(frames))
-    finally:
-        scene.render.use_motion_blur = saved["blur"]
-        for layer, value in zip(scene.view_layers, saved["vector"]):
+
+    @property
+    def fraction(self):
+        return self.done / max(1, len(self.frames))
+
+    @property
+    def finished(self):
+        return self.done >= len(self.frames)
+
+    def render_next(self):
+        scene, frame = self.scene, self.frames[self.done]
+        image_settings = scene.render.image_settings
+        scene.frame_set(frame)
+        bpy.ops.render.render(scene=scene.name)
+        result = bpy.data.images["Render Result"]
+        image_settings.media_type, image_settings.file_format = "IMAGE", "PNG"
+        image_settings.color_mode, image_settings.color_depth = "RGB", "8"
+        result.save_render(str(self.frames_dir / f"{frame:04d}.png"), scene=scene)
+        image_settings.media_type = "MULTI_LAYER_IMAGE"
+        image_settings.color_depth, image_settings.exr_codec = "32", "ZIP"
+        result.save_render(str(self.motion_dir / f"{frame:04d}.exr"), scene=scene)
+        self.done += 1
+
+    def restore(self):
+        scene = self.scene
+        scene.render.use_motion_blur = self.saved["blur"]
+        for layer, value in zip(scene.view_layers, self.saved["vector"]):
             layer.use_pass_vector = value
-        for key in ("media_type", "file_format", "color_mode", "color_depth", "exr_codec"):
+        for key in self.IMAGE_KEYS:
             try:
-                setattr(image_settings, key, saved["image"][key])
+                setattr(scene.render.image_settings, key, self.saved["image"][key])
             except TypeError:  # an enum item that the restored media type does not offer
                 pass
-        scene.frame_set(saved["frame"])
-    return frames_dir, motion_dir
+        scene.frame_set(self.saved["frame"])
 
 
 def add_sequence_strip(scene, folder, name):
@@ -136,7 +154,8 @@ def add_sequence_strip(scene, folder, name):
 
 
 class ATELIER_OT_stylize_render_motion(bpy.types.Operator):
-    """Render the animation into a new folder as PNG frames plus EXR motion vectors (for Train & Stylise)"""
+    """Render the animation into a new folder as PNG frames plus EXR motion vectors (for Train & Stylise);
+    Esc stops after the current frame"""
 
     bl_idname = "atelier.stylize_render_motion"
     bl_label = "Render with Motion"
@@ -145,24 +164,79 @@ class ATELIER_OT_stylize_render_motion(bpy.types.Operator):
     directory: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH",
                                         description="New folder for the renders (default: beside the .blend)")
 
-    def execute(self, context):
+    @classmethod
+    def poll(cls, context):
+        if context.scene.camera is None:
+            cls.poll_message_set("The scene needs a camera to render")
+            return False
+        return True
+
+    def _begin(self, context):
         scene = context.scene
         folder = _abs(self.directory) or (_abs("//") if bpy.data.filepath else Path(tempfile.gettempdir()))
         if not self.directory:
             folder = folder / f"atelier_{bpy.path.clean_name(scene.name)}"
+        try:
+            self._render = MotionRender(scene, folder)
+        except OSError as error:
+            self.report({"ERROR"}, f"{folder}: cannot make the render folders ({error.strerror or error})")
+            return False
+        return True
+
+    def _step(self):
+        """Render one frame; False (with the error reported) when rendering failed."""
+        try:
+            self._render.render_next()
+        except (RuntimeError, OSError) as error:
+            self.report({"ERROR"}, f"{self._render.frames_dir.parent}: rendering failed ({error})")
+            return False
+        return True
+
+    def _end(self, context, completed):
+        render = self._render
+        render.restore()
+        count = len(list(render.frames_dir.glob("*.png")))
+        if not completed:
+            self.report({"WARNING"}, f"Stopped after {count} frames; they are in {render.frames_dir.parent}")
+            return {"CANCELLED"}
+        settings = context.scene.atelier_stylize
+        settings.frames_dir, settings.motion_dir = str(render.frames_dir), str(render.motion_dir)
+        self.report({"INFO"}, f"Rendered {count} frames into {render.frames_dir.parent}")
+        return {"FINISHED"}
+
+    def execute(self, context):  # no window: every frame now
+        if not self._begin(context):
+            return {"CANCELLED"}
+        completed = True
+        while completed and not self._render.finished:
+            completed = self._step()
+        return self._end(context, completed)
+
+    def invoke(self, context, event):
+        if context.window is None or bpy.app.background:
+            return self.execute(context)
+        if not self._begin(context):
+            return {"CANCELLED"}
         window_manager = context.window_manager
         window_manager.progress_begin(0.0, 1.0)
-        try:
-            frames_dir, motion_dir = render_with_motion(scene, folder, window_manager.progress_update)
-        except (RuntimeError, OSError) as error:
-            self.report({"ERROR"}, f"{folder}: rendering failed ({error})")
-            return {"CANCELLED"}
-        finally:
-            window_manager.progress_end()
-        settings = scene.atelier_stylize
-        settings.frames_dir, settings.motion_dir = str(frames_dir), str(motion_dir)
-        self.report({"INFO"}, f"Rendered {len(list(frames_dir.glob('*.png')))} frames into {frames_dir.parent}")
-        return {"FINISHED"}
+        self._timer = window_manager.event_timer_add(0.05, window=context.window)
+        window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        stop = event.type == "ESC" and event.value == "PRESS"
+        if not stop and event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        completed = not stop and self._step()
+        if completed and not self._render.finished:
+            context.window_manager.progress_update(self._render.fraction)
+            context.workspace.status_text_set(f"Atelier: rendered {self._render.done} of "
+                                              f"{len(self._render.frames)} frames  (Esc stops)")
+            return {"RUNNING_MODAL"}
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        context.workspace.status_text_set(None)
+        return self._end(context, completed and self._render.finished)
 
 
 class ATELIER_OT_stylize_keyframe_add(bpy.types.Operator):
@@ -329,37 +403,109 @@ class ATELIER_OT_stylize_run(WorkerOperator, bpy.types.Operator):
         return _finish_output(self, bpy.data.scenes.get(self.scene_name) or context.scene, summary, "Stylised")
 
 
+class RenderFollower:
+    """Stylise after render: ONE worker for a whole render (``atelier stylize follow``).
+
+    Each frame the render writes is copied, complete, into the worker's inbox; the worker stylises
+    frames as they arrive into ``<render folder>_stylised/`` and names each one in a progress
+    message, which shows it in the image "Atelier · Stylised" (open it in an Image editor to watch).
+    When the render ends the inbox gets the END marker and the remaining frames are waited for.
+    """
+
+    IMAGE_NAME = "Atelier · Stylised"
+
+    def __init__(self, model, output):
+        self.inbox = Path(tempfile.mkdtemp(prefix="atelier_render_"))
+        self.output = output
+        self.job = start_worker(["stylize", "follow", str(model), "--inbox", str(self.inbox), "-o", str(output)])
+        self.shown = None
+
+    def add(self, written):
+        staging = self.inbox / f".{written.name}.copy"
+        shutil.copyfile(written, staging)
+        os.replace(staging, self.inbox / written.name)  # the worker never sees half a frame
+        self.show_arrivals()
+
+    def _note(self, message):
+        frame = message.get("figures", {}).get("frame")
+        if message.get("type") == "progress" and frame:
+            self.shown = Path(frame)
+
+    def show_arrivals(self):
+        for message in self.job.poll():
+            self._note(message)
+        if self.shown is not None and self.shown.is_file():
+            image = bpy.data.images.get(self.IMAGE_NAME)
+            if image is None:
+                image = bpy.data.images.load(str(self.shown), check_existing=False)
+                image.name = self.IMAGE_NAME
+            else:
+                image.filepath = str(self.shown)
+                image.reload()
+
+    def finish(self, cancel=False):
+        """Wait for the last frames (or cancel them); returns an error message or None."""
+        (self.inbox / END_MARKER).write_text("")
+        if cancel:
+            self.job.cancel()
+        result = self.job.wait(self._note, timeout=FOLLOW_TIMEOUT_S)
+        self.show_arrivals()
+        shutil.rmtree(self.inbox, ignore_errors=True)
+        return None if result["type"] in ("result", "cancelled") else result_message(result)
+
+
+_followers = {}  # scene name -> the RenderFollower of the render in progress
+
+
+def _report(message):
+    print(f"Atelier: {message}", file=sys.stderr)
+
+
 def stylize_written_frame(scene):
-    """Stylise the frame the render just wrote into ``<its folder>_stylised/``; returns the file or None."""
+    """Hand the frame the render just wrote to the scene's follower (started at the first frame)."""
     settings = scene.atelier_stylize
     written = Path(scene.render.frame_path(frame=scene.frame_current))
     model = Path(settings.model) if settings.model and Path(settings.model).is_file() else None
     if not written.is_file() or model is None:
-        print(f"Atelier: Stylise after render skipped for {written} (no such frame file or no model)",
-              file=sys.stderr)
-        return None
-    target = written.parent.with_name(written.parent.name + "_stylised")  # Atelier's own folder, reused per frame
-    with tempfile.TemporaryDirectory(prefix="atelier_stylize_") as temporary:
+        _report(f"Stylise after render skipped for {written} (no such frame file or no model)")
+        return
+    follower = _followers.get(scene.name)
+    if follower is None:
         try:
-            job = start_worker(["stylize", "run", str(model), "--frames", str(written.parent), "--only", written.name,
-                                "-o", str(Path(temporary) / "out")])
+            follower = _followers[scene.name] = RenderFollower(
+                model, written.parent.with_name(written.parent.name + "_stylised"))
         except AtelierError as error:
-            print(f"Atelier: Stylise after render failed for {written}: {error}", file=sys.stderr)
-            return None
-        result = job.wait()
-        if result["type"] != "result":
-            print(f"Atelier: Stylise after render failed for {written}: {result_message(result)}", file=sys.stderr)
-            return None
-        target.mkdir(exist_ok=True)
-        produced = Path(temporary) / "out" / (written.stem + ".png")
-        shutil.move(str(produced), target / produced.name)
-    return target / produced.name
+            _report(f"Stylise after render failed: {error}")
+            return
+    follower.add(written)
+
+
+def end_render(scene, cancel=False):
+    follower = _followers.pop(scene.name, None)
+    if follower is not None:
+        problem = follower.finish(cancel)
+        if problem:
+            _report(f"Stylise after render failed: {problem}")
 
 
 @bpy.app.handlers.persistent
 def _render_write(scene, *_):
     if scene.atelier_stylize.after_render:
         stylize_written_frame(scene)
+
+
+@bpy.app.handlers.persistent
+def _render_complete(scene, *_):
+    end_render(scene)
+
+
+@bpy.app.handlers.persistent
+def _render_cancel(scene, *_):
+    end_render(scene, cancel=True)
+
+
+HANDLERS = (("render_write", _render_write), ("render_complete", _render_complete),
+            ("render_cancel", _render_cancel))
 
 
 def _draw_settings(layout, context):
@@ -421,10 +567,14 @@ classes = (
 
 def register():
     register_classes(classes, atelier_stylize=AtelierStylizeSettings)
-    bpy.app.handlers.render_write.append(_render_write)
+    for name, handler in HANDLERS:
+        getattr(bpy.app.handlers, name).append(handler)
 
 
 def unregister():
-    if _render_write in bpy.app.handlers.render_write:
-        bpy.app.handlers.render_write.remove(_render_write)
+    for name, handler in HANDLERS:
+        if handler in getattr(bpy.app.handlers, name):
+            getattr(bpy.app.handlers, name).remove(handler)
+    for scene_name in list(_followers):
+        _followers.pop(scene_name).finish(cancel=True)
     unregister_classes(classes, "atelier_stylize")

@@ -1,5 +1,6 @@
 """Stylise in real Blender: render with motion vectors, Train & Stylise, VSE strip, render plugin."""
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -53,7 +54,22 @@ def test_render_train_stylise_and_render_plugin(blender, tmp_path):
 
         settings.after_render = True
         scene.render.filepath = str(tmp_path / "farm" / "shot_")
-        bpy.ops.render.render(animation=True, scene=scene.name)
+        client = importlib.import_module("bl_ext.atelier_dev.atelier.addon.worker_client")
+        started = []
+        original = client.WorkerJob.__init__
+
+        def counting(job, argv, *args, **kwargs):
+            started.append(argv[:2])
+            original(job, argv, *args, **kwargs)
+
+        client.WorkerJob.__init__ = counting
+        try:
+            bpy.ops.render.render(animation=True, scene=scene.name)
+        finally:
+            client.WorkerJob.__init__ = original
+        assert started == [["stylize", "follow"]]  # one worker for the whole render
+        shown = bpy.data.images["Atelier · Stylised"]  # the latest stylised frame, for an Image editor
+        assert Path(shown.filepath).name == "shot_0003.png"
     stylised = sorted(p.name for p in (tmp_path / "farm_stylised").iterdir())
     assert stylised == ["shot_0001.png", "shot_0002.png", "shot_0003.png"]
     assert read_image(tmp_path / "farm_stylised" / "shot_0002.png").shape == (48, 48, 3)

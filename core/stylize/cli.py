@@ -6,6 +6,7 @@
     atelier stylize run MODEL --frames DIR [--motion DIR_OF_EXR] [--only I,NAME] -o OUT_DIR [--force]
 """
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,62 @@ def run_command(args, progress):
             "motion": "blender vector pass" if motion else ("optical flow" if hyper["guide"] != "none" else "none")}
 
 
+FOLLOW_TIMEOUT_S = 600.0   # a render that writes no frame for this long has stopped
+FOLLOW_POLL_S = 0.05
+END_MARKER = "END"         # the render has written its last frame into the inbox
+
+
+def follow_command(args, progress):
+    """Stylise frames as a render writes them: one worker for a whole animation render.
+
+    The add-on's render handler puts each finished frame into ``--inbox`` (atomically, by rename);
+    this loop takes them in order as they arrive, stylises each with the temporal guide of the
+    frames so far, and writes ``OUT/<name>.png`` atomically.  A progress message names every frame
+    written, so Blender can show it at once.  It ends once the render has put END_MARKER into the
+    inbox and every frame before it is done (or after ``--count`` frames), on cancel, or when no frame
+    arrives for FOLLOW_TIMEOUT_S.
+    """
+    import time
+    from . import model as sty
+    from ..device import cpu_threads, torch_device
+    from ..imageio import write_image
+    generator, meta = sty.load(args.model)
+    hyper = meta["hyperparameters"]
+    inbox, output = Path(args.inbox), Path(args.output)
+    if not inbox.is_dir():
+        raise AtelierError(f"{inbox}: no such folder for the rendered frames")
+    output.mkdir(parents=True, exist_ok=True)
+    device = torch_device()
+    if device.type == "cpu":
+        cpu_threads()
+    progress.stage("stylising the render", args.count or 1)
+    frames, names, waited = [], [], time.monotonic()
+    while args.count is None or len(names) < args.count:
+        ready = sorted((p for p in inbox.iterdir() if p.suffix.lower() in seq.FRAME_SUFFIXES and p.name not in names),
+                       key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)])
+        if not ready:
+            if (inbox / END_MARKER).exists():
+                break
+            if time.monotonic() - waited > FOLLOW_TIMEOUT_S:
+                raise AtelierError(f"{inbox}: no new frame for {FOLLOW_TIMEOUT_S:.0f} s; the render stopped")
+            progress.update(len(names))  # also where Esc (cancel) is noticed
+            time.sleep(FOLLOW_POLL_S)
+            continue
+        path = ready[0]
+        frames.append(seq.read_frame(path, frames[0].shape[:2] if frames else None))
+        names.append(path.name)
+        waited = time.monotonic()
+        reference = min(hyper["reference"], len(frames) - 1)
+        # the guide of the newest frame needs the motion from the reference frame up to it
+        inputs = build_inputs(np.stack(frames[reference:]), None, 0, hyper["guide"], hyper["seed"],
+                              hyper["prefilter"])[-1:]
+        target = output / (path.stem + ".png")
+        sty.stylize_frames(generator, inputs, tile=args.tile, device=device,
+                           write=lambda _, image: write_image(target, image))
+        progress.update(len(names), frame=str(target))
+    return {"output": str(output), "frames": len(names), "device": device.type}
+
+
 def _frame_index(word, files, option):
     """A 0-based index, or a frame's file name (the render plugin names the frame just written)."""
     word = word.strip()
@@ -169,3 +226,12 @@ def register(commands):
     run.add_argument("-o", "--output", required=True, help="new folder for the stylised frames")
     run.add_argument("--force", action="store_true", help="replace an existing output folder")
     run.set_defaults(run=run_command)
+
+    follow = commands.add_parser("follow", help="stylise frames as a render writes them (the render plugin)",
+                                 description="Wait for frames to appear in INBOX, in order, and stylise each.")
+    follow.add_argument("model", help="model file from `atelier stylize train`")
+    follow.add_argument("--inbox", required=True, help="folder the frames are moved into, complete, as rendered")
+    follow.add_argument("--count", type=int, help="stop after this many frames (default: when INBOX/END appears)")
+    follow.add_argument("--tile", type=int, default=512, help="tile size in pixels for large frames (default 512)")
+    follow.add_argument("-o", "--output", required=True, help="folder for the stylised frames (created if needed)")
+    follow.set_defaults(run=follow_command)
