@@ -12,9 +12,12 @@ from mathutils import Vector
 
 from ..core.errors import AtelierError
 from ..core.sketch.runtime import SketchModel, slerp
-from ..core.sketch.strokes import grease_pencil_to_stroke3, stroke3_to_grease_pencil, stroke3_to_polylines
+from ..core.sketch.personal import personal_dataset
+from ..core.sketch.strokes import grease_pencil_to_stroke3, save_npz, stroke3_to_grease_pencil, stroke3_to_polylines
 from . import gpencil
-from .library import chosen_model, draw_browser, model_items
+from .jobs import WorkerOperator
+from .library import chosen_model, draw_browser, model_items, select
+from .preferences import models_dir
 from .registration import register_classes, unregister_classes
 
 def load_model(path):
@@ -42,6 +45,11 @@ class AtelierSketchSettings(bpy.types.PropertyGroup):
                                             poll=lambda self, obj: obj.type == "GREASEPENCIL",
                                             description="The drawing the active one morphs into")
     morph_frames: bpy.props.IntProperty(name="Morph frames", default=24, min=2, max=500)
+    train_from: bpy.props.EnumProperty(name="Drawings", default="FRAMES", items=[
+        ("FRAMES", "Every Frame", "Each keyframe of the active drawing's layers is one drawing"),
+        ("LAYERS", "Every Layer", "Each layer of the active drawing, at the current frame, is one drawing")])
+    train_minutes: bpy.props.FloatProperty(name="Minutes", default=15.0, min=0.05, max=600.0,
+                                           description="Training time; Esc stops early and keeps the model so far")
 
 
 def pen_radius(points, base):
@@ -226,6 +234,79 @@ class ATELIER_OT_sketch_morph(SketchOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
+def artist_drawings(obj, mode):
+    """The drawings of grease-pencil ``obj`` as stroke-3 sketches: one per keyframe (``FRAMES``) or per
+    visible layer at the current frame (``LAYERS``)."""
+    drawings = []
+    for layer in obj.data.layers:
+        if layer.hide:
+            continue
+        keyframes = list(layer.frames) if mode == "FRAMES" else [layer.get_frame_at(bpy.context.scene.frame_current)]
+        for keyframe in keyframes:
+            if keyframe is None:
+                continue
+            lines = [np.array([point.position[:] for point in stroke.points], np.float32)
+                     for stroke in keyframe.drawing.strokes]
+            lines = [line for line in lines if len(line) > 1]
+            if lines:
+                drawings.append(grease_pencil_to_stroke3(lines)[0])
+    return drawings
+
+
+class ATELIER_OT_sketch_train(WorkerOperator, bpy.types.Operator):
+    """Train a Sketch-RNN on the active drawing's frames or layers (20-50 drawings make a style), in the
+    worker; the model then appears in the Sketch model list"""
+    bl_idname = "atelier.sketch_train"
+    bl_label = "Train on My Drawings"
+    needs = ("torch",)
+
+    @classmethod
+    def unavailable(cls, context):
+        obj = context.active_object
+        if obj is None or obj.type != "GREASEPENCIL":
+            return "Select the grease-pencil object that holds your drawings (one per frame or per layer)"
+        return super().unavailable(context)
+
+    def worker_argv(self, context):
+        settings = settings_of(context)
+        obj = context.active_object
+        drawings = artist_drawings(obj, settings.train_from)
+        data = self.temporary_folder() / "drawings.npz"
+        save_npz(data, personal_dataset(drawings))
+        self.count = len(drawings)
+        name = bpy.path.clean_name(obj.name)
+        self.output = unique_model_path(f"sketch_{name}")
+        self.scene_name = context.scene.name
+        return ["sketch", "train", str(data), "--preset", "small", "--minutes", f"{settings.train_minutes:g}",
+                "-o", str(self.output)]
+
+    def _keep(self, context, message):
+        select(settings_of_scene(self.scene_name, context), "model", self.output)
+        return message
+
+    def finish(self, context, summary):
+        self.report({"INFO"}, self._keep(context, f"Sketch-RNN trained on {self.count} drawings "
+                                                  f"({summary.get('steps', '?')} steps): {self.output.name}"))
+        return {"FINISHED"}
+
+    def cancelled(self, context, figures):
+        if not self.output.is_file():
+            return None
+        return self._keep(context, f"Stopped; kept the model so far: {self.output}")
+
+
+def settings_of_scene(scene_name, context):
+    return (bpy.data.scenes.get(scene_name) or context.scene).atelier_sketch
+
+
+def unique_model_path(stem):
+    path, n = models_dir() / f"{stem}.safetensors", 1
+    while path.exists():
+        n += 1
+        path = models_dir() / f"{stem}_{n}.safetensors"
+    return path
+
+
 def draw_sketch_ui(layout, context):
     settings = settings_of(context)
     draw_browser(layout, settings, "model", "sketch")
@@ -251,6 +332,15 @@ def draw_sketch_ui(layout, context):
     column.operator(ATELIER_OT_sketch_morph.bl_idname, icon="IPO_EASE_IN_OUT")
 
 
+def draw_train_ui(layout, context):
+    settings = settings_of(context)
+    layout.use_property_split, layout.use_property_decorate = True, False
+    layout.label(text="Your style: 20-50 drawings in the active object")
+    layout.prop(settings, "train_from")
+    layout.prop(settings, "train_minutes")
+    layout.operator(ATELIER_OT_sketch_train.bl_idname, icon="PLAY")
+
+
 class ATELIER_PT_sketch(bpy.types.Panel):
     bl_label = "Sketch-RNN"
     bl_idname = "ATELIER_PT_sketch"
@@ -260,6 +350,19 @@ class ATELIER_PT_sketch(bpy.types.Panel):
 
     def draw(self, context):
         draw_sketch_ui(self.layout, context)
+
+
+class ATELIER_PT_sketch_train(bpy.types.Panel):
+    bl_label = "Train on My Drawings"
+    bl_idname = "ATELIER_PT_sketch_train"
+    bl_parent_id = "ATELIER_PT_sketch"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Atelier"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        draw_train_ui(self.layout, context)
 
 
 def _menu_add(self, context):
@@ -278,7 +381,8 @@ MENUS = (("VIEW3D_MT_grease_pencil_add", _menu_add), ("VIEW3D_MT_paint_grease_pe
          ("VIEW3D_MT_edit_greasepencil", _menu_drawing), ("VIEW3D_MT_object", _menu_drawing))
 
 classes = (AtelierSketchSettings, ATELIER_OT_sketch_auto_draw, ATELIER_OT_sketch_complete,
-           ATELIER_OT_sketch_reinterpret, ATELIER_OT_sketch_morph, ATELIER_PT_sketch)
+           ATELIER_OT_sketch_reinterpret, ATELIER_OT_sketch_morph, ATELIER_OT_sketch_train, ATELIER_PT_sketch,
+           ATELIER_PT_sketch_train)
 
 
 def register():

@@ -125,3 +125,29 @@ def test_esc_during_training_keeps_and_offers_the_best_model(blender, tmp_path, 
     kept = Path(settings.model)
     assert kept.is_file() and kept.parent == addon("preferences").models_dir()
     assert str(kept) in settings.last_message
+
+
+def test_sketch_rnn_trains_on_the_artists_own_drawings_and_lists_the_model(blender):
+    bpy = blender
+    gpencil = addon("gpencil")
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 2 * np.pi, 24)
+    obj = None
+    for frame in range(1, 21):  # 20 drawings of a little house-and-sun style, one per frame
+        wobble = rng.normal(0, 0.03, 2)
+        house = np.c_[[0, 0, 0.5, 1, 1, 0] + wobble[0], np.zeros(6), [0, 0.6, 1, 0.6, 0, 0] + wobble[1]]
+        sun = np.c_[1.5 + 0.2 * np.cos(t), np.zeros(24), 1.2 + 0.2 * np.sin(t)] * (1 + 0.1 * rng.random())
+        strokes = [{"points": house, "radius": 0.01}, {"points": sun, "radius": 0.01}]
+        if obj is None:
+            obj = gpencil.create_drawing(bpy.context, "My drawings", strokes, frame_start=frame)
+        else:
+            gpencil.add_frame(obj, frame, strokes)
+    bpy.context.view_layer.objects.active = obj
+    settings = bpy.context.scene.atelier_sketch
+    settings.train_from, settings.train_minutes = "FRAMES", 0.05
+    assert bpy.ops.atelier.sketch_train() == {"FINISHED"}
+    model = Path(settings.model)
+    assert model.parent == addon("preferences").models_dir() and model.name.startswith("sketch_My")
+    assert model in [entry.path for entry in addon("library").library().entries("sketch")]
+    assert bpy.ops.atelier.sketch_auto_draw() == {"FINISHED"}  # the artist's own style draws
+    assert bpy.context.active_object.name.startswith("Sketch ")
