@@ -41,6 +41,10 @@ class AtelierPreferences(bpy.types.AddonPreferences):
         subtype="FILE_PATH",
         default="",
     )
+    threads: bpy.props.IntProperty(
+        name="CPU threads", default=0, min=0, max=256,
+        description="Threads the worker computes with on the CPU; 0 uses every core Blender may run on",
+    )
     models_directory: bpy.props.StringProperty(
         name="Models folder",
         description="Where trained models are stored; empty uses the extension's user folder",
@@ -57,6 +61,7 @@ class AtelierPreferences(bpy.types.AddonPreferences):
         layout = self.layout
         layout.use_property_split = True
         layout.prop(self, "device")
+        layout.prop(self, "threads")
         layout.prop(self, "worker_python")
         if not self.worker_python:
             missing = missing_training_modules()
@@ -113,7 +118,11 @@ def worker_environment():
     paths = [str(EXTENSION_ROOT)]
     if custom_python() is None:
         paths += [str(folder) for folder in [extension_site_packages()] if folder.is_dir()]
-    return {"PYTHONPATH": os.pathsep.join(paths), "ATELIER_DEVICE": worker_device().lower()}
+    prefs = preferences()
+    environment = {"PYTHONPATH": os.pathsep.join(paths), "ATELIER_DEVICE": worker_device().lower()}
+    if prefs and prefs.threads:
+        environment["ATELIER_THREADS"] = str(prefs.threads)
+    return environment
 
 
 def worker_device():
