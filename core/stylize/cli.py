@@ -235,3 +235,6 @@ def register(commands):
     follow.add_argument("--tile", type=int, default=512, help="tile size in pixels for large frames (default 512)")
     follow.add_argument("-o", "--output", required=True, help="folder for the stylised frames (created if needed)")
     follow.set_defaults(run=follow_command)
+
+    from .live import register_live
+    register_live(commands)
