@@ -3,7 +3,7 @@
 import importlib
 
 # Feature modules are registered after the shared ones they build on.
-MODULE_NAMES = ("preferences", "library", "nca", "sketch", "strokes", "stylize")
+MODULE_NAMES = ("preferences", "library", "nca", "sketch", "strokes", "stylize", "live")
 
 _modules = []
 

@@ -27,7 +27,7 @@ from ..core.stylize.cli import END_MARKER, FOLLOW_TIMEOUT_S
 from ..core.stylize.frames import frame_files
 from .jobs import WorkerOperator, result_message, start_worker
 from .library import chosen_model, draw_browser, model_items, select
-from .preferences import models_dir
+from .preferences import models_dir, training_unavailable
 from .registration import register_classes, sidebar_panels, unregister_classes
 
 NEEDS = ("torch", "cv2")  # the stylisation network and its optical-flow guides
@@ -71,6 +71,10 @@ class AtelierStylizeSettings(bpy.types.PropertyGroup):
                                   description="A stylisation model you trained (in the models folder)")
     output_dir: bpy.props.StringProperty(name="Last output", subtype="DIR_PATH")
     last_summary: bpy.props.StringProperty(name="Last summary")
+    live_previews: bpy.props.StringProperty(
+        name="Preview frames", default="",
+        description="Blender frames to preview while training live, e.g. 5, 12, 20 (empty: five evenly spaced)")
+    live_stop: bpy.props.BoolProperty(name="Stop live", default=False, options={"SKIP_SAVE", "HIDDEN"})
     after_render: bpy.props.BoolProperty(
         name="Stylise after render", default=False,
         description="Stylise each frame with the model as the animation render writes it "
@@ -530,6 +534,15 @@ def _draw_settings(layout, context):
     layout.operator(ATELIER_OT_stylize_train.bl_idname, icon="BRUSH_DATA")
 
 
+def training_unavailable_for_stylise():
+    return training_unavailable(NEEDS)
+
+
+def _draw_live(layout, context):
+    from .live import draw_live
+    draw_live(layout, context)
+
+
 def _draw_model(layout, context):
     settings = context.scene.atelier_stylize
     draw_browser(layout, settings, "model", "stylize")
@@ -539,7 +552,7 @@ def _draw_model(layout, context):
 
 panels = sidebar_panels("stylize", "Stylise", _draw_settings,
                         {"image": "IMAGE_EDITOR", "sequencer": "SEQUENCE_EDITOR"},
-                        subpanels=(("Stylise with a Model", _draw_model),))
+                        subpanels=(("Live", _draw_live), ("Stylise with a Model", _draw_model)))
 
 
 class ATELIER_PT_stylize_output(bpy.types.Panel):
