@@ -1,6 +1,6 @@
 """Benchmark: keyframe video stylisation on a Blender-rendered sequence; prints one JSON object.
 
-    .venv/bin/python bench/stylize.py [--minutes 5] [--other-minutes M | --steps N]
+    .venv/bin/python bench/stylize.py [--minutes 5] [--other-minutes M | --steps N] [--live]
                                       [--painters stylization,paper,pencil,edge]
                                       [--variants motion,flow,motion_first_last,published] [--fps]
 
@@ -216,7 +216,16 @@ def main():
     parser.add_argument("--fps", action="store_true", help="only the speed figures (no rendering or training)")
     parser.add_argument("--no-speed", action="store_true", help="only the quality figures")
     parser.add_argument("--device", default="cpu", help="device for the inference fps figures")
+    parser.add_argument("--live", action="store_true",
+                        help="only the live-session figures: change-to-preview latency, 60 s live vs batch, UI stalls")
     args = parser.parse_args()
+    if args.live:
+        from stylize_live import live_figures
+        frames = render()
+        gt = ground_truth("stylization", frames)
+        print(json.dumps(live_figures(frames, lambda painter: ground_truth(painter, frames),
+                                      lambda pred: score(pred, gt, [0]), atelier)))
+        return
     report = {"note": "timings on a shared 2-core CPU under contention from other jobs; speed figures with 1 torch thread"}
     if not args.no_speed:
         report["inference_fps_network"] = {args.device: inference_fps(args.device)}
