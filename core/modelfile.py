@@ -12,6 +12,7 @@ unpickled.
 """
 
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from .atomic import write_bytes_atomic
 from .errors import AtelierError
+from .validate import file_size, open_regular, shown
 
 FORMAT_VERSION = 1
 MODEL_SUFFIX = ".safetensors"
@@ -30,6 +32,8 @@ _DTYPES = {
 }
 _DTYPE_NAMES = {np.dtype(v): k for k, v in _DTYPES.items()}
 _MAX_HEADER = 100 * 1024 * 1024
+_MAX_DIMENSIONS = 8
+MAX_MODEL_BYTES = 1 << 30  # the largest shipped model is a few MB; checkpoints with optimiser state a few times more
 
 
 def save_model(path, kind: str, tensors: dict, meta: dict | None = None):
@@ -54,52 +58,112 @@ def save_model(path, kind: str, tensors: dict, meta: dict | None = None):
 def read_model(path, kind: str | None = None):
     """Return ``(tensors, meta)`` from a model file; ``kind`` (or a tuple of kinds) is checked.
 
-    Every way a file can be wrong (missing, truncated, not safetensors, another kind,
-    a newer format, non-finite numbers) raises :class:`AtelierError` naming the file.
+    Every way a file can be wrong (missing, not a regular file, truncated, not safetensors, a
+    header whose types, shapes or offsets do not fit the file, another kind, a newer format,
+    non-finite numbers) raises :class:`AtelierError` naming the file.  The header is checked
+    against the file's size before any tensor is allocated, so memory stays within the file's size.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise AtelierError(f"{path}: cannot read model file ({error.strerror or error})") from None
 
     def fail(problem):
-        return AtelierError(f"{path}: {problem}")
+        return AtelierError(f"{shown(path)}: {problem}")
 
-    if len(raw) < 8:
-        raise fail("not an Atelier model (file too short to be safetensors)")
-    (header_size,) = struct.unpack("<Q", raw[:8])
-    if header_size > min(_MAX_HEADER, len(raw) - 8):
-        raise fail("not an Atelier model, or truncated (bad safetensors header length)")
+    with open_regular(path, "model file") as handle:
+        size = file_size(handle)
+        if size > MAX_MODEL_BYTES:
+            raise fail(f"model file is {size:,} bytes; at most {MAX_MODEL_BYTES:,} are read")
+        if size < 8:
+            raise fail("not an Atelier model (file too short to be safetensors)")
+        (header_size,) = struct.unpack("<Q", handle.read(8))
+        if header_size > min(_MAX_HEADER, size - 8):
+            raise fail("not an Atelier model, or truncated (bad safetensors header length)")
+        raw_header = handle.read(header_size)
+        if len(raw_header) != header_size:
+            raise fail("truncated (the file ended inside its header)")
+        header, meta = _parse_header(raw_header, fail)
+        wanted = (kind,) if isinstance(kind, str) else kind
+        if wanted and meta["kind"] not in wanted:
+            raise fail(f"is a {meta['kind']!r} model, expected {' or '.join(map(repr, wanted))}")
+        version = meta.get("format_version", 0)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise fail(f"format_version is {version!r}; expected a whole number")
+        if version > FORMAT_VERSION:
+            raise fail(f"format version {version} is newer than this Atelier reads ({FORMAT_VERSION}); update Atelier")
+        plan = _tensor_plan(header, size - 8 - header_size, fail)
+        tensors = {}
+        for name, dtype, shape, start, end in plan:
+            array = np.empty(shape, dtype)
+            handle.seek(8 + header_size + start)
+            if end > start and handle.readinto(array.reshape(-1).view(np.uint8)) != end - start:
+                raise fail(f"truncated (tensor {name!r} runs past the end of the file)")
+            if dtype.kind == "b":
+                array = array.view(np.uint8) != 0
+            array = array.astype(dtype.newbyteorder("="), copy=False)
+            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+                raise fail(f"tensor {name!r} holds NaN or infinite values")
+            tensors[name] = array
+    return tensors, meta
+
+
+def _parse_header(raw_header, fail):
+    """The safetensors header -> (tensor descriptions, Atelier metadata), every type checked."""
+    no_metadata = "not an Atelier model (no Atelier metadata in a safetensors header)"
     try:
-        header = json.loads(raw[8:8 + header_size].decode("utf-8"))
-        meta = json.loads(header.pop("__metadata__", {})["atelier"])
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
-        raise fail("not an Atelier model (no Atelier metadata in a safetensors header)") from None
+        header = json.loads(raw_header.decode("utf-8"))
+    except RecursionError:
+        raise fail(f"{no_metadata}: the header is nested too deeply") from None
+    except ValueError:
+        raise fail(no_metadata) from None
+    if not isinstance(header, dict):
+        raise fail(f"{no_metadata}: the header is a JSON {type(header).__name__}, not an object")
+    metadata = header.pop("__metadata__", None)
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("atelier"), str):
+        raise fail(no_metadata)
+    try:
+        meta = json.loads(metadata["atelier"])
+    except RecursionError:
+        raise fail("the Atelier metadata is nested too deeply") from None
+    except ValueError:
+        raise fail(no_metadata) from None
     if not isinstance(meta, dict) or "kind" not in meta:
         raise fail("not an Atelier model (metadata has no kind)")
-    wanted = (kind,) if isinstance(kind, str) else kind
-    if wanted and meta["kind"] not in wanted:
-        raise fail(f"is a {meta['kind']!r} model, expected {' or '.join(map(repr, wanted))}")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise fail(f"format version {meta['format_version']} is newer than this Atelier reads "
-                   f"({FORMAT_VERSION}); update Atelier")
-    body = memoryview(raw)[8 + header_size:]
-    tensors = {}
+    if not isinstance(meta["kind"], str):
+        raise fail(f"not an Atelier model (its kind is {type(meta['kind']).__name__}, not text)")
+    return header, meta
+
+
+def _whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _tensor_plan(header, body_size, fail):
+    """[(name, dtype, shape, start, end)] in file order, checked: known dtypes, whole non-negative
+    shapes and offsets, sizes that match, inside the file and not overlapping."""
+    plan = []
     for name, info in header.items():
-        try:
-            dtype = np.dtype(_DTYPES[info["dtype"]]).newbyteorder("<")
-            start, end = info["data_offsets"]
-            shape = tuple(info["shape"])
-        except (KeyError, TypeError, ValueError):
-            raise fail(f"tensor {name!r} has a malformed description") from None
-        if end > len(body) or start > end:
+        if not isinstance(info, dict):
+            raise fail(f"tensor {name!r} has a malformed description")
+        dtype_name, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if not isinstance(dtype_name, str) or dtype_name not in _DTYPES:
+            raise fail(f"tensor {name!r} has an unknown dtype {str(dtype_name)[:20]!r}")
+        if (not isinstance(shape, list) or len(shape) > _MAX_DIMENSIONS
+                or not all(_whole(n) and 0 <= n <= body_size for n in shape)):
+            raise fail(f"tensor {name!r} has a malformed shape (expected at most {_MAX_DIMENSIONS} "
+                       "whole numbers, none negative)")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(_whole(n) for n in offsets):
+            raise fail(f"tensor {name!r} has malformed data_offsets (expected two whole numbers)")
+        start, end = offsets
+        if not 0 <= start <= end:
+            raise fail(f"tensor {name!r} has malformed data_offsets {start}, {end}")
+        if end > body_size:
             raise fail(f"truncated (tensor {name!r} runs past the end of the file)")
-        count = int(np.prod(shape, dtype=np.int64))
+        dtype = np.dtype(_DTYPES[dtype_name]).newbyteorder("<")
+        count = math.prod(shape)
         if count * dtype.itemsize != end - start:
             raise fail(f"tensor {name!r}: size does not match its shape")
-        array = np.frombuffer(body[start:end], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
-        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-            raise fail(f"tensor {name!r} holds NaN or infinite values")
-        tensors[name] = array
-    return tensors, meta
+        plan.append((name, dtype, tuple(shape), start, end))
+    plan.sort(key=lambda item: (item[3], item[4]))
+    for (first, _, _, _, first_end), (second, _, _, second_start, _) in zip(plan, plan[1:]):
+        if second_start < first_end:
+            raise fail(f"tensors {first!r} and {second!r} overlap in the file")
+    return plan
