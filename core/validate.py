@@ -199,3 +199,21 @@ def library_name(path, write=False):
                 shutil.copyfile(alias, text)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def memory_budget():
+    """Bytes one array set may take: half of the smaller of this machine's memory and the process's
+    address-space limit (``RLIMIT_AS``) where one is set."""
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limits.append(soft)
+    except (ImportError, OSError, ValueError):
+        pass
+    return min(limits) // 2 if limits else 8 << 30
