@@ -1,5 +1,5 @@
-/* Kernels of the μNCA training loss (core/nca/train.py, SlicedWasserstein), compiled at run
- * time by core/nca/fast.py and called through ctypes:
+/* Kernels of the μNCA training loss (core/nca/train.py, SlicedWasserstein), built by
+ * core/nca/kernels.py (prebuilt or compiled here) and called through ctypes by core/nca/fast.py:
  *
  * - the projections of sampled image patches on random directions, and their backward pass;
  * - the sort of each direction's projections (_sorted): for each row of floats, the

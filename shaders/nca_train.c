@@ -1,7 +1,8 @@
 /* μNCA training kernels: a rollout of the rule and its exact backward pass through time.
  *
- * Compiled at run time by core/nca/fast.py (cc -O3 -march=native -fopenmp -shared, with
- * -DC=channels) and called through ctypes; the rule is eqs. 1-3 of core/nca/rule.py:
+ * Built by core/nca/kernels.py (shipped prebuilt for each x86-64 level, or compiled here with
+ * cc -O3 -march=native -fopenmp -shared; -DC=channels) and called through ctypes by
+ * core/nca/fast.py; the rule is eqs. 1-3 of core/nca/rule.py:
  *
  *     p = K_c * s_c,   y = [s, p, |s|, |p|],   s' = s + W·y + b          (torus wrap)
  *

@@ -81,13 +81,13 @@ PHOTO_CROP = 256  # photo pixels a side, scaled down to SIZE
 
 def photo_crop(photo, top, left):
     """A PHOTO_CROP x PHOTO_CROP crop of one of scikit-image's bundled photographs, RGB, scaled to SIZE."""
-    import cv2
-    import skimage.data
+    import skimage.data  # only to remake the shipped exemplars
+    from .resample import area_resize
     image = getattr(skimage.data, photo)()
     image = image[top:top + PHOTO_CROP, left:left + PHOTO_CROP].astype(np.float32) / 255
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, 2)
-    return cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    return area_resize(image, SIZE, SIZE)
 
 
 def make(out_dir=EXEMPLARS):

@@ -10,68 +10,28 @@ applies the exact chain rule:
     dL/dW += g·yᵀ,   dL/db += g,   dy = Wᵀg,
     dL/ds  = g + dy_s + sign(s)·dy_|s| + Kᵀ * (dy_p + sign(p)·dy_|p|)
 
-with g = dL/ds' and Kᵀ* the transposed (flipped) perception filter.  It is compiled once per
-channel count with the system C compiler and cached; where no compiler works (or on a GPU)
-training uses the torch step of model.py instead (same numbers, slower).  The loss's kernels
-(``shaders/nca_loss.c``: the projections of sampled patches and a radix sort, see
-train.SlicedWasserstein) are built and loaded the same way.
+with g = dL/ds' and Kᵀ* the transposed (flipped) perception filter.  There is one library per
+channel count, shipped prebuilt or compiled here with the system C compiler (kernels.py); where
+none loads (or on a GPU) training uses the torch step of model.py instead (same numbers,
+slower).  The loss's kernels (``shaders/nca_loss.c``: the projections of sampled patches and a
+radix sort, see train.SlicedWasserstein) are found and loaded the same way.
 """
 
 import ctypes
-import hashlib
-import os
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import torch
 
-from ..paths import cache_dir
+from .kernels import build_prebuilt, kernel_report, library  # noqa: F401  (the first two: importable from here too)
 from .rule import perception_kernels
 
-SHADERS = Path(__file__).resolve().parents[2] / "shaders"
-SOURCE, LOSS_SOURCE = SHADERS / "nca_train.c", SHADERS / "nca_loss.c"
-# tried in turn: the first set the compiler accepts wins (without OpenMP the kernels run on one thread)
-FLAG_SETS = (["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"])
-_libraries = {}  # channels (or "loss") -> the loaded library, or None where none compiles
+RUN_STEPS = 16  # steps of run() a kernel call
 _spare = []  # a state buffer whose backward pass is done: touching fresh pages costs more than the rule
 
 
-def _compile(source, defines=()):
-    """``source`` built into a shared library (ctypes CDLL) with the first flags that work, cached
-    on disk under a hash of the source, the shared headers and the flags; None without a
-    working compiler."""
-    compiler = shutil.which(os.environ.get("CC", "cc"))
-    cache = cache_dir()
-    for flags in FLAG_SETS if compiler and source.exists() else ():
-        flags = [*flags, "-shared", "-fPIC", "-std=gnu99", *(f"-D{d}" for d in defines)]
-        headers = b"".join(header.read_bytes() for header in sorted(SHADERS.glob("*.h")))
-        key = hashlib.sha1(source.read_bytes() + headers + " ".join(flags).encode()).hexdigest()[:16]
-        path = cache / f"{source.stem}_{key}.so"
-        try:
-            if not path.exists():
-                cache.mkdir(parents=True, exist_ok=True)
-                with tempfile.TemporaryDirectory(dir=cache) as folder:
-                    built = Path(folder) / path.name
-                    subprocess.run([compiler, *flags, "-o", str(built), str(source), "-lm"],
-                                   check=True, capture_output=True, timeout=120)
-                    os.replace(built, path)  # atomic: a parallel build never sees half a library
-            return ctypes.CDLL(str(path))
-        except (OSError, subprocess.SubprocessError):
-            continue
-    return None
-
-
 def _library(channels):
-    """The compiled rollout kernels for ``channels``, or None without a working compiler."""
-    if channels not in _libraries:
-        library = _libraries[channels] = _compile(SOURCE, [f"C={channels}"])
-        if library:
-            floats, i = ctypes.POINTER(ctypes.c_float), ctypes.c_int
-            library.nca_forward.argtypes = [floats, i, i, i, i, i, floats, floats, floats, i]
-            library.nca_backward.argtypes = [floats, floats, floats, i, i, i, i, i, floats, floats, floats, floats, i]
-    return _libraries[channels]
+    """The rollout kernels' library for ``channels`` (ctypes), or None (see kernels.py)."""
+    kernel = library(f"train{channels}")
+    return kernel.cdll if kernel else None
 
 
 def _pointer(tensor):
@@ -90,7 +50,7 @@ class _Rollout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s, w, b, steps, library):
         models, batch, channels, height, width = s.shape
-        threads = torch.get_num_threads()
+        threads = min(torch.get_num_threads(), models * batch)  # (threads take whole samples)
         kernels = torch.from_numpy(perception_kernels(channels))
         w, b = w.detach().contiguous(), b.detach().contiguous()
         size = (steps + 1) * s.numel()
@@ -118,15 +78,8 @@ class _Rollout(torch.autograd.Function):
 
 
 def _loss_library():
-    if "loss" not in _libraries:
-        library = _libraries["loss"] = _compile(LOSS_SOURCE)
-        if library:
-            floats, longs, i = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int64), ctypes.c_int
-            projection = [floats, i, i, i, longs, i, i, floats, i, floats, i]
-            library.nca_project_patches.argtypes = projection
-            library.nca_project_patches_backward.argtypes = projection
-            library.nca_argsort_rows.argtypes = [floats, i, i, longs, i]
-    return _libraries["loss"]
+    kernel = library("loss")
+    return kernel.cdll if kernel else None
 
 
 def _longs(tensor):
@@ -191,17 +144,22 @@ def available(channels, device):
 
 def run(s, w, b, steps):
     """``steps`` steps of the rule on s (M, B, C, H, W) without keeping them (no gradient)."""
-    library = _library(s.shape[2])
-    models, batch, _, height, width = s.shape
-    kernels = torch.from_numpy(perception_kernels(s.shape[2]))
+    rollout_library = _library(s.shape[2])
+    models, batch, channels, height, width = s.shape
+    kernels = torch.from_numpy(perception_kernels(channels))
     w, b = w.detach().contiguous(), b.detach().contiguous()
-    pair = torch.empty((2, models, batch, height, s.shape[2], width))
-    pair[0] = _swap_channels_and_rows(s)
-    for _ in range(steps):
-        library.nca_forward(_pointer(pair), 1, models * batch, batch, height, width, _pointer(w), _pointer(b),
-                            _pointer(kernels), torch.get_num_threads())
-        pair[0] = pair[1]
-    return _swap_channels_and_rows(pair[0]).contiguous()
+    # RUN_STEPS steps a call: each call starts a team of threads, and on a busy machine (another
+    # program on the other core) a thread can wait a time slice to join it; no more threads than
+    # samples (threads take whole samples)
+    threads = min(torch.get_num_threads(), models * batch)
+    states = torch.empty((min(steps, RUN_STEPS) + 1, models, batch, height, channels, width))
+    states[0] = _swap_channels_and_rows(s)
+    for done in range(0, steps, RUN_STEPS):
+        chunk = min(RUN_STEPS, steps - done)
+        rollout_library.nca_forward(_pointer(states), chunk, models * batch, batch, height, width, _pointer(w),
+                                    _pointer(b), _pointer(kernels), threads)
+        states[0] = states[chunk]
+    return _swap_channels_and_rows(states[0]).contiguous()
 
 
 def rollout(s, w, b, steps):

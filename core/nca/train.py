@@ -31,9 +31,10 @@ import torch.nn.functional as F
 from ..device import torch_device
 from ..errors import AtelierError, Cancelled
 from ..imageio import read_image
-from . import fast, files
-from .model import MicroNCA, rgb, step
+from . import fast, files, kernels
+from .model import MicroNCA, eager_step, rgb, step
 from .quantize import quantize, weight_scales
+from .resample import area_resize
 from .rule import channels_for, parameter_count, seed_state
 
 MIN_SIDE, MAX_SIDE = 32, 8192
@@ -54,10 +55,9 @@ def load_exemplar(path, size=128):
         raise AtelierError(f"{path}: exemplar is {width}x{height} pixels; crop it to at most "
                            f"{MAX_SIDE} pixels a side (a texture exemplar needs only a few hundred)")
     image = image[:, :, :3] if image.shape[2] >= 3 else np.repeat(image[:, :, :1], 3, 2)
-    if min(height, width) > size:
-        import cv2
+    if min(height, width) > size:  # averaged over each output pixel's area (OpenCV's INTER_AREA)
         factor = size / min(height, width)
-        image = cv2.resize(image, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA)
+        image = area_resize(image, round(height * factor), round(width * factor))
     return np.clip(image, 0, 1).astype(np.float32)
 
 
@@ -248,11 +248,13 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
     pool = seeds(pool_size, rng)  # (M, pool, C, H, W)
     budget = minutes * 60.0
     c_kernels = fast.available(channels, device)  # else torch's step, compiled if it can be
-    run_step = torch.compile(step, dynamic=False) if compile and not c_kernels else step
+    # torch.compile builds C++ (CPU) or Triton's launchers (GPU) with the system compiler: none, no compile
+    run_step = torch.compile(step, dynamic=False) if compile and not c_kernels and kernels.compiler() else eager_step
+    kernel = kernels.kernel_report(channels)["kernel"] if device.type == "cpu" else f"torch ({device.type})"
     best = [{"score": math.inf} for _ in range(count)]
     history, started, last_eval, it = [], time.monotonic(), -math.inf, 0
 
-    def grow(x, w, b, steps, one_step=step):
+    def grow(x, w, b, steps, one_step=eager_step):
         """``steps`` steps of the rule: the C kernels where they run, else torch's step."""
         if c_kernels:
             return fast.rollout(x, w, b, steps) if torch.is_grad_enabled() else fast.run(x, w, b, steps)
@@ -284,7 +286,7 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
                                             + (f" + {patch_weight:g} x nearest 7x7 patches" if patch_weight else "")},
                 "training": {"iterations": it, "seconds": round(time.monotonic() - started, 1),
                              "best_iteration": best[m].get("iteration"), "best_eval_loss": best[m]["score"],
-                             "device": device.type, "kernel": "C" if c_kernels else "torch",
+                             "device": device.type, "kernel": kernel,
                              "exemplar": str(exemplar_paths[m]), "finished": final}}
 
     def checkpoint(scores, force=False):
@@ -296,7 +298,7 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
                     files.save(outputs[m], files.from_float(best[m]["w"], best[m]["b"], summary_meta(m)))
 
     if progress:
-        progress.stage(f"training μNCA {params}", total=iterations or budget)
+        progress.stage(f"training μNCA {params} on {kernel}", total=iterations or budget)
     try:
         while True:
             elapsed = time.monotonic() - started
@@ -316,9 +318,9 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
                 optimizer.zero_grad(set_to_none=True)
                 per_model.sum().backward()
             except Exception:
-                if run_step is step:
+                if run_step is eager_step:
                     raise
-                run_step = step  # no working compiler here: eager computes the same numbers, slower
+                run_step = eager_step  # torch.compile failed: eager computes the same numbers, slower
                 continue
             for p in model.parameters():  # gradient normalisation, per model
                 p.grad /= p.grad.flatten(1).norm(dim=1).view(-1, *[1] * (p.dim() - 1)) + 1e-8
@@ -346,5 +348,5 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
                           "iterations": it, "seconds_per_iteration": round(seconds / max(it, 1), 4),
                           "best_eval_loss": round(best[m]["score"], 5),
                           "final_loss": round(float(history[-1][m]), 5) if history else None,
-                          "device": device.type, "kernel": "C" if c_kernels else "torch"})
+                          "device": device.type, "kernel": kernel})
     return summaries, models
