@@ -29,8 +29,10 @@ from torch import nn
 
 from ..device import cpu_threads, torch_device
 from ..errors import AtelierError, Cancelled
+from ..validate import check_int, check_number, shown
 from ..modelfile import read_model, save_model
 from . import cells
+from .runtime import check_hyperparameters, check_model, parameter_shapes  # noqa: F401 (parameter_shapes: API)
 from .strokes import augment, normalizing_scale, to_stroke5
 
 KIND = "sketch_rnn"
@@ -232,36 +234,6 @@ class SketchRNN(nn.Module):
         return self.decode(batch[:, :-1], z, dropout), mu, presig
 
 
-def parameter_shapes(hp):
-    """name -> (shape, initialiser) for every parameter of a model with hyperparameters ``hp``."""
-    e, n, nz, m = hp["enc_rnn_size"], hp["dec_rnn_size"], hp["z_size"], hp["num_mixture"]
-    decoder_input = 5 + (nz if hp["conditional"] else 0)
-    shapes = {}
-    if hp["conditional"]:
-        for direction in ("fw", "bw"):
-            shapes[f"encoder.{direction}.W_x"] = ((5, 4 * e), "glorot")
-            shapes[f"encoder.{direction}.W_h"] = ((e, 4 * e), "ortho")
-            shapes[f"encoder.{direction}.b"] = ((4 * e,), 0.0)
-        shapes.update({"mu.W": ((2 * e, nz), "glorot"), "mu.b": ((nz,), 0.0),
-                       "presig.W": ((2 * e, nz), "glorot"), "presig.b": ((nz,), 0.0),
-                       "init.W": ((nz, cells.state_size(hp)), "glorot"), "init.b": ((cells.state_size(hp),), 0.0)})
-    shapes.update({"decoder.W_x": ((decoder_input, 4 * n), "glorot"), "decoder.W_h": ((n, 4 * n), "ortho"),
-                   "decoder.b": ((4 * n,), 0.0),
-                   "output.W": ((n, 6 * m + 3), "glorot"), "output.b": ((6 * m + 3,), 0.0)})
-    if hp["decoder"] in ("layernorm", "hyper"):
-        shapes.update({"decoder.ln_gamma": ((4 * n,), 1.0), "decoder.ln_beta": ((4 * n,), 0.0),
-                       "decoder.ln_c_gamma": ((n,), 1.0), "decoder.ln_c_beta": ((n,), 0.0)})
-    if hp["decoder"] == "hyper":
-        hn, he = hp["hyper_rnn_size"], hp["hyper_embedding_size"]
-        shapes.update({"hyper.W_x": ((decoder_input + n, 4 * hn), "glorot"), "hyper.W_h": ((hn, 4 * hn), "ortho"),
-                       "hyper.b": ((4 * hn,), 0.0)})
-        for name in ("x", "h"):  # scaling: embedding starts at 1, projection at 0.1 / he -> scale 0.1
-            shapes.update({f"hyper.{name}_z": ((hn, 4 * he), 0.0), f"hyper.{name}_zb": ((4 * he,), 1.0),
-                           f"hyper.{name}_d": ((4, he, n), 0.1 / he)})
-        shapes.update({"hyper.b_z": ((hn, 4 * he), "normal"), "hyper.b_d": ((4, he, n), 0.0)})
-    return shapes
-
-
 # ---------------------------------------------------------------------------- loss (eq. 9-11)
 
 def reconstruction_loss(y, target, num_mixture, mask_pen=False):
@@ -336,14 +308,26 @@ def to_tensors(model):
 def load_torch_model(path, device="cpu"):
     """A model file -> (SketchRNN, meta)."""
     tensors, meta = read_model(path, (KIND, CHECKPOINT_KIND))
-    hp = meta["hyperparameters"]
+    hp, meta["scale"] = check_model(path, tensors, meta)  # before anything is built from the numbers
     model = SketchRNN(hp)
-    expected = parameter_shapes(hp)
-    for name, (shape, _) in expected.items():
-        if name not in tensors or tuple(tensors[name].shape) != tuple(shape):
-            raise AtelierError(f"{path}: parameter {name!r} is missing or has the wrong shape")
-        model.weights[name.replace(".", "__")].data = torch.from_numpy(np.ascontiguousarray(tensors[name]))
+    for name in parameter_shapes(hp):
+        model.weights[name.replace(".", "__")].data = torch.from_numpy(
+            np.ascontiguousarray(tensors[name], dtype=np.float32))
     return model.to(device), meta, tensors
+
+
+def _checkpoint_state(path, meta, tensors, hp):
+    """(steps, seconds, tensors) of a checkpoint, its training record and Adam moments checked."""
+    training = meta.get("training")
+    if not isinstance(training, dict):
+        raise AtelierError(f"{shown(path)}: not a training checkpoint (no training record)")
+    steps = check_int(path, "training steps", training.get("steps"), 0, 10 ** 12)
+    seconds = check_number(path, "training seconds", training.get("seconds"), 0.0, 1e12)
+    for name, (shape, _) in parameter_shapes(hp).items():
+        for moment in ("adam.m.", "adam.v."):
+            if moment + name not in tensors or tuple(tensors[moment + name].shape) != tuple(shape):
+                raise AtelierError(f"{shown(path)}: optimiser state {moment + name!r} is missing or has the wrong shape")
+    return steps, seconds, tensors
 
 
 def fast_bf16(device):
@@ -387,6 +371,7 @@ def train(splits, out_path, hp, *, steps=None, minutes=None, resume=False, progr
     On the CPU it sets process-wide torch threads and glibc's allocator (:func:`cpu_threads`,
     :func:`keep_freed_memory`): training is meant to run in its own process (the CLI, the worker).
     """
+    check_hyperparameters(hp, "hyperparameters", training=True)  # before a network of that size is built
     device = pick_device(device)
     threads = cpu_threads(threads) if device == "cpu" else None
     if device == "cpu":
@@ -399,8 +384,8 @@ def train(splits, out_path, hp, *, steps=None, minutes=None, resume=False, progr
     if resume and checkpoint_path.exists():
         model, meta, tensors = load_torch_model(checkpoint_path)
         hp, scale = model.hp, meta["scale"]
-        start_step, elapsed_before = meta["training"]["steps"], meta["training"]["seconds"]
-        adam_state = tensors
+        check_hyperparameters(hp, checkpoint_path, training=True)
+        start_step, elapsed_before, adam_state = _checkpoint_state(checkpoint_path, meta, tensors, hp)
     elif resume:
         raise AtelierError(f"{checkpoint_path}: no checkpoint to resume from")
     model.to(device)

@@ -9,16 +9,103 @@ costs one pass over the weights per pen move.  Both match the torch model to 1e-
 import contextlib
 import ctypes
 import functools
+import math
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import AtelierError
 from ..modelfile import read_model
+from ..validate import check_int, check_number, shown
 from . import cells
 from .strokes import OFFSET_LIMIT, to_stroke5
 
 KIND = "sketch_rnn"
+
+# Sane ranges, checked before anything is built from a file's (or the command line's) numbers: the
+# reference sizes are 256/512/128/20/250, and these bound a network to a few GB at the very most.
+HYPERPARAMETER_RANGES = {
+    "enc_rnn_size": (1, 4096), "dec_rnn_size": (1, 4096), "z_size": (1, 1024), "num_mixture": (1, 100),
+    "max_seq_len": (1, 10000), "hyper_rnn_size": (1, 4096), "hyper_embedding_size": (1, 1024),
+}
+TRAINING_RANGES = {"batch_size": (1, 10000)}
+TRAINING_NUMBERS = {
+    "learning_rate": (1e-9, 10.0), "decay_rate": (0.0, 1.0), "min_learning_rate": (0.0, 10.0), "grad_clip": (0.0, 1e6),
+    "kl_weight": (0.0, 1e6), "kl_weight_start": (0.0, 1e6), "kl_tolerance": (0.0, 1e6), "kl_decay_rate": (0.0, 1.0),
+    "recurrent_dropout_keep": (1e-3, 1.0), "random_scale_factor": (0.0, 0.99), "augment_stroke_prob": (0.0, 1.0),
+}
+DECODERS = ("lstm", "layernorm", "hyper")
+MAX_PARAMETERS = 200_000_000  # 800 MB of float32
+
+
+def check_hyperparameters(hp, source, training=False):
+    """Raise :class:`AtelierError` unless ``hp`` describes a model of sane size (and, with
+    ``training``, sane training settings); returns ``hp``.  Runs before any array is built."""
+    if not isinstance(hp, dict):
+        raise AtelierError(f"{shown(source)}: hyperparameters are missing or not a JSON object")
+    for name, (low, high) in HYPERPARAMETER_RANGES.items():
+        if name in ("hyper_rnn_size", "hyper_embedding_size") and hp.get("decoder") != "hyper":
+            continue
+        check_int(source, name, hp.get(name), low, high)
+    if hp.get("decoder") not in DECODERS:
+        raise AtelierError(f"{shown(source)}: decoder is {str(hp.get('decoder'))[:40]!r}; "
+                           f"expected one of {', '.join(DECODERS)}")
+    if not isinstance(hp.get("conditional"), bool):
+        raise AtelierError(f"{shown(source)}: conditional is {str(hp.get('conditional'))[:40]!r}; expected true or false")
+    if training:
+        for name, (low, high) in TRAINING_RANGES.items():
+            check_int(source, name, hp.get(name), low, high)
+        for name, (low, high) in TRAINING_NUMBERS.items():
+            check_number(source, name, hp.get(name), low, high)
+    count = sum(math.prod(shape) for shape, _ in parameter_shapes(hp).values())
+    if count > MAX_PARAMETERS:
+        raise AtelierError(f"{shown(source)}: these hyperparameters make {count:,} parameters; "
+                           f"at most {MAX_PARAMETERS:,} are supported")
+    return hp
+
+
+def parameter_shapes(hp):
+    """name -> (shape, initialiser) for every parameter of a model with hyperparameters ``hp``."""
+    e, n, nz, m = hp["enc_rnn_size"], hp["dec_rnn_size"], hp["z_size"], hp["num_mixture"]
+    decoder_input = 5 + (nz if hp["conditional"] else 0)
+    shapes = {}
+    if hp["conditional"]:
+        for direction in ("fw", "bw"):
+            shapes[f"encoder.{direction}.W_x"] = ((5, 4 * e), "glorot")
+            shapes[f"encoder.{direction}.W_h"] = ((e, 4 * e), "ortho")
+            shapes[f"encoder.{direction}.b"] = ((4 * e,), 0.0)
+        shapes.update({"mu.W": ((2 * e, nz), "glorot"), "mu.b": ((nz,), 0.0),
+                       "presig.W": ((2 * e, nz), "glorot"), "presig.b": ((nz,), 0.0),
+                       "init.W": ((nz, cells.state_size(hp)), "glorot"), "init.b": ((cells.state_size(hp),), 0.0)})
+    shapes.update({"decoder.W_x": ((decoder_input, 4 * n), "glorot"), "decoder.W_h": ((n, 4 * n), "ortho"),
+                   "decoder.b": ((4 * n,), 0.0),
+                   "output.W": ((n, 6 * m + 3), "glorot"), "output.b": ((6 * m + 3,), 0.0)})
+    if hp["decoder"] in ("layernorm", "hyper"):
+        shapes.update({"decoder.ln_gamma": ((4 * n,), 1.0), "decoder.ln_beta": ((4 * n,), 0.0),
+                       "decoder.ln_c_gamma": ((n,), 1.0), "decoder.ln_c_beta": ((n,), 0.0)})
+    if hp["decoder"] == "hyper":
+        hn, he = hp["hyper_rnn_size"], hp["hyper_embedding_size"]
+        shapes.update({"hyper.W_x": ((decoder_input + n, 4 * hn), "glorot"), "hyper.W_h": ((hn, 4 * hn), "ortho"),
+                       "hyper.b": ((4 * hn,), 0.0)})
+        for name in ("x", "h"):  # scaling: embedding starts at 1, projection at 0.1 / he -> scale 0.1
+            shapes.update({f"hyper.{name}_z": ((hn, 4 * he), 0.0), f"hyper.{name}_zb": ((4 * he,), 1.0),
+                           f"hyper.{name}_d": ((4, he, n), 0.1 / he)})
+        shapes.update({"hyper.b_z": ((hn, 4 * he), "normal"), "hyper.b_d": ((4, he, n), 0.0)})
+    return shapes
+
+
+def check_model(path, tensors, meta):
+    """The hyperparameters, scale and every parameter's presence and shape of a loaded model file,
+    checked before anything is built from them; returns ``(hp, scale)``."""
+    hp = check_hyperparameters(meta.get("hyperparameters"), path)
+    scale = check_number(path, "scale", meta.get("scale"), 1e-9, 1e9)
+    for name, (shape, _) in parameter_shapes(hp).items():
+        if name not in tensors:
+            raise AtelierError(f"{shown(path)}: not a complete Sketch-RNN model (parameter {name!r} is missing)")
+        if tuple(tensors[name].shape) != tuple(shape):
+            raise AtelierError(f"{shown(path)}: parameter {name!r} has shape {tuple(tensors[name].shape)}, "
+                               f"its hyperparameters make {tuple(shape)}")
+    return hp, scale
 
 
 @functools.cache
@@ -69,12 +156,9 @@ class SketchModel:
     def __init__(self, path):
         self.path = Path(path)
         tensors, meta = read_model(self.path, KIND)
-        self.hp, self.scale = meta["hyperparameters"], float(meta["scale"])
+        self.hp, self.scale = check_model(self.path, tensors, meta)
         self.meta = meta
-        self.p = {name: value.astype(np.float32) for name, value in tensors.items() if not name.startswith("adam.")}
-        missing = [name for name in ("decoder.W_x", "decoder.W_h", "output.W") if name not in self.p]
-        if missing:
-            raise AtelierError(f"{self.path}: not a complete Sketch-RNN model (missing {', '.join(missing)})")
+        self.p = {name: tensors[name].astype(np.float32) for name in parameter_shapes(self.hp)}
         self.folded = self._fold()
         # mu_x, mu_y, log sigma_x, log sigma_y, rho's pre-activation of a component, and their clipping (cells.py)
         self._gaussian_columns = self.hp["num_mixture"] * np.arange(1, 6)
@@ -208,6 +292,13 @@ class SketchModel:
         holds only the new rows.  ``temperature`` scales the mixture weights, the pen logits and
         the variances as in the paper (section 3.3).
         """
+        count = check_int("sample", "the number of sketches", count, 1, 100_000)
+        temperature = check_number("sample", "the temperature", temperature, 0.0, 100.0)
+        seed = check_int("sample", "the seed", seed, 0, 2 ** 63 - 1)
+        if max_len is not None:
+            max_len = check_int("sample", "the longest sketch", max_len, 1, 100_000)
+        if z is not None and (np.size(z) != count * self.hp["z_size"] or not np.all(np.isfinite(z))):
+            raise AtelierError(f"sample: z must hold {count} x {self.hp['z_size']} finite numbers")
         with one_blas_thread():
             return self._sample(count, temperature, seed, z, prefix, max_len)
 
