@@ -16,6 +16,7 @@ import time
 from . import __version__
 from .errors import AtelierError, Cancelled, missing_module_message
 from .progress import ConsoleProgress
+from .validate import shown
 
 GROUPS = {
     "nca": "μNCA neural textures: train, render, export",
@@ -67,6 +68,11 @@ def main(argv=None):
         return 2
     except ModuleNotFoundError as error:
         message = missing_module_message(error.name, argv)
+        print(f"atelier: error: {message}", file=sys.stderr)
+        print(json.dumps({"command": " ".join(argv[:2]), "error": message}))
+        return 2
+    except OSError as error:  # the system refused something (disk full, permissions): say which file
+        message = f"{shown(error.filename or ' '.join(argv[:2]))}: {error.strerror or error}"
         print(f"atelier: error: {message}", file=sys.stderr)
         print(json.dumps({"command": " ".join(argv[:2]), "error": message}))
         return 2
