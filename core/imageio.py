@@ -29,7 +29,7 @@ from .validate import check_regular, library_name, open_regular, read_file, show
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr", ".webp", ".tga"}
 # 64 megapixels: read as float RGBA that is 1 GiB, so even the largest image fits a 2 GiB process
 MAX_PIXELS = 8192 * 8192
-MAX_FILE_BYTES = 1 << 30
+MAX_FILE_BYTES = 512 << 20  # the OpenCV and Pillow fallbacks read files whole; a 64 Mpx 16-bit RGBA TIFF
 # The most pixels a byte of these formats can hold: deflate inflates at most 1032x, and a 1-bit PNG
 # has 8 pixels a byte (8256); JPEG needs at least a bit or so per 8x8 block, TGA a byte per 128-pixel
 # run.  A header that declares more than this in a small file is damaged: refused before decoding.
@@ -238,6 +238,10 @@ class _open_pil:
     def __init__(self, path):
         from PIL import Image
         self.path, self.handle = path, open_regular(path, "image file")
+        size = os.fstat(self.handle.fileno()).st_size
+        if size > MAX_FILE_BYTES:
+            self.handle.close()
+            raise AtelierError(f"{shown(path)}: image file is {size:,} bytes; at most {MAX_FILE_BYTES:,} are read")
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS
         try:
             self.picture = Image.open(self.handle)

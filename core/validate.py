@@ -106,11 +106,11 @@ def read_file(path, limit, what="file"):
         if size > limit:
             raise AtelierError(f"{shown(path)}: {what} is {size:,} bytes; at most {limit:,} are read")
         try:
-            data = handle.read(limit + 1)
+            data = handle.read(size + 1)  # read(n) allocates n bytes first: ask for what fstat said
         except OSError as error:
             raise AtelierError(f"{shown(path)}: cannot read {what} ({_reason(error)})") from None
-    if len(data) > limit:
-        raise AtelierError(f"{shown(path)}: {what} grew past {limit:,} bytes while being read")
+    if len(data) > size:
+        raise AtelierError(f"{shown(path)}: {what} grew while being read; read it again once it is complete")
     return data
 
 

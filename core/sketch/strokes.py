@@ -30,7 +30,7 @@ from xml.etree import ElementTree
 import numpy as np
 
 from ..errors import AtelierError
-from ..validate import open_regular, read_file, shown
+from ..validate import file_size, open_regular, read_file, shown
 
 OFFSET_LIMIT = 1000.0  # the reference clamps raw offsets here; larger ones are data errors
 
@@ -687,6 +687,7 @@ def save_npz(path, splits):
 # --------------------------------------------------------------------------- QuickDraw .ndjson
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # one drawing; QuickDraw's longest raw drawings are well under 2 MB
+MAX_NDJSON_BYTES = 2 << 30  # read whole; a larger file is read with a limit (its first drawings)
 
 
 def _drawing_polylines(drawing):
@@ -716,11 +717,15 @@ def load_ndjson(path, epsilon=2.0, limit=None):
     Raw drawings (with a time row, or coordinates outside 0..255) are scaled and simplified with RDP
     as the QuickDraw team did; malformed lines (bad JSON, nesting too deep, numbers that are not
     finite, lines over :data:`MAX_LINE_BYTES`) are skipped and counted.  The file is read a line at a
-    time, and reading stops after ``limit`` drawings.
+    time, and reading stops after ``limit`` drawings; without a limit, at most :data:`MAX_NDJSON_BYTES`.
     """
     path = Path(path)
     sketches, skipped = [], 0
     with open_regular(path, "QuickDraw .ndjson file") as handle:
+        size = file_size(handle)
+        if limit is None and size > MAX_NDJSON_BYTES:
+            raise AtelierError(f"{shown(path)}: the file is {size:,} bytes; read at most {MAX_NDJSON_BYTES:,} "
+                               "or give a limit (--limit N drawings)")
         while limit is None or len(sketches) < limit:
             try:
                 line = handle.readline(MAX_LINE_BYTES + 1)
@@ -787,7 +792,7 @@ def _arc(start, end, radii, rotation, large_arc, sweep, samples):
 
 
 MAX_SVG_BYTES = 8 * 1024 * 1024
-MAX_SVG_POINTS = 2_000_000
+MAX_SVG_POINTS = 1_000_000  # a kanji has a few hundred
 
 
 class _Tokens:
@@ -818,12 +823,14 @@ def parse_svg_path(d, samples=8, max_points=MAX_SVG_POINTS):
     """An SVG path's ``d`` -> polylines (one per subpath); curves sampled with ``samples`` points.
 
     Supports every command: M L H V C S Q T A Z, absolute and relative.  Numbers must be finite, and
-    a path of more than ``max_points`` points is refused (ValueError).
+    a path of more than ``max_points`` points is refused (ValueError).  Points are plain floats until
+    a subpath ends (a million line-tos take about a second).
     """
     tokens = _Tokens(d)
     polylines, line, points = [], [], 0
-    position = start = np.zeros(2)
+    x = y = start_x = start_y = 0.0
     last_control, command = None, None
+    finite = np.isfinite
 
     def numbers(count):
         values = []
@@ -834,10 +841,10 @@ def parse_svg_path(d, samples=8, max_points=MAX_SVG_POINTS):
                     tokens.push(token)
                 raise ValueError("missing numbers")
             value = float(token[1])
-            if not np.isfinite(value):
+            if value in (np.inf, -np.inf):
                 raise ValueError(f"the number {token[1][:20]} is too large")
             values.append(value)
-        return np.array(values, float)
+        return values
 
     def flag():  # arc flags may touch what follows: "a5 5 0 015 5" is 0, 1, 5 5
         token = tokens.take()
@@ -854,52 +861,63 @@ def parse_svg_path(d, samples=8, max_points=MAX_SVG_POINTS):
             points += len(line)
             if points > max_points:
                 raise ValueError(f"more than {max_points:,} points")
-            polylines.append(np.array(line))
+            array = np.array(line, float)
+            if not finite(array).all():
+                raise ValueError("coordinates overflow")
+            polylines.append(array)
+
+    def extend(array):
+        line.extend(map(tuple, np.asarray(array, float).tolist()))
 
     while tokens.peek() is not None:
-        if len(line) > max_points:
+        if len(line) + points > max_points:
             raise ValueError(f"more than {max_points:,} points")
         if tokens.peek()[0]:
             command = tokens.take()[0]
             if command in "Zz":
                 if line:
-                    line.append(start.copy())
-                position, command = start.copy(), None
+                    line.append((start_x, start_y))
+                x, y, command = start_x, start_y, None
                 continue
         elif command is None:
             raise ValueError("numbers before a command")
         relative, kind = command.islower(), command.upper()
-        base = position if relative else np.zeros(2)
+        base_x, base_y = (x, y) if relative else (0.0, 0.0)
         if kind == "M":
             finish(line)
-            position = start = base + numbers(2)
-            line = [position.copy()]
+            dx, dy = numbers(2)
+            x = start_x = base_x + dx
+            y = start_y = base_y + dy
+            line = [(x, y)]
             command = "l" if relative else "L"  # further pairs are line-tos
             continue
         if not line:
-            line = [position.copy()]
-        if kind in "LHV":
-            if kind == "L":
-                target = base + numbers(2)
-            elif kind == "H":
-                target = np.array([numbers(1)[0] + (position[0] if relative else 0), position[1]])
-            else:
-                target = np.array([position[0], numbers(1)[0] + (position[1] if relative else 0)])
-            line.append(target)
-            position, last_control = target, None
+            line = [(x, y)]
+        if kind == "L":
+            dx, dy = numbers(2)
+            x, y, last_control = base_x + dx, base_y + dy, None
+            line.append((x, y))
+        elif kind == "H":
+            x, last_control = numbers(1)[0] + base_x, None
+            line.append((x, y))
+        elif kind == "V":
+            y, last_control = numbers(1)[0] + base_y, None
+            line.append((x, y))
         elif kind in "CSQT":
             count = {"C": 3, "S": 2, "Q": 2, "T": 1}[kind]
-            given = [base + p for p in numbers(2 * count).reshape(count, 2)]
+            values = numbers(2 * count)
+            given = [np.array([base_x + values[2 * k], base_y + values[2 * k + 1]]) for k in range(count)]
+            position = np.array([x, y])
             if kind in "ST":
-                reflected = 2 * position - last_control if last_control is not None else position.copy()
-                given = [reflected] + given
-            line.extend(_bezier([position] + given, samples))
-            position, last_control = given[-1], given[-2]
+                given = [2 * position - last_control if last_control is not None else position.copy()] + given
+            extend(_bezier([position] + given, samples))
+            (x, y), last_control = given[-1].tolist(), given[-2]
         elif kind == "A":
-            radii, rotation, large_arc, sweep = numbers(2), numbers(1)[0], flag(), flag()
-            target = base + numbers(2)
-            line.extend(_arc(position, target, radii, rotation, large_arc, sweep, samples))
-            position, last_control = target, None
+            radii, rotation, large_arc, sweep = np.array(numbers(2)), numbers(1)[0], flag(), flag()
+            dx, dy = numbers(2)
+            target = np.array([base_x + dx, base_y + dy])
+            extend(_arc(np.array([x, y]), target, radii, rotation, large_arc, sweep, samples))
+            (x, y), last_control = target.tolist(), None
     finish(line)
     return polylines
 
