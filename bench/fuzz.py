@@ -1131,6 +1131,36 @@ LOADERS = {loader.name: loader for loader in [
     Loader("cli", load_cli, seeds_cli, kind="argv", nasty=argv_nasties, wall_seconds=90),
     Loader("worker", load_worker, seeds_worker, kind="request", nasty=request_nasties, wall_seconds=90),
 ]}
+
+
+def _crash(path):
+    import ctypes
+    ctypes.string_at(0)
+
+
+def _spin(path):
+    while True:
+        pass
+
+
+def _blow_up(path):
+    return bytearray(MEMORY_CAP + (1 << 30))
+
+
+def _stray(path):
+    raise KeyError(str(path))
+
+
+# Loaders that fail on purpose, to check the harness tells the outcomes apart (tests/test_fuzz.py).
+SELF_TESTS = {loader.name: loader for loader in [
+    Loader(f"selftest_{name}", function, seeds_ndjson, suffix=".ndjson", cpu_seconds=2, wall_seconds=10)
+    for name, function in (("crash", _crash), ("hang", _spin), ("memory", _blow_up), ("exception", _stray))]}
+
+
+def find_loader(name):
+    return LOADERS[name] if name in LOADERS else SELF_TESTS[name]
+
+
 # Not yet in the table (their loaders are being rewritten): the μNCA model and .nca binary loaders,
 # the StrokeNet models, the stylisation model.  Each is one Loader(...) line above.
 
@@ -1204,7 +1234,7 @@ def run_one(loader, path):
 def child_main(spec_path):
     spec = json.loads(Path(spec_path).read_text())
     resource_limits(spec["memory"])
-    loader = LOADERS[spec["loader"]]
+    loader = find_loader(spec["loader"])
     os.environ.update(loader.env)
     report = os.fdopen(spec["report_fd"], "w", buffering=1)
     for index in spec["indices"]:
@@ -1325,10 +1355,10 @@ def build_seeds(loaders, work):
 def fuzz(options):
     """Run every input of every loader asked for; returns the report."""
     names = options.loaders.split(",") if options.loaders else list(LOADERS)
-    unknown = [name for name in names if name not in LOADERS]
+    unknown = [name for name in names if name not in LOADERS and name not in SELF_TESTS]
     if unknown:
         raise SystemExit(f"fuzz: unknown loader(s) {', '.join(unknown)}; known: {', '.join(LOADERS)}")
-    loaders = [LOADERS[name] for name in names]
+    loaders = [find_loader(name) for name in names]
     work = Path(tempfile.mkdtemp(prefix="atelier-fuzz-", dir=options.work))
     started = time.monotonic()
     try:
@@ -1420,7 +1450,7 @@ def select_ready(fd):
 def replay(options):
     """Make one input and run it in this process, with its traceback (for debugging a finding)."""
     name, _, index = options.replay.partition(":")
-    loader = LOADERS[name]
+    loader = find_loader(name)
     work = Path(tempfile.mkdtemp(prefix="atelier-fuzz-", dir=options.work))
     try:
         build_seeds([loader], work)

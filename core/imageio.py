@@ -88,7 +88,7 @@ def read_image(path, channels=None):
         raise AtelierError(f"{shown(path)}: no such image file")
     check_regular(path, "image file")
     codec = codec_name()
-    image = {"OpenImageIO": _read_oiio, "OpenCV": _read_cv2, "Pillow": _read_pil}[codec](path)
+    image = {"OpenImageIO": _read_oiio, "OpenCV": _read_cv2, "Pillow": _read_pil}[codec](path, channels)
     if image.ndim == 2:
         image = image[:, :, None]
     return convert_channels(np.ascontiguousarray(image, dtype=np.float32), channels)
@@ -147,7 +147,7 @@ def _open_oiio(oiio, path, name, config=None):
     return source
 
 
-def _read_oiio(path):
+def _read_oiio(path, wanted=None):
     oiio = _import_openimageio()
     config = oiio.ImageSpec()
     config.attribute("oiio:UnassociatedAlpha", 1)
@@ -163,6 +163,8 @@ def _read_oiio(path):
             _check_size(path, spec.width, spec.height, file_bytes,
                         _MAX_PIXELS_PER_BYTE.get(source.format_name()))
             channels = min(spec.nchannels, 4)
+            if wanted == 3 and channels == 4 or wanted == 1 and channels == 2:
+                channels -= 1  # the alpha would be dropped anyway: never decoded into memory
             try:
                 data = source.read_image(0, 0, 0, channels, "float")  # integers scaled to [0, 1]
             except (RuntimeError, ValueError) as error:
@@ -209,7 +211,7 @@ def _peek_size(path, data):
     return None, None
 
 
-def _read_cv2(path):
+def _read_cv2(path, wanted=None):
     cv2 = _import_cv2()
     data = _encoded_bytes(path)
     _check_size(path, *_peek_size(path, data))
@@ -220,10 +222,14 @@ def _read_cv2(path):
     if data is None:
         raise _not_readable(path)
     _check_size(path, data.shape[1], data.shape[0])
-    image = _to_unit_float(path, data)
-    if image.ndim == 3 and image.shape[2] >= 3:
-        image = image[:, :, [2, 1, 0, 3][:image.shape[2]]]  # OpenCV's BGR(A) to RGB(A)
-    return image
+    if data.ndim == 3 and data.shape[2] > 4:
+        data = np.ascontiguousarray(data[:, :, :4])
+    if data.ndim == 3 and data.shape[2] in (3, 4):  # OpenCV's BGR(A) to RGB(A), in place, before floats
+        code = cv2.COLOR_BGR2RGB if data.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
+        data = cv2.cvtColor(data, code, dst=data)
+    if wanted == 3 and data.ndim == 3 and data.shape[2] == 4:
+        data = data[:, :, :3]  # the alpha would be dropped anyway: never converted to floats
+    return _to_unit_float(path, data)
 
 
 def _pil_errors():
@@ -259,7 +265,7 @@ class _open_pil:
             raise _not_readable(self.path, f"{kind.__name__}: {error}") from None
 
 
-def _read_pil(path):
+def _read_pil(path, wanted=None):
     with _open_pil(path) as picture:
         _check_size(path, *picture.size, check_regular(path, "image file"),
                     _MAX_PIXELS_PER_BYTE.get((picture.format or "").lower()))
@@ -272,10 +278,10 @@ def _read_pil(path):
 
 
 def _to_unit_float(path, data):
-    if data.dtype == np.uint8:
-        return data.astype(np.float32) / 255.0
+    if data.dtype == np.uint8:  # one float array allocated, not two
+        return np.divide(data, 255.0, dtype=np.float32)
     if data.dtype == np.uint16:
-        return data.astype(np.float32) / 65535.0
+        return np.divide(data, 65535.0, dtype=np.float32)
     if data.dtype in (np.float16, np.float32, np.float64):
         return data.astype(np.float32)
     raise AtelierError(f"{shown(path)}: unsupported pixel type {data.dtype}")
