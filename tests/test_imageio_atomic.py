@@ -60,3 +60,59 @@ def test_atomic_directory_refuses_to_overwrite_without_force(tmp_path):
     with atomic_directory(tmp_path / "frames", force=True) as folder:
         (folder / "b.png").write_bytes(b"2")
     assert [p.name for p in (tmp_path / "frames").iterdir()] == ["b.png"]
+
+
+def test_outputs_get_the_umasks_permissions_and_are_fsynced(tmp_path, monkeypatch):
+    import os
+    import stat
+    import core.atomic as atomic
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")),
+                                                         real_fsync(fd)))
+    old = os.umask(0o022)
+    try:
+        write_image(tmp_path / "a.png", gradient(3))
+        with atomic_directory(tmp_path / "frames") as folder:
+            write_image(folder / "f1.png", gradient(3))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "a.png").st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(tmp_path / "frames").st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(tmp_path / "frames" / "f1.png").st_mode) == 0o644
+    assert any(path.endswith(".png") and ".partial" in path for path in synced)  # the file, before its rename
+    assert str(tmp_path) in synced  # the folder, after it
+
+
+def test_writing_over_a_folder_or_under_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "out.png").mkdir()
+    with pytest.raises(AtelierError, match="is a folder"):
+        write_image(tmp_path / "out.png", gradient(3))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(AtelierError, match="is a file"):
+        write_image(tmp_path / "file" / "out.png", gradient(3))
+    with pytest.raises(AtelierError, match="is a file"):
+        with atomic_directory(tmp_path / "file", force=True):
+            pass
+
+
+@pytest.mark.parametrize("codec", ["OpenImageIO", "OpenCV", "Pillow"])
+def test_every_codec_refuses_special_files_and_damaged_sizes(tmp_path, monkeypatch, codec):
+    import os
+    monkeypatch.setenv("ATELIER_IMAGE_CODEC", codec)
+    os.mkfifo(tmp_path / "fifo.png")
+    with pytest.raises(AtelierError, match="FIFO"):
+        read_image(tmp_path / "fifo.png")
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    with pytest.raises(AtelierError, match="device"):
+        read_image(tmp_path / "zero.png")
+    import zlib
+    import struct
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    huge = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    (tmp_path / "huge.png").write_bytes(huge)
+    with pytest.raises(AtelierError, match="20000x20000|400000000 pixels"):
+        read_image(tmp_path / "huge.png")

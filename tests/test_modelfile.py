@@ -76,3 +76,82 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path):
         save_model(path, "nca", {"w": np.array(["text"])})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def _rewrite_header(path, change):
+    raw = path.read_bytes()
+    (size,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + size])
+    change(header)
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + size:])
+
+
+def _set_meta(key, value):
+    def change(header):
+        meta = json.loads(header["__metadata__"]["atelier"])
+        meta[key] = value
+        header["__metadata__"]["atelier"] = json.dumps(meta)
+    return change
+
+
+def _set_tensor(key, value):
+    def change(header):
+        header["weights"][key] = value
+    return change
+
+
+@pytest.mark.parametrize("change, message", [
+    (_set_meta("format_version", "1"), "format_version is '1'"),
+    (_set_meta("format_version", 1.5), "format_version"),
+    (_set_meta("kind", ["nca"]), "its kind is list"),
+    (_set_tensor("shape", [-3, -4]), "malformed shape"),
+    (_set_tensor("shape", [3.0, 4]), "malformed shape"),
+    (_set_tensor("shape", [2 ** 62, 2 ** 62]), "malformed shape"),
+    (_set_tensor("data_offsets", [0, 2 ** 70]), "truncated"),
+    (_set_tensor("data_offsets", [-4, 8]), "malformed data_offsets"),
+    (_set_tensor("data_offsets", "0,12"), "malformed data_offsets"),
+    (_set_tensor("dtype", "F8_E4M3"), "unknown dtype"),
+    (_set_tensor("dtype", ["I8"]), "unknown dtype"),
+    (lambda header: header.__setitem__("scale", dict(header["weights"])), "overlap"),
+    (lambda header: header.__setitem__("__metadata__", {"atelier": "[" * 100000}), "nested too deeply"),
+])
+def test_malformed_headers_are_clear_errors_before_anything_is_allocated(tmp_path, change, message):
+    path = tmp_path / "m.safetensors"
+    example(path)
+    _rewrite_header(path, change)
+    with pytest.raises(AtelierError, match=message) as error:
+        read_model(path, "nca")
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize("header", [b'"just text"', b"[" * 100000 + b"]" * 100000, b"[1, 2]"])
+def test_a_header_that_is_not_an_object(tmp_path, header):
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header)
+    with pytest.raises(AtelierError, match="no Atelier metadata"):
+        read_model(path)
+
+
+def test_special_files_are_refused(tmp_path):
+    import os
+    os.mkfifo(tmp_path / "fifo.safetensors")
+    (tmp_path / "zero.safetensors").symlink_to("/dev/zero")
+    (tmp_path / "folder.safetensors").mkdir()
+    for name, kind in (("fifo", "FIFO"), ("zero", "device"), ("folder", "folder")):
+        with pytest.raises(AtelierError, match=kind):
+            read_model(tmp_path / f"{name}.safetensors")
+
+
+def test_models_are_written_with_the_umasks_permissions(tmp_path):
+    import os
+    import stat
+    old = os.umask(0o027)
+    try:
+        example(tmp_path / "a.safetensors")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "a.safetensors").st_mode) == 0o640
+    os.chmod(tmp_path / "a.safetensors", 0o604)
+    example(tmp_path / "a.safetensors")  # a file that is replaced keeps its mode
+    assert stat.S_IMODE(os.stat(tmp_path / "a.safetensors").st_mode) == 0o604
