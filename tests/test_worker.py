@@ -91,13 +91,13 @@ def test_malformed_requests_are_answered_with_one_error(request_line, message):
 
 
 def test_nothing_a_command_prints_reaches_the_protocol(tmp_path):
-    """The real worker process: help text, prints and C-level writes to fd 1 go to the log."""
+    """The real worker process: help text, prints and C-level writes to fd 1 go to the log (no progress
+    update here: stdin closes after the request, which asks the worker to cancel)."""
     import subprocess
     import sys
     code = ("import os, sys, core.cli\n"
             "def noisy(argv, progress):\n"
             "    print('python print'); sys.stdout.flush(); os.write(1, b'C-level write\\n')\n"
-            "    progress.update(1)\n"
             "    return {'ok': True}\n"
             "core.cli.run_command = noisy\n"
             "from core import worker\n"
