@@ -43,10 +43,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   .venv/bin/python -m pip install -q --upgrade pip || fail "pip could not upgrade itself"
   # torch pinned to the CPU build: a plain 'torch' would pull a multi-GB CUDA build.
   .venv/bin/python -m pip install -q "torch==2.13.0" || fail "pip could not install torch==2.13.0 (the CPU build)"
-  .venv/bin/python -m pip install -q -e ".[blender,dev]" || fail "pip could not install Atelier's dependencies (see pyproject.toml)"
+  .venv/bin/python -m pip install -q -e ".[blender,dev,ray]" || fail "pip could not install Atelier's dependencies (see pyproject.toml)"
   .venv/bin/python - <<'PY' || fail "the installed torch is not the CPU build"
 import torch
 assert torch.version.cuda is None, torch.__version__
+import ray  # the optional extra the scale-out tests use (tests/test_scale.py)
 PY
   echo "$wanted" > "$stamp"
 fi

@@ -3,7 +3,10 @@
     atelier stylize train --frames DIR --keyframe INDEX=PAINTED.png [--keyframe ...]
                           [--mask INDEX=MASK.png] [--motion DIR_OF_EXR] [--minutes M] -o MODEL
                           [--stylize-to OUT_DIR]
-    atelier stylize run MODEL --frames DIR [--motion DIR_OF_EXR] [--only I,NAME] -o OUT_DIR [--force]
+    atelier stylize run MODEL --frames DIR [--motion DIR_OF_EXR] [--only I,A-B,NAME] -o OUT_DIR [--force]
+                        [--resume] [--ray auto|local|ADDRESS [--num-gpus G] [--chunk N]]
+
+``--ray`` and ``--resume`` are in core/scale/stylize.py (docs/scale.md).
 """
 
 import re
@@ -45,6 +48,9 @@ def _write_sequence(generator, inputs, names, output, force, tile, progress):
 
 
 def train_command(args, progress):
+    if getattr(args, "ray", None):
+        from ..scale.stylize import train_on_ray
+        return train_on_ray(args, progress)
     from . import model as sty
     frames, files = seq.read_frames(args.frames)
     n, size = len(frames), frames.shape[1:3]
@@ -99,26 +105,54 @@ def train_command(args, progress):
 
 def run_command(args, progress):
     from . import model as sty
+    if args.ray or args.resume:
+        return _run_scaled(args, progress)
     generator, meta = sty.load(args.model)
     hyper = meta["hyperparameters"]
     files = seq.frame_files(args.frames)
-    n = len(files)
-    only = sorted({_frame_index(word, files, args.only) for word in args.only.split(",")}) if args.only else list(range(n))
-    reference = hyper["reference"]
-    if hyper["guide"] != "none" and reference >= n:
-        raise AtelierError(f"{args.frames}: {n} frames, but the model's guide starts at frame {reference}; "
+    only = _only(args, files)
+    _check_reference(args, hyper, len(files))
+    # the inputs are computed frame by frame (core/scale/stylize.py): bitwise those of build_inputs,
+    # without holding the sequence in memory
+    from ..device import cpu_threads, torch_device
+    from ..imageio import write_image
+    from ..scale.stylize import iter_inputs
+    device = torch_device()
+    if device.type == "cpu":
+        cpu_threads()
+    progress.stage("stylising", len(only))
+    with atomic_directory(args.output, args.force) as folder:
+        for done, (i, inputs) in enumerate(iter_inputs(files, only, hyper, args.motion), 1):
+            target = folder / (Path(files[i].name).stem + ".png")
+            sty.stylize_frames(generator, inputs[None], tile=args.tile, device=device,
+                               write=lambda _, image: write_image(target, image))
+            progress.update(done)
+    return {"output": str(args.output), "frames": len(only), "device": device.type,
+            "motion": "blender vector pass" if args.motion else ("optical flow" if hyper["guide"] != "none" else "none")}
+
+
+def _only(args, files):
+    if not args.only:
+        return list(range(len(files)))
+    return sorted({i for word in args.only.split(",") for i in _frame_indices(word, files, args.only)})
+
+
+def _check_reference(args, hyper, n):
+    if hyper["guide"] != "none" and hyper["reference"] >= n:
+        raise AtelierError(f"{args.frames}: {n} frames, but the model's guide starts at frame {hyper['reference']}; "
                            "run it on the sequence it was trained on")
-    # only the frames the guides need: from the reference to the wanted ones, one more for the pre-filter
-    span = only + ([reference] if hyper["guide"] != "none" else [])
-    first, last = max(0, min(span) - 1), min(n - 1, max(span) + 1)
-    size = seq.read_frame(files[first]).shape[:2]
-    frames = np.stack([seq.read_frame(path, size) for path in files[first:last + 1]])
-    motion = _motion(args, n, size, first, len(frames))
-    inputs = build_inputs(frames, motion, reference - first, hyper["guide"], hyper["seed"], hyper["prefilter"])
-    device = _write_sequence(generator, inputs[[i - first for i in only]], [files[i].name for i in only],
-                             args.output, args.force, args.tile, progress)
-    return {"output": str(args.output), "frames": len(only), "device": device,
-            "motion": "blender vector pass" if motion else ("optical flow" if hyper["guide"] != "none" else "none")}
+
+
+def _run_scaled(args, progress):
+    """``--ray`` / ``--resume``: frames written in place with a manifest (core/scale/stylize.py)."""
+    from ..modelfile import read_model
+    from ..scale.stylize import run_job
+    _, meta = read_model(args.model, "stylize")
+    hyper = meta["hyperparameters"]
+    files = seq.frame_files(args.frames)
+    only = _only(args, files)
+    _check_reference(args, hyper, len(files))
+    return run_job(args, files, only, hyper, progress)
 
 
 FOLLOW_TIMEOUT_S = 600.0   # a render that writes no frame for this long has stopped
@@ -177,15 +211,31 @@ def follow_command(args, progress):
     return {"output": str(output), "frames": len(names), "device": device.type}
 
 
-def _frame_index(word, files, option):
-    """A 0-based index, or a frame's file name (the render plugin names the frame just written)."""
+def _frame_indices(word, files, option):
+    """0-based indices of a word of --only: an index, an inclusive range A-B of indices (a render farm's
+    chunk), or a frame's file name (the render plugin names the frame just written)."""
     word = word.strip()
     names = [p.name for p in files]
     if word in names:
-        return names.index(word)
+        return [names.index(word)]
     if word.isdigit() and int(word) < len(files):
-        return int(word)
-    raise AtelierError(f"--only {option}: {word!r} is neither a frame file name nor an index in 0..{len(files) - 1}")
+        return [int(word)]
+    first, dash, last = word.partition("-")
+    if dash and first.strip().isdigit() and last.strip().isdigit():
+        first, last = int(first), int(last)
+        if first <= last < len(files):
+            return list(range(first, last + 1))
+    raise AtelierError(f"--only {option}: {word!r} is neither a frame file name, an index nor a range A-B "
+                       f"of indices in 0..{len(files) - 1}")
+
+
+def _add_ray_options(parser, training=False):
+    parser.add_argument("--ray", metavar="auto|local|ADDRESS",
+                        help="run on a Ray cluster: auto (the running one), local (start one here) or the "
+                             "head's HOST:PORT (pip install 'atelier[ray]'; see docs/scale.md)")
+    parser.add_argument("--num-gpus", type=float, default=0.0,
+                        help="GPUs each Ray task asks for (default 0: CPU); fractions share a GPU")
+    parser.add_argument("--num-cpus", type=float, default=1.0, help="CPUs each Ray task asks for (default 1)")
 
 
 def register(commands):
@@ -214,6 +264,7 @@ def register(commands):
     train.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
     train.add_argument("--stylize-to", metavar="OUT_DIR", help="then stylise every frame into this new folder")
     train.add_argument("--force", action="store_true", help="replace an existing model file / output folder")
+    _add_ray_options(train, training=True)
     train.set_defaults(run=train_command)
 
     run = commands.add_parser("run", help="stylise a frame sequence with a trained model",
@@ -221,10 +272,17 @@ def register(commands):
     run.add_argument("model", help="model file from `atelier stylize train`")
     run.add_argument("--frames", required=True, help="folder of the sequence's frames")
     run.add_argument("--motion", metavar="DIR_OF_EXR", help="Blender Vector-pass EXRs (else optical flow)")
-    run.add_argument("--only", help="comma-separated 0-based frame indices or file names to stylise (default all)")
+    run.add_argument("--only", help="comma-separated 0-based frame indices, ranges A-B of them (inclusive) or "
+                                    "file names to stylise (default all)")
     run.add_argument("--tile", type=int, default=512, help="tile size in pixels for large frames (default 512)")
     run.add_argument("-o", "--output", required=True, help="new folder for the stylised frames")
     run.add_argument("--force", action="store_true", help="replace an existing output folder")
+    run.add_argument("--resume", action="store_true",
+                     help="continue into an existing OUT_DIR: skip frames its manifest records as done "
+                          "(content hashes), compute the rest; frames are written in place")
+    _add_ray_options(run)
+    run.add_argument("--chunk", type=int, default=0, help="frames per Ray task (default: about 4 tasks per worker)")
+    run.add_argument("--retries", type=int, default=3, help="times Ray retries a task whose worker died (default 3)")
     run.set_defaults(run=run_command)
 
     follow = commands.add_parser("follow", help="stylise frames as a render writes them (the render plugin)",
