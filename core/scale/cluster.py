@@ -34,15 +34,15 @@ def import_ray(address=None):
     """``ray``, or an AtelierError saying how to install it.  A loopback ``address`` keeps Ray on 127.0.0.1."""
     if address and address not in ("auto", "local") and _is_loopback(address):
         os.environ[LOOPBACK_ENV] = "0"
-        if "ray" in sys.modules:
-            from ray._private import ray_constants
-            ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         import ray
+        from ray._private import ray_constants
     except ModuleNotFoundError as error:
         if error.name and error.name.split(".")[0] == "ray":
             raise AtelierError(RAY_MISSING) from None
         raise
+    if os.environ.get(LOOPBACK_ENV) == "0":  # also when ray was imported before the variable was set
+        ray_constants.ENABLE_RAY_CLUSTER = False
     return ray
 
 

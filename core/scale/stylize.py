@@ -88,24 +88,37 @@ def iter_inputs(files, wanted, hyper, motion_dir=None):
             grey_cache[t] = cv2.cvtColor(np.round(frame(t) * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
         return grey_cache[t]
 
+    # DIS keeps state between calls (a pair's flow differs slightly with the calls before it), so the
+    # flows are computed exactly as guides.optical_flow does over the local run's span: one DIS object,
+    # pairs in increasing order, previous[t] then following[t-1]; span boundaries get zero flow.
+    span = wanted + ([reference] if guide != "none" else [])
+    first, last = max(0, min(span) - 1), min(n - 1, max(span) + 1)
+    computed = [first]  # flows of pairs up to this index are known
+    keep_below = reference + 2 if guide != "none" else 0  # the backward chain needs these later
     dis = [None]
 
     def flow(t, direction):
-        """previous[t] (direction -1) or following[t] (+1), zeros at the sequence's ends."""
+        """previous[t] (direction -1) or following[t] (+1) as build_inputs computes them on the span."""
         key = (t, direction)
-        if key not in flow_cache:
-            if len(flow_cache) > 8:
-                flow_cache.pop(max(flow_cache, key=lambda k: abs(k[0] - t)))
-            if motion is not None:
-                previous, following = _read_motion_frame(motion[t], size)
-                flow_cache[(t, -1)], flow_cache[(t, 1)] = previous, following
-            elif not 0 <= t + direction < n:
-                flow_cache[key] = np.zeros((*size, 2), np.float32)
-            else:
-                if dis[0] is None:
-                    cv2 = guides._cv2()
-                    dis[0] = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-                flow_cache[key] = dis[0].calc(grey(t), grey(t + direction), None)
+        if motion is not None:
+            if key not in flow_cache:
+                if len(flow_cache) > 8:
+                    flow_cache.pop(max(flow_cache, key=lambda k: abs(k[0] - t)))
+                flow_cache[(t, -1)], flow_cache[(t, 1)] = _read_motion_frame(motion[t], size)
+            return flow_cache[key]
+        if (t == first and direction < 0) or (t == last and direction > 0):
+            return np.zeros((*size, 2), np.float32)
+        if dis[0] is None:
+            cv2 = guides._cv2()
+            dis[0] = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        needed = t if direction < 0 else t + 1
+        while computed[0] < needed:
+            u = computed[0] + 1
+            flow_cache[(u, -1)] = dis[0].calc(grey(u), grey(u - 1), None)
+            flow_cache[(u - 1, 1)] = dis[0].calc(grey(u - 1), grey(u), None)
+            computed[0] = u
+            for old in [k for k in flow_cache if keep_below <= k[0] < u - 3]:
+                del flow_cache[old]
         return flow_cache[key]
 
     def colour(t):
@@ -290,9 +303,21 @@ def run_job(args, files, wanted, hyper, progress):
                "manifest": str(output / MANIFEST),
                "motion": "blender vector pass" if args.motion else
                ("optical flow" if hyper["guide"] != "none" else "none")}
-    if not args.ray:
-        return {**summary, **_run_here(args, files, todo, keys, hyper, output, job, progress, skipped)}
-    return {**summary, **_run_on_ray(args, files, todo, keys, hyper, output, job, progress, skipped)}
+    run = _run_on_ray if args.ray else _run_here
+    summary.update(run(args, files, todo, keys, hyper, output, job, progress, skipped))
+    summary["partial_files_removed"] = _sweep_partials(output)
+    return summary
+
+
+def _sweep_partials(output):
+    """Remove the temporary files of writes cut short by a killed process (atomic_path's ``.NAME.*.partial.*``):
+    once the job is complete no task of it can still be writing."""
+    removed = 0
+    for folder in (Path(output), Path(output) / MANIFEST):
+        for path in folder.glob(".*.partial*"):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _chunks(args, files, todo, keys, hyper, size):
