@@ -234,3 +234,24 @@ def test_training_runs_as_one_ray_task(work, ray_cluster, tmp_path):
     assert model.exists() and names(tmp_path / "styl") == names(work / "small")
     from core.stylize import model as sty
     assert sty.load(model)[1]["training"]["steps"] == 3
+
+
+def test_nca_train_batch_on_ray(work, ray_cluster, tmp_path):
+    from argparse import ArgumentParser
+    from core.scale import nca_batch
+    exemplars = tmp_path / "library"
+    for i in range(3):
+        write_image(exemplars / f"material_{i}.png", texture(48, 48, seed=10 + i))
+    parser = ArgumentParser()
+    nca_batch.register(parser.add_subparsers())
+    argv = ["train-batch", str(exemplars), "-o", str(tmp_path / "out"), "--iterations", "2", "--grid", "32",
+            "--sheet-size", "32", "--sheet-steps", "16", "--ray", ray_cluster.address]
+    args = parser.parse_args(argv)
+    summary = args.run(args, SilentProgress())
+    assert (summary["trained"], summary["tasks"]) == (3, 3)
+    sheet = read_image(summary["contact_sheet"])
+    assert sheet.shape[0] == 32 + 8 and len(summary["models"]) == 3
+    from core.nca import files
+    assert all(files.load(path).params == 68 for path in summary["models"])
+    args = parser.parse_args(argv + ["--resume"])
+    assert (args.run(args, SilentProgress())["skipped"]) == 3
