@@ -61,9 +61,15 @@ def _read_motion_frame(path, size):
     return previous, following
 
 
-def iter_inputs(files, wanted, hyper, motion_dir=None):
+def iter_inputs(files, wanted, hyper, motion_dir=None, defer_mixture=False):
     """Yield ``(index, input H x W x C)`` for each index of ``wanted``: frames from the reference
-    upwards first, then downwards from it (the order the guide is carried in)."""
+    upwards first, then downwards from it (the order the guide is carried in).
+
+    ``defer_mixture``: the last channels are the advected coordinates (2) instead of the Gaussian-mixture
+    guide (3); :func:`finish_inputs` turns them into it.  The mixture is per frame and most of the cost
+    (0.21 of 0.31 s a 256² frame), so with ``--guides-in-tasks`` Ray tasks compute it in parallel instead
+    of the driver.  Not bitwise then: in a single-threaded worker the mixture's matrix product rounds a
+    few values differently (measured: 1 pixel of 24 128² frames off by 1/255)."""
     from ..stylize import frames as seq
     from ..stylize import guides
     guide, prefilter = hyper["guide"], bool(hyper.get("prefilter"))
@@ -134,7 +140,7 @@ def iter_inputs(files, wanted, hyper, motion_dir=None):
         c = colour(t)
         channels = [c, guides.edge_guide(c[None])[0]]
         if coordinates is not None:
-            channels.append(guides.gaussian_mixture(coordinates[None], size, seed)[0])
+            channels.append(coordinates if defer_mixture else guides.gaussian_mixture(coordinates[None], size, seed)[0])
         return np.concatenate(channels, axis=-1)
 
     if guide == "none":
@@ -158,6 +164,15 @@ def iter_inputs(files, wanted, hyper, motion_dir=None):
         coordinates = guides.warp(coordinates, flow(t, 1))
         if t in wanted_set:
             yield t, make(t, coordinates)
+
+
+def finish_inputs(partial, seed):
+    """Inputs from :func:`iter_inputs` with ``defer_mixture``: coordinates -> Gaussian-mixture guide,
+    frame by frame (bitwise what the driver would have computed)."""
+    from ..stylize import guides
+    size = partial.shape[1:3]
+    return np.stack([np.concatenate([x[..., :4], guides.gaussian_mixture(x[None, ..., 4:6], size, seed)[0]], -1)
+                     for x in partial])
 
 
 # ----------------------------------------------------------------------------- manifest
@@ -236,10 +251,11 @@ def _generator(model_bytes):
     return _GENERATORS[digest]
 
 
-def stylize_chunk(model_bytes, inputs, chunk, output, job, tile):
+def stylize_chunk(model_bytes, inputs, chunk, output, job, tile, mixture_seed=None):
     """Ray task: stylise ``inputs`` (N x H x W x C) and write each frame and its record into ``output``.
 
-    ``chunk`` is ``[(index, name, key), ...]``.  The output folder must be the driver's: the task
+    ``chunk`` is ``[(index, name, key), ...]``; with ``mixture_seed`` the inputs hold coordinates whose
+    Gaussian-mixture guide is computed here (:func:`finish_inputs`).  The output folder must be the driver's: the task
     checks the job's token there first (on a node without the shared storage it would write elsewhere).
     """
     from ..device import cpu_threads, torch_device
@@ -268,6 +284,8 @@ def stylize_chunk(model_bytes, inputs, chunk, output, job, tile):
         write_frame(output, name, image, key)
         written.append(name)
 
+    if mixture_seed is not None:
+        inputs = finish_inputs(inputs, mixture_seed)
     sty.stylize_frames(_generator(model_bytes), inputs, tile=tile, device=device, write=write)
     return {"frames": written, "pid": os.getpid(), "device": device.type}
 
@@ -320,12 +338,12 @@ def _sweep_partials(output):
     return removed
 
 
-def _chunks(args, files, todo, keys, hyper, size):
+def _chunks(args, files, todo, keys, hyper, size, defer_mixture=False):
     """(chunk records, inputs) of ``size`` frames each, computed in the guide's order."""
     records, inputs = [], []
     if not todo:
         return
-    for t, x in iter_inputs(files, todo, hyper, args.motion):
+    for t, x in iter_inputs(files, todo, hyper, args.motion, defer_mixture):
         records.append((t, files[t].name, keys[t]))
         inputs.append(x)
         if len(records) == size:
@@ -365,7 +383,8 @@ def _run_on_ray(args, files, todo, keys, hyper, output, job, progress, skipped):
         model_ref = ray.put(Path(args.model).read_bytes())  # shipped once; every task reads this object
         progress.stage(f"stylising on Ray ({workers} workers)", len(todo) + skipped)
         done, submitted, pending, pids, devices = skipped, 0, {}, set(), set()
-        source = _chunks(args, files, todo, keys, hyper, chunk)
+        deferred = hyper["guide"] != "none" and args.guides_in_tasks
+        source = _chunks(args, files, todo, keys, hyper, chunk, deferred)
         exhausted = False
         try:
             while pending or not exhausted:
@@ -375,7 +394,8 @@ def _run_on_ray(args, files, todo, keys, hyper, output, job, progress, skipped):
                     except StopIteration:
                         exhausted = True
                         break
-                    ref = remote.remote(model_ref, ray.put(inputs), records, str(output), job, args.tile)
+                    ref = remote.remote(model_ref, ray.put(inputs), records, str(output), job, args.tile,
+                                        hyper["seed"] if deferred else None)
                     pending[ref] = len(records)
                     submitted += 1
                     progress.update(done, tasks=submitted)
