@@ -83,17 +83,18 @@ def main():
     guide_s = (time.monotonic() - started) / n
     result["driver_guides_s_per_frame"] = round(guide_s, 4)
 
-    def local(threads, name):
-        summary, _ = cli(["stylize", "run", model, "--frames", frames, "-o", work / name],
+    def local(threads, name, extra=()):
+        summary, _ = cli(["stylize", "run", model, "--frames", frames, "-o", work / name, *extra],
                          {"ATELIER_THREADS": str(threads)})
         return summary["seconds"]
 
     local2, local1 = local(2, "local2"), local(1, "local1")
+    local1_one = local(1, "local1_one", ["--only", "0"])
     result["local_2_threads_fps"] = round(n / local2, 3)
     result["local_1_thread_fps"] = round(n / local1, 3)
 
-    def on_ray(cluster, name, chunk=None, kill=False):
-        argv = ["stylize", "run", model, "--frames", frames, "--ray", cluster.address, "-o", work / name]
+    def on_ray(cluster, name, chunk=None, kill=False, extra=()):
+        argv = ["stylize", "run", model, "--frames", frames, "--ray", cluster.address, "-o", work / name, *extra]
         argv += ["--chunk", str(chunk)] if chunk else []
         if not kill:
             return cli(argv)[0]
@@ -115,35 +116,61 @@ def main():
     for workers in (1, 2):
         cluster = LocalCluster(cpus=workers).start()
         try:
-            on_ray(cluster, f"warm{workers}")  # workers start and import torch once
+            on_ray(cluster, f"warm{workers}")  # the first job on a fresh cluster
             summary = on_ray(cluster, f"ray{workers}")
+            if workers == 1:  # a job of one frame: what a job costs besides its frames
+                one = on_ray(cluster, "ray1_one", extra=["--only", "0"])
+                result["ray_job_fixed_seconds"] = round(one["seconds"] - summary["seconds"] / n, 3)
+                ray1_one = one["seconds"]
             result[f"ray_{workers}_workers_fps"] = round(n / summary["seconds"], 3)
-            result[f"ray_{workers}_workers"] = {k: summary[k] for k in ("seconds", "tasks", "chunk")}
+            result[f"ray_{workers}_workers"] = {k: summary[k] for k in ("seconds", "tasks", "chunk", "connect_seconds",
+                                                                        "task_seconds")}
             same = all(np.array_equal(read_image(work / f"ray{workers}" / p.name), read_image(work / "local2" / p.name))
                        for p in sorted((work / "local2").iterdir()))
             result[f"ray_{workers}_workers_equal_to_local"] = same
             if workers == 2:
-                undisturbed = summary["seconds"]
+                summary = on_ray(cluster, "deferred", extra=["--guides-in-tasks"])
+                result["ray_2_workers_guides_in_tasks_fps"] = round(n / summary["seconds"], 3)
+                task_per_frame_deferred = summary["task_seconds"] / n
+                undisturbed = result["ray_2_workers"]["seconds"]
                 faulty, killed = on_ray(cluster, "faulty", kill=True)
                 result["killed_worker"] = {"killed": killed, "seconds": faulty["seconds"],
                                            "undisturbed_seconds": undisturbed,
                                            "recovery_seconds": round(faulty["seconds"] - undisturbed, 2),
                                            "frames": faulty["computed"]}
                 per_frame_one_worker = result["ray_1_workers"]["seconds"] / n
+                task_per_frame = result["ray_1_workers"]["task_seconds"] / n
         finally:
             left = cluster.stop()
             assert not left, left
     # overhead: one Ray worker (1 thread) against the local run on 1 thread, connection and all
     result["overhead_per_frame_s"] = round(per_frame_one_worker - local1 / n, 4)
     result["overhead_per_frame_percent"] = round(100 * (per_frame_one_worker * n / local1 - 1), 1)
+    # per frame, without the fixed cost of a job (Ray: connect, a new worker process per job that imports
+    # torch and loads the model; local: loading): (T(n frames) - T(1 frame)) / (n - 1), Ray against local
+    marginal_ray = (result["ray_1_workers"]["seconds"] - ray1_one) / (n - 1)
+    marginal_local = (local1 - local1_one) / (n - 1)
+    result["marginal_s_per_frame"] = {"ray_1_worker": round(marginal_ray, 4), "local_1_thread": round(marginal_local, 4)}
+    result["marginal_overhead_per_frame_percent"] = round(100 * (marginal_ray / marginal_local - 1), 1)
+    # steady state, without connecting: wall time per frame minus the time inside the tasks, against
+    # the time inside the tasks (what one frame costs wherever it runs)
+    steady = (result["ray_1_workers"]["seconds"] - result["ray_1_workers"]["connect_seconds"]) / n
+    result["steady_overhead_per_frame_s"] = round(steady - task_per_frame, 4)
+    result["steady_overhead_per_frame_percent"] = round(100 * (steady / task_per_frame - 1), 1)
     # projection: N nodes of 2 worker slots; each slot takes per_frame_one_worker per frame (overhead
     # included); the driver's guides are serial and cap the rate at 1 / guide_s
     slots_per_node = 2
     result["projection"] = {
-        "model": "fps(N) = min(N * slots / t_task_per_frame, 1 / t_driver_guides_per_frame)",
-        "t_task_per_frame_s": round(per_frame_one_worker, 4), "slots_per_node": slots_per_node,
-        "fps": {str(nodes): round(min(nodes * slots_per_node / per_frame_one_worker, 1 / guide_s), 2)
-                for nodes in (1, 2, 4, 8, 16, 32, 64)}}
+        "model": "fps(N) = min(N * slots / (t_task + t_overhead), 1 / t_driver), per frame",
+        "t_task_s": round(task_per_frame, 4), "t_overhead_s": round(max(0.0, steady - task_per_frame), 4),
+        "t_driver_s": round(guide_s, 4), "t_driver_full_guides_s": result["guides_s_per_frame"],
+        "slots_per_node": slots_per_node,
+        "fps_driver_computes_guides": {
+            str(nodes): round(min(nodes * slots_per_node / max(steady, task_per_frame),
+                                  1 / result["guides_s_per_frame"]), 2) for nodes in (1, 2, 4, 8, 16, 32, 64)},
+        "fps_guides_in_tasks": {
+            str(nodes): round(min(nodes * slots_per_node / (task_per_frame_deferred + max(0.0, steady - task_per_frame)),
+                                  1 / guide_s), 2) for nodes in (1, 2, 4, 8, 16, 32, 64)}}
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result))
 

@@ -258,6 +258,7 @@ def stylize_chunk(model_bytes, inputs, chunk, output, job, tile, mixture_seed=No
     Gaussian-mixture guide is computed here (:func:`finish_inputs`).  The output folder must be the driver's: the task
     checks the job's token there first (on a node without the shared storage it would write elsewhere).
     """
+    started = time.monotonic()
     from ..device import cpu_threads, torch_device
     from ..stylize import model as sty
     token = Path(output) / MANIFEST / JOB_FILE
@@ -287,7 +288,8 @@ def stylize_chunk(model_bytes, inputs, chunk, output, job, tile, mixture_seed=No
     if mixture_seed is not None:
         inputs = finish_inputs(inputs, mixture_seed)
     sty.stylize_frames(_generator(model_bytes), inputs, tile=tile, device=device, write=write)
-    return {"frames": written, "pid": os.getpid(), "device": device.type}
+    return {"frames": written, "pid": os.getpid(), "device": device.type,
+            "seconds": time.monotonic() - started}
 
 
 # ----------------------------------------------------------------------------- the driver
@@ -374,7 +376,9 @@ def _run_here(args, files, todo, keys, hyper, output, job, progress, skipped):
 
 def _run_on_ray(args, files, todo, keys, hyper, output, job, progress, skipped):
     from .cluster import connect, disconnect, slots
+    started = time.monotonic()
     ray = connect(args.ray)
+    connected = time.monotonic() - started
     try:
         workers = slots(ray, args.num_cpus, args.num_gpus)
         chunk = args.chunk or max(1, min(16, math.ceil(len(todo) / (4 * workers)))) if todo else 1
@@ -382,7 +386,7 @@ def _run_on_ray(args, files, todo, keys, hyper, output, job, progress, skipped):
                                                    max_retries=args.retries, name="atelier_stylize_chunk")
         model_ref = ray.put(Path(args.model).read_bytes())  # shipped once; every task reads this object
         progress.stage(f"stylising on Ray ({workers} workers)", len(todo) + skipped)
-        done, submitted, pending, pids, devices = skipped, 0, {}, set(), set()
+        done, submitted, pending, pids, devices, task_seconds = skipped, 0, {}, set(), set(), 0.0
         deferred = hyper["guide"] != "none" and args.guides_in_tasks
         source = _chunks(args, files, todo, keys, hyper, chunk, deferred)
         exhausted = False
@@ -408,12 +412,14 @@ def _run_on_ray(args, files, todo, keys, hyper, output, job, progress, skipped):
                     done += len(result["frames"])
                     pids.add(result["pid"])
                     devices.add(result["device"])
+                    task_seconds += result["seconds"]
                 progress.update(done, tasks=submitted)  # also where Esc (cancel) is noticed
         except (KeyboardInterrupt, Cancelled):
             for ref in pending:
                 ray.cancel(ref, force=True)
             raise
         return {"tasks": submitted, "chunk": chunk, "workers": workers, "worker_processes": len(pids),
+                "connect_seconds": round(connected, 3), "task_seconds": round(task_seconds, 3),
                 "device": ",".join(sorted(devices)) or "none", "ray": args.ray}
     finally:
         disconnect()
