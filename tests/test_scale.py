@@ -266,3 +266,24 @@ def test_nca_train_batch_on_ray(work, ray_cluster, tmp_path):
     assert all(files.load(path).params == 68 for path in summary["models"])
     args = parser.parse_args(argv + ["--resume"])
     assert (args.run(args, SilentProgress())["skipped"]) == 3
+
+
+def test_cancel_stops_the_ray_tasks_and_resume_finishes(work, ray_cluster, tmp_path):
+    """Esc in Blender = Cancelled from progress.update in the driver: the running tasks are cancelled."""
+    from core.errors import Cancelled
+
+    class EscAfterTwoFrames(SilentProgress):
+        def update(self, done, **figures):
+            if done >= 2:
+                raise Cancelled("esc")
+
+    out = tmp_path / "cancelled"
+    argv = ["stylize", "run", str(work / "model.safetensors"), "--frames", str(work / "large"), "--ray",
+            ray_cluster.address, "--chunk", "1", "-o", str(out)]
+    with pytest.raises(Cancelled):
+        run_command(argv, EscAfterTwoFrames())
+    wait_for(lambda: not ray_cluster.workers("stylize_chunk"), 30, "the cancelled tasks to stop")
+    assert 2 <= records(out) < FRAMES
+    summary = run_command(argv[:-2] + ["--resume", "-o", str(out)], SilentProgress())
+    assert summary["skipped"] + summary["computed"] == FRAMES and summary["skipped"] >= 2
+    same_frames(out, work / "large_local", names(work / "large_local"))
