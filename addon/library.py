@@ -8,6 +8,7 @@ Blender requires Python to hold the strings of dynamic enum items.
 """
 
 import shutil
+import zlib
 from pathlib import Path
 
 import bpy
@@ -65,11 +66,18 @@ def model_items(feature):
             entries = library().entries(feature)
         except OSError:
             entries = []
-        listed = [(str(e.path), e.label + ("" if e.shipped else " (yours)"), describe(e), _icon(e), index)
-                  for index, e in enumerate(entries)]
+        listed = [(str(e.path), e.label + ("" if e.shipped else " (yours)"), describe(e), _icon(e),
+                   0 if index == 0 and e.shipped else _number(e.path)) for index, e in enumerate(entries)]
         _state[feature] = listed or [(NO_MODEL, "No model", f"No {FEATURE_LABELS[feature]} model yet", 0, 0)]
         return _state[feature]
     return items
+
+
+def _number(path):
+    """The enum number stored in the .blend for ``path``: derived from the path, not its place in the
+    list, so a model deleted or added elsewhere never turns the choice into another model.  The first
+    shipped preset has 0, the property's default."""
+    return 1 + zlib.crc32(str(path).encode("utf-8")) % 0x7FFFFFFE
 
 
 def chosen_model(path, feature):

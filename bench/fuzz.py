@@ -811,7 +811,9 @@ def folder_case(ctx, mutate_file):
         if op in (0, 1, 2, 3) and regular:
             victim.write_bytes(mutate_file(ctx, victim.read_bytes()))
         elif op == 4:
-            victim.rename(folder / f"frame_{rng.choice([0, 9, 99999999999, 10 ** 60])}{suffix}")
+            target = folder / f"frame_{rng.choice([0, 9, 99999999999, 10 ** 60])}{suffix}"
+            if not (target.exists() or target.is_symlink()):
+                victim.rename(target)
         elif op == 5:
             victim.unlink() if not victim.is_dir() else shutil.rmtree(victim)
             os.mkfifo(victim)

@@ -14,6 +14,7 @@ written *unassociated* (straight), as PNG stores it.
 
 import importlib
 import importlib.util
+import io
 import os
 import struct
 import sys
@@ -24,7 +25,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import AtelierError
-from .validate import check_regular, library_name, open_regular, read_file, shown
+from .validate import check_regular, library_name, read_file, shown
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr", ".webp", ".tga"}
 # 64 megapixels: read as float RGBA that is 1 GiB, so even the largest image fits a 2 GiB process
@@ -243,11 +244,9 @@ class _open_pil:
 
     def __init__(self, path):
         from PIL import Image
-        self.path, self.handle = path, open_regular(path, "image file")
-        size = os.fstat(self.handle.fileno()).st_size
-        if size > MAX_FILE_BYTES:
-            self.handle.close()
-            raise AtelierError(f"{shown(path)}: image file is {size:,} bytes; at most {MAX_FILE_BYTES:,} are read")
+        # Pillow reads chunks with read(length from the file): from a file that allocates the length
+        # first (2 GiB for a damaged PNG), from memory it cannot
+        self.path, self.handle = path, io.BytesIO(read_file(path, MAX_FILE_BYTES, "image file"))
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS
         try:
             self.picture = Image.open(self.handle)

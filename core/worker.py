@@ -87,7 +87,10 @@ def serve(stdin=None, stdout=None):
 def read_request(stdin):
     """The request's ``argv`` words, checked; every problem is an :class:`AtelierError`."""
     problem = "worker: the request must be one JSON line with an 'argv' list of strings"
-    line = stdin.readline(MAX_REQUEST_BYTES + 1)
+    try:
+        line = stdin.readline(MAX_REQUEST_BYTES + 1)
+    except UnicodeDecodeError:
+        raise AtelierError(f"{problem} (it is not UTF-8)") from None
     if len(line) > MAX_REQUEST_BYTES:
         raise AtelierError(f"worker: the request is longer than {MAX_REQUEST_BYTES:,} characters")
     try:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "demo"))
 import blender_session  # noqa: E402
 from core.atomic import write_text_atomic  # noqa: E402
 
-FEATURES = ("nca", "sketch", "strokes", "stylize")
+FEATURES = ("nca", "sketch", "strokes", "stylize", "library")
 
 
 def main():

@@ -7,7 +7,7 @@ import sys
 from blender_helpers import REPO_ROOT
 from core.imageio import read_image
 
-FEATURES = ("nca", "sketch", "strokes", "stylize")
+FEATURES = ("nca", "sketch", "strokes", "stylize", "library")
 
 
 def test_demo_uses_every_feature_and_writes_pictures(tmp_path):

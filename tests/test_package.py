@@ -119,7 +119,7 @@ def core_modules_imported_by_the_addon():
 
 def test_every_core_module_blender_imports_loads_with_blenders_own_python(blender_python):
     modules = core_modules_imported_by_the_addon()
-    assert "core.sketch.runtime" in modules and "core.nca.exemplars" in modules
+    assert "core.sketch.runtime" in modules and "core.nca.rule" in modules
     code = ("import importlib, json, sys\n"
             f"for name in {modules!r}: importlib.import_module(name)\n"
             "print(json.dumps(sorted(m for m in ('torch', 'cv2', 'PIL', 'skimage') if m in sys.modules)))")

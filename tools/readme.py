@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-FEATURE_DOCS = ("nca", "sketch", "strokes", "stylize")
+FEATURE_DOCS = ("nca", "sketch", "strokes", "stylize", "scale")
 
 
 def feature_sections():

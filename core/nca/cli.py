@@ -48,6 +48,9 @@ def register(commands):
     export.add_argument("-o", "--output", required=True)
     export.set_defaults(run=run_export)
 
+    from ..scale.nca_batch import register as register_batch  # argparse only: Ray loads when it runs
+    register_batch(commands)
+
 
 def run_train(args, progress):
     from .train import train

@@ -17,23 +17,34 @@ class Runtime:
         self.channels = self.w.shape[0]
         self.kernels = perception_kernels(self.channels)
 
-    def perceive(self, s):
-        """Eq. 1: p_c = K_c * s_c, a cross-correlation on the torus."""
-        p = np.zeros_like(s)
+    def perceive(self, s, out=None):
+        """Eq. 1: p_c = K_c * s_c, a cross-correlation on the torus (into ``out`` if given)."""
+        channels, height, width = s.shape
+        padded = np.empty((channels, height + 2, width + 2), np.float32)  # the torus, one cell around
+        padded[:, 1:-1, 1:-1] = s
+        padded[:, 0, 1:-1], padded[:, -1, 1:-1] = s[:, -1], s[:, 0]
+        padded[:, :, 0], padded[:, :, -1] = padded[:, :, -2], padded[:, :, 1]
+        p = np.zeros_like(s) if out is None else out
+        p[...] = 0
+        term = np.empty_like(s)
         for dy in (-1, 0, 1):
-            rows = np.roll(s, -dy, axis=1)  # rows[:, y] = s[:, y + dy]
             for dx in (-1, 0, 1):
                 k = self.kernels[:, 1 + dy, 1 + dx]
-                if np.any(k):
-                    p += k[:, None, None] * np.roll(rows, -dx, axis=2)
+                if np.any(k):  # p += k · s[y + dy, x + dx]
+                    np.multiply(k[:, None, None], padded[:, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width], out=term)
+                    p += term
         return p
 
     def step(self, s):
         """Eqs. 2-3: s + W·[s, p, |s|, |p|] + b."""
-        p = self.perceive(s)
-        y = np.concatenate([s, p, np.abs(s), np.abs(p)], 0)
+        channels = self.channels
+        y = np.empty((4 * channels, *s.shape[1:]), np.float32)
+        y[:channels] = s
+        p = self.perceive(s, out=y[channels:2 * channels])
+        np.abs(s, out=y[2 * channels:3 * channels])
+        np.abs(p, out=y[3 * channels:])
         ds = np.tensordot(self.w, y, axes=(1, 0)) + self.b[:, None, None]
-        return (s + ds).astype(np.float32)
+        return (s + ds).astype(np.float32, copy=False)
 
     def run(self, s, steps):
         for _ in range(steps):

@@ -298,7 +298,7 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
                     files.save(outputs[m], files.from_float(best[m]["w"], best[m]["b"], summary_meta(m)))
 
     if progress:
-        progress.stage(f"training μNCA {params} on {kernel}", total=iterations or budget)
+        progress.stage(f"μNCA {params} on {kernel}", total=iterations or budget)  # (the console shows 24 characters)
     try:
         while True:
             elapsed = time.monotonic() - started

@@ -308,7 +308,7 @@ def _read_npy(data, source):
     dtype = _numeric_dtype(header["descr"], source)
     if count * dtype.itemsize > len(body):
         raise AtelierError(f"{source}: truncated array ({count:,} items declared, {len(body):,} bytes present)")
-    array = np.frombuffer(body, dtype=dtype, count=count)
+    array = np.frombuffer(body, dtype=dtype, count=count).copy()  # writable, as np.load gives it
     return array.reshape(shape, order="F" if header["fortran_order"] else "C")
 
 
@@ -378,6 +378,12 @@ class _PickledArrays:
         self.at = end + 1
         return text.decode("latin-1")
 
+    def int_line(self):
+        try:
+            return int(self.line())
+        except ValueError:
+            raise self.fail("a malformed memo key") from None
+
     def load(self, count):
         value = self.run()
         if not isinstance(value, _ArrayState) or value.array is None:
@@ -436,15 +442,14 @@ class _PickledArrays:
                 stack.append(self.global_(module, name))
             elif op in (b"q", b"r", b"p", b"\x94"):  # BINPUT, LONG_BINPUT, PUT, MEMOIZE
                 key = {b"q": lambda: self.unpack("<B"), b"r": lambda: self.unpack("<I"),
-                       b"p": lambda: int(self.line()), b"\x94": lambda: len(memo)}[op]()
+                       b"p": self.int_line, b"\x94": lambda: len(memo)}[op]()
                 if not stack:
                     raise self.fail("stack underflow")
                 if len(memo) > self.MAX_ITEMS:
                     raise self.fail("too many memo entries")
                 memo[key] = stack[-1]
             elif op in (b"h", b"j", b"g"):  # BINGET, LONG_BINGET, GET
-                key = {b"h": lambda: self.unpack("<B"), b"j": lambda: self.unpack("<I"),
-                       b"g": lambda: int(self.line())}[op]()
+                key = {b"h": lambda: self.unpack("<B"), b"j": lambda: self.unpack("<I"), b"g": self.int_line}[op]()
                 if key not in memo:
                     raise self.fail("reference to an unknown memo entry")
                 stack.append(memo[key])
@@ -592,7 +597,7 @@ class _PickledArrays:
             payload = bytes(payload)
         if not isinstance(payload, bytes) or len(payload) != count * dtype.itemsize:
             raise self.fail(f"array data of the wrong size for shape {shape}")
-        target.array = np.frombuffer(payload, dtype).reshape(shape, order="F" if fortran else "C")
+        target.array = np.frombuffer(payload, dtype).copy().reshape(shape, order="F" if fortran else "C")
 
 
 def _as_sketch(item, source, name, index):
