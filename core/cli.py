@@ -10,6 +10,7 @@ the key figures).  The Blender worker runs the very same commands (see ``core.wo
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 
@@ -43,13 +44,31 @@ def build_parser(only=None):
         commands = group_parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
         if only in (None, name):
             importlib.import_module(f".{name}.cli", __package__).register(commands)
+            for command in commands.choices.values():
+                if not any("--threads" in action.option_strings for action in command._actions):
+                    command.add_argument("--threads", type=int, help=THREADS_HELP)
     return parser
+
+
+THREADS_HELP = ("CPU threads (default: ATELIER_THREADS, else every core this process may run on; "
+                "never guessed from the load average)")
+
+
+def use_threads(threads):
+    """``--threads N``: every library this process loads later (torch, OpenMP kernels) uses N threads."""
+    if threads is not None:
+        if not 1 <= threads <= 1024:
+            raise AtelierError(f"--threads {threads}: must lie in [1, 1024]")
+        os.environ["ATELIER_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:  # already loaded (a worker that ran an earlier command)
+            sys.modules["torch"].set_num_threads(threads)
 
 
 def run_command(argv, progress):
     """Parse ``argv`` and run the command; returns its summary dict with ``seconds`` added."""
     group = argv[0] if argv and argv[0] in GROUPS else None
     args = build_parser(only=group).parse_args(argv)
+    use_threads(getattr(args, "threads", None))
     started = time.monotonic()
     summary = args.run(args, progress) or {}
     summary.setdefault("command", f"{args.group} {args.command}")

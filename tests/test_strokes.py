@@ -1,6 +1,7 @@
 """StrokeNet core: the real painter, data, tiny generator/agent training, the paint command and bad input."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,7 +80,13 @@ def test_brush_is_anti_aliased_and_scales_with_pressure():
 def test_svg_and_grease_pencil_export():
     points, brush = strokes(2)
     svg = painter.to_svg(points, brush, 128, np.array([[1, 0, 0], [0, 0, 1]], np.float32))
-    assert svg.startswith("<svg") and svg.count("<g ") == 2 and "#ff0000" in svg and "#0000ff" in svg
+    assert svg.startswith("<svg") and svg.count("<path ") == 2 and "#ff0000" in svg and "#0000ff" in svg
+    assert "<line" not in svg and "<g" not in svg  # one editable path per stroke, not a group of segments
+    # the path is the painted curve: its nodes are the stroke's points (Catmull-Rom as cubic Béziers)
+    first = re.search(r'<path d="([^"]+)"', svg).group(1)
+    nodes = svg_path_polyline(first, samples=1)
+    drawn = painter.grease_pencil_strokes(points, brush, samples=1)[0]["positions"]
+    assert np.allclose(nodes, (drawn + 1) * 64, atol=0.01)
     gp = painter.grease_pencil_strokes(points, brush, samples=4)
     assert len(gp) == 2 and gp[0]["positions"].shape == (61, 2) and gp[0]["radii"].shape == (61,)
     assert np.allclose(gp[0]["radii"].max(), painter.brush_radius(brush[0]) * points[0, :, 2].max(), rtol=0.05)

@@ -137,7 +137,6 @@ def register(commands):
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt")
     parser.add_argument("--limit", type=int, help="use only the first N drawings of the source")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--threads", type=int, help="CPU threads (default: the cores the load average leaves idle)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="recurrent products in bfloat16: auto = on CPUs with AMX matrix units")
     parser.add_argument("--seed", type=int, default=0)

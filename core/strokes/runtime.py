@@ -624,18 +624,35 @@ def grease_pencil_strokes(points, brush, colours=None, samples=4):
     return strokes
 
 
-def to_svg(points, brush, size=256, colours=None, samples=8, crop=None):
-    """SVG text of the strokes on a ``size`` square (or its ``crop = (x, y, w, h)``): a group of round-capped
-    segments of varying width per stroke, in drawing order."""
+def smooth_path(xy):
+    """SVG path data of one smooth curve through the points ``xy`` (N, 2): Catmull-Rom, written as
+    cubic Béziers (the control points of segment i are P_i + (P_i+1 - P_i-1)/6 and
+    P_i+1 - (P_i+2 - P_i)/6), so an editor shows one path whose nodes are the stroke's points."""
+    xy = np.asarray(xy, np.float64)
+    words = [f"M{xy[0, 0]:.2f},{xy[0, 1]:.2f}"]
+    if len(xy) == 1:
+        return words[0] + "h0"
+    padded = np.concatenate([xy[:1], xy, xy[-1:]])
+    for i in range(1, len(padded) - 2):
+        c1 = padded[i] + (padded[i + 1] - padded[i - 1]) / 6
+        c2 = padded[i + 1] - (padded[i + 2] - padded[i]) / 6
+        end = padded[i + 1]
+        words.append(f"C{c1[0]:.2f},{c1[1]:.2f} {c2[0]:.2f},{c2[1]:.2f} {end[0]:.2f},{end[1]:.2f}")
+    return " ".join(words)
+
+
+def to_svg(points, brush, size=256, colours=None, samples=1, crop=None):
+    """SVG text of the strokes on a ``size`` square (or its ``crop = (x, y, w, h)``): one ``<path>`` per
+    stroke, in drawing order, a smooth curve through its points with its colour and mean width; the
+    width at each point (the brush pressure) is kept in ``data-widths``."""
     body = []
     for stroke in grease_pencil_strokes(points, brush, colours, samples):
         xy = (stroke["positions"] + 1) * (size / 2)
         width = 2 * stroke["radii"] * size
         colour = "#" + "".join(f"{int(round(255 * v)):02x}" for v in np.clip(stroke["colour"], 0, 1))
-        lines = "".join(
-            f'<line x1="{a[0]:.2f}" y1="{a[1]:.2f}" x2="{b[0]:.2f}" y2="{b[1]:.2f}" stroke-width="{0.5 * (wa + wb):.2f}"/>'
-            for a, b, wa, wb in zip(xy[:-1], xy[1:], width[:-1], width[1:]))
-        body.append(f'<g stroke="{colour}" stroke-linecap="round" fill="none">{lines}</g>')
+        widths = " ".join(f"{w:.2f}" for w in width)
+        body.append(f'<path d="{smooth_path(xy)}" stroke="{colour}" stroke-width="{float(np.mean(width)):.2f}" '
+                    f'stroke-linecap="round" stroke-linejoin="round" fill="none" data-widths="{widths}"/>')
     x, y, w, h = crop or (0, 0, size, size)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="{x} {y} {w} {h}">\n'
             f'<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="#ffffff"/>\n' + "\n".join(body) + "\n</svg>\n")
