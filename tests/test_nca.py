@@ -212,6 +212,9 @@ def test_train_render_export_end_to_end(tmp_path):
     assert summary["iterations"] == 3 and model_path.exists()
     model = files.load(model_path)
     assert model.params == 68 and model.meta["training"]["iterations"] == 3
+    # 3 iterations leave a rule that can grow without bound, which render and export refuse
+    # (tests/test_robust_export.py): go on with a bounded rule under the trained model's metadata
+    files.save(model_path, files.from_float(stable_model(4).w, stable_model(4).b, model.meta))
     _, summary = cli("render", model_path, "--size", 32, "--steps", 10, "--quantized", "-o", tmp_path / "t.png")
     assert Path(summary["files"][0]).exists()
     _, summary = cli("render", model_path, "--size", 16, "--steps", 4, "--frames", 3, "-o", tmp_path / "a.png")

@@ -75,10 +75,14 @@ def run_render(args, progress):
     _check_positive(size=(args.size, 8, 8192), steps=(args.steps, 1, 1_000_000),
                     frames=(args.frames, 0, 10_000), **{"frame-steps": (args.frame_steps, 1, 1000)})
     model = files.load(args.model)
+    files.check_rollout(model, args.model, args.quantized, progress=progress, action="rendered")
     output = Path(args.output)
     written = []
     states = run_states(model, args.size, args.steps, args.quantized, args.seed,
                         frames=2 * args.frames, frame_steps=args.frame_steps, progress=progress)
+    for state in states:  # longer than the check's horizon, or on a larger grid
+        files.check_state(state, args.model, args.steps + 2 * args.frames * args.frame_steps, args.quantized,
+                          "rendered")
     if args.frames:
         for i, frame in enumerate(loop_frames(states[1:])):
             written.append(str(write_image(output.with_name(f"{output.stem}_{i:04d}{output.suffix}"), frame)))
@@ -93,6 +97,7 @@ def run_export(args, progress):
     from . import codegen, files
     from .quantize import to_binary
     model = files.load(args.model)
+    files.check_rollout(model, args.model, quantized=True, progress=progress)  # every format holds the int8 rule
     output = Path(args.output)
     if args.format == "bin":
         write_bytes_atomic(output, to_binary(model.quantized))
@@ -102,6 +107,7 @@ def run_export(args, progress):
         from .render import run_states
         _check_positive(size=(args.size, 4, 128), steps=(args.steps, 1, 1_000_000))
         state = run_states(model, args.size, args.steps - 1, True, args.seed, progress=progress)[0]
+        files.check_state(state, args.model, args.steps - 1)  # the tile embedded in the shader
     sources = codegen.generate(model, args.format, state, args.steps - 1)
     written = []
     for suffix, text in sources.items():

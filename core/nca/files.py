@@ -14,11 +14,14 @@ import numpy as np
 
 from ..errors import AtelierError
 from ..modelfile import read_model, save_model
-from .rule import parameter_count
+from .rule import parameter_count, seed_state
 from .quantize import MAGIC, SCALES, check_quantized, dequantize, from_binary, quantize
 
 KIND = "nca"
 WEIGHT_LIMIT = 100.0  # a trained rule has |W| < 5; far larger values mean a corrupt file
+HORIZONS = (1000, 2000)  # steps from a seed at which the judge looks at a texture (docs/nca.md, Training)
+STATE_LIMIT = 1e4  # a trained state stays within about [-1, 1] (overflow penalty); half floats end at 65504
+CHECK_SIZE = 32  # cells a side of the grid the rollout check grows (under a second for 2000 steps)
 
 
 @dataclass
@@ -88,3 +91,38 @@ def load(path):
     q["w_q"], q["b_q"] = q["w_q"].astype(np.int8), q["b_q"].astype(np.int8)
     check_quantized(q, str(path))
     return NCA(w, b, q, {"name": meta.get("name", path.stem), **meta})
+
+
+def check_rollout(model, name, quantized=True, steps=max(HORIZONS), size=CHECK_SIZE, seed=0, progress=None,
+                  action="exported"):
+    """Refuse (AtelierError naming ``name``) a rule whose state leaves float range (NaN, Inf) or
+    grows past :data:`STATE_LIMIT` within ``steps`` steps of a ``size``x``size`` seed: exported or
+    baked, such a model gives a black (or NaN) texture.  Weights in range are no guarantee: a rule
+    trained a few iterations, or forged, can still grow without bound.  Numpy only (Blender)."""
+    from .runtime import Runtime
+    w, b = model.weights(quantized)
+    runtime = Runtime(w, b)
+    state = seed_state(np.random.default_rng(seed), 1, model.channels, size, size)[0]
+    if progress:
+        progress.stage("checking the rule stays bounded", total=steps)
+    done = 0
+    with np.errstate(all="ignore"):
+        while done < steps:
+            chunk = min(16, steps - done)
+            state = runtime.run(state, chunk)
+            done += chunk
+            check_state(state, name, done, quantized, action)
+            if progress:
+                progress.update(done)
+
+
+def check_state(state, name, steps, quantized=True, action="exported"):
+    """AtelierError naming ``name`` if a state grown ``steps`` steps is not finite or overflows."""
+    with np.errstate(all="ignore"):
+        peak = float(np.abs(state).max()) if np.size(state) else 0.0
+    if not np.isfinite(peak) or peak > STATE_LIMIT:
+        what = "is no longer finite (NaN or Inf)" if not np.isfinite(peak) else f"reaches {peak:.3g}"
+        raise AtelierError(
+            f"{name}: the {'int8' if quantized else 'float'} rule diverges: its state {what} within {steps} "
+            f"steps (a texture must stay within ±{STATE_LIMIT:g} for {max(HORIZONS)} steps); it would render "
+            f"black, so it is not {action}. Train it longer, or use another model")
