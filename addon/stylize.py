@@ -373,7 +373,7 @@ class ATELIER_OT_stylize_train(WorkerOperator, bpy.types.Operator):
         frames, output, motion = _sequence_words(settings)
         words = _keyframe_words(settings, self.temporary_folder(), frames, context.scene)
         model = unique_path(models_dir() / f"stylize_{bpy.path.clean_name(context.scene.name)}.safetensors")
-        self.scene_name = context.scene.name
+        self.scene_name, self.model = context.scene.name, model
         return ["stylize", "train", "--frames", str(frames), *words, *motion, "--minutes", f"{settings.minutes:g}",
                 "-o", str(model), "--stylize-to", str(output)]
 
@@ -381,6 +381,14 @@ class ATELIER_OT_stylize_train(WorkerOperator, bpy.types.Operator):
         scene = bpy.data.scenes.get(self.scene_name) or context.scene
         select(scene.atelier_stylize, "model", summary["model"])
         return _finish_output(self, scene, summary, "Stylised")
+
+    def cancelled(self, context, figures):
+        if not self.model.is_file():
+            return None
+        scene = bpy.data.scenes.get(self.scene_name) or context.scene
+        select(scene.atelier_stylize, "model", str(self.model))
+        steps = f"step {figures['step']}" if "step" in figures else "the first steps"
+        return f"Stopped; kept the model so far ({steps}): {self.model}"
 
 
 class ATELIER_OT_stylize_run(WorkerOperator, bpy.types.Operator):

@@ -95,9 +95,11 @@ def main(argv=None):
         print(f"atelier: error: {message}", file=sys.stderr)
         print(json.dumps({"command": " ".join(argv[:2]), "error": message}))
         return 2
-    except (KeyboardInterrupt, Cancelled):
-        print("\natelier: interrupted; nothing half-written was left behind", file=sys.stderr)
-        print(json.dumps({"command": " ".join(argv[:2]), "cancelled": True}))
+    except (KeyboardInterrupt, Cancelled) as error:
+        kept = getattr(error, "kept", None)  # a training keeps its model so far
+        print(f"\natelier: interrupted; kept the model so far: {shown(kept)}" if kept else
+              "\natelier: interrupted; nothing half-written was left behind", file=sys.stderr)
+        print(json.dumps({"command": " ".join(argv[:2]), "cancelled": True, **({"model": kept} if kept else {})}))
         return 130
     print(json.dumps(summary, default=str))
     return 0

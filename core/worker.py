@@ -7,7 +7,8 @@ Protocol (JSON lines):
   command line.
 * The worker answers on stdout with ``{"type": "progress", "fraction": f, "stage": s,
   "figures": {...}}`` lines, then exactly one of ``{"type": "result", "summary": {...}}``,
-  ``{"type": "error", "message": "..."}`` or ``{"type": "cancelled"}``.
+  ``{"type": "error", "message": "..."}`` or ``{"type": "cancelled"}`` (with ``"model": path`` when a
+  stopped training kept its model so far).
 * Any later line on stdin (conventionally ``cancel``) or stdin closing asks it to stop;
   the command then raises :class:`Cancelled` at its next progress update, and outputs are
   never half-written (see ``core.atomic``).
@@ -59,8 +60,9 @@ def serve(stdin=None, stdout=None):
     from .cli import run_command
     try:
         summary = run_command(argv, progress)
-    except Cancelled:
-        send({"type": "cancelled"})
+    except Cancelled as error:
+        kept = getattr(error, "kept", None)  # a training keeps its model so far: the add-on names it
+        send({"type": "cancelled", **({"model": kept} if kept else {})})
         return 130
     except AtelierError as error:
         send({"type": "error", "message": str(error)})

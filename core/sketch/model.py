@@ -402,7 +402,6 @@ def train(splits, out_path, hp, *, steps=None, minutes=None, resume=False, progr
                                           "exp_avg_sq": torch.from_numpy(adam_state["adam.v." + dotted]).to(device)}
     dropout = recurrent_dropout(hp["recurrent_dropout_keep"], device=device)
     budget = minutes * 60 if minutes else None
-    progress.stage("training", steps if steps else (budget or 1))
     summary = {"steps": start_step, "seconds": elapsed_before, "sketches": len(train_set), "scale": scale,
                "device": device, "threads": threads, "recurrent_bf16": model.bf16, "data": info or {}}
     started, last_save, step, consistent = time.monotonic(), time.monotonic(), start_step, True
@@ -415,13 +414,18 @@ def train(splits, out_path, hp, *, steps=None, minutes=None, resume=False, progr
         adam = {}
         for name, parameter in model.weights.items():
             state = optimizer.state.get(parameter)
-            if state:
-                adam["adam.m." + name.replace("__", ".")] = state["exp_avg"].cpu().numpy()
-                adam["adam.v." + name.replace("__", ".")] = state["exp_avg_sq"].cpu().numpy()
+            for moment, key in (("adam.m.", "exp_avg"), ("adam.v.", "exp_avg_sq")):
+                # before the first step Adam's moments are zero: saved as such, so --resume works from there
+                adam[moment + name.replace("__", ".")] = (state[key].cpu().numpy() if state else
+                                                          np.zeros(tuple(parameter.shape), np.float32))
         save_model(checkpoint_path, CHECKPOINT_KIND, {**weights, **adam}, meta)
         save_model(out_path, KIND, weights, meta)
 
     try:
+        if start_step == 0:  # a model exists: on disk at once, so Ctrl-C in the first seconds keeps one
+            save()
+            last_save = time.monotonic()
+        progress.stage("training", steps if steps else (budget or 1))
         while True:
             done = step - start_step
             if (steps and done >= steps) or (budget and time.monotonic() - started >= budget):
@@ -456,9 +460,11 @@ def train(splits, out_path, hp, *, steps=None, minutes=None, resume=False, progr
                 last_save = time.monotonic()
             progress.update(step - start_step if steps else time.monotonic() - started,
                             step=step, recon=float(recon), kl=float(kl_value))
-    except (KeyboardInterrupt, Cancelled):
+    except (KeyboardInterrupt, Cancelled) as error:
         if consistent and step > start_step:
             save()  # interrupted between steps: the weights are a finished step, keep them
+        if out_path.is_file():
+            error.kept = str(out_path)  # the CLI and the worker say where the model is
         raise
     save()
     summary["sketches_per_second"] = round((step - start_step) * hp["batch_size"] / max(time.monotonic() - started, 1e-9), 2)

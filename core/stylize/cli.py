@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_directory
-from ..errors import AtelierError
+from ..errors import AtelierError, Cancelled
 from . import frames as seq
 from .guides import build_inputs
 
@@ -89,6 +89,7 @@ def train_command(args, progress):
 
     def checkpoint(generator, summary):
         sty.save(output, generator, {**meta, "training": {**meta["training"], **summary}})
+    checkpoint.path = str(output)  # named in the message when training is stopped
 
     generator, summary = sty.train(inputs[sorted(keyframes)], paintings, mask_images, config, progress,
                                    minutes=args.minutes, steps=args.steps, lr=args.lr,
@@ -97,8 +98,12 @@ def train_command(args, progress):
     checkpoint(generator, summary)
     result = {"model": str(output), **summary, "motion": meta["training"]["motion"], "threads": threads}
     if args.stylize_to:
-        result["device"] = _write_sequence(generator.eval(), inputs, [p.name for p in files], args.stylize_to,
-                                           args.force, 512, progress)
+        try:
+            result["device"] = _write_sequence(generator.eval(), inputs, [p.name for p in files], args.stylize_to,
+                                               args.force, 512, progress)
+        except (KeyboardInterrupt, Cancelled) as error:
+            error.kept = str(output)  # trained and written: stopped while stylising the frames
+            raise
         result.update(output=str(args.stylize_to), frames=n)
     return result
 

@@ -197,11 +197,13 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
         d_optimiser = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
     budget = minutes * 60.0
     total = steps if steps is not None else budget
-    progress.stage("training", total)
     started = last_save = time.monotonic()
     step, smoothed, summary = 0, None, {}
     best_loss, best_state = math.inf, None
     try:
+        if checkpoint:  # a model exists: on disk at once, so Ctrl-C or Esc in the first seconds keeps one
+            checkpoint(generator, {"steps": 0, "train_seconds": 0.0})
+        progress.stage("training", total)
         while (steps is None or step < steps) and (steps is not None or time.monotonic() - started < budget):
             elapsed = time.monotonic() - started
             for group in optimiser.param_groups:
@@ -235,9 +237,10 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
                 if checkpoint:
                     checkpoint(generator, summary)
                 last_save = time.monotonic()
-    except (KeyboardInterrupt, Cancelled):
+    except (KeyboardInterrupt, Cancelled) as error:
         if checkpoint and step and best_state is None:
             checkpoint(generator, {**summary, "interrupted": True})
+        error.kept = getattr(checkpoint, "path", None)  # where the checkpoint went, if it says
         raise
     if best_state is not None and smoothed > 1.5 * best_loss:  # training diverged since: go back
         generator.load_state_dict(best_state)
