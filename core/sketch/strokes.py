@@ -30,6 +30,7 @@ from xml.etree import ElementTree
 import numpy as np
 
 from ..errors import AtelierError
+from .data_splits import kanji_base, stroke3_key
 from ..validate import file_size, open_regular, read_file, shown
 
 OFFSET_LIMIT = 1000.0  # the reference clamps raw offsets here; larger ones are data errors
@@ -1074,15 +1075,30 @@ def stroke3_to_grease_pencil(stroke3, placement, start=(0.0, 0.0)):
     return result
 
 
-def _split(sketches, seed=0, fractions=(0.9, 0.05)):
-    order = np.random.default_rng(seed).permutation(len(sketches))
-    first, second = int(len(order) * fractions[0]), int(len(order) * sum(fractions))
-    return {"train": [sketches[i] for i in order[:first]],
-            "valid": [sketches[i] for i in order[first:second]],
-            "test": [sketches[i] for i in order[second:]]}
+def _assignment(count, seed=0, fractions=(0.9, 0.05)):
+    """The split ("train", "valid", "test") of each of ``count`` items: a fixed-seed permutation cut 90/5/5."""
+    order = np.random.default_rng(seed).permutation(count)
+    first, second = int(count * fractions[0]), int(count * sum(fractions))
+    where = np.empty(count, object)
+    where[order[:first]], where[order[first:second]], where[order[second:]] = "train", "valid", "test"
+    return list(where)
 
 
-BUILTIN = ("kanji", "hershey")
+def _split(sketches, seed=0, fractions=(0.9, 0.05), keys=None, unique=True):
+    """90/5/5 with a fixed seed; with ``keys`` (one per sketch) no key is in two splits, nor twice in one
+    when ``unique`` (``data_splits.disjoint``: training keeps its items, the held-out parts lose theirs)."""
+    from .data_splits import disjoint
+    if keys is None:   # in the permutation's order, as before
+        order = np.random.default_rng(seed).permutation(len(sketches))
+        first, second = int(len(order) * fractions[0]), int(len(order) * sum(fractions))
+        return {"train": [sketches[i] for i in order[:first]],
+                "valid": [sketches[i] for i in order[first:second]],
+                "test": [sketches[i] for i in order[second:]]}
+    where = _assignment(len(sketches), seed, fractions)
+    return {split: [sketches[i] for i in chosen] for split, chosen in disjoint(keys, where, unique=unique).items()}
+
+
+BUILTIN = ("kanji", "hershey")   # split with no test item equal to a training one (data_splits.py)
 
 
 def load_dataset(source, epsilon=2.0, limit=None):
@@ -1090,13 +1106,18 @@ def load_dataset(source, epsilon=2.0, limit=None):
 
     ``source``: a sketch-rnn ``.npz`` (its own splits), a QuickDraw ``.ndjson``, an ``.svg`` file or a
     folder of them (one drawing per file), or a builtin name: ``kanji`` (kanjivg), ``hershey``.
-    Sources without splits are split 90/5/5 with a fixed seed.  Drawings from vector sources are
+    Sources without splits are split 90/5/5 with a fixed seed; the builtin sets so that no held-out item
+    equals a training one (Hershey: one item per distinct glyph, by content; kanji: by base character,
+    variant files with it).  Drawings from vector sources are
     scaled to 255 and simplified with RDP(``epsilon``) as in QuickDraw.
     """
     info = {"source": str(source), "skipped_lines": 0}
     path = Path(source)
+    keys = None
     if str(source) == "kanji":
-        drawings = [load_svg(file, samples=6) for file in kanjivg_files()[:limit]]
+        files = kanjivg_files()[:limit]
+        drawings = [load_svg(file, samples=6) for file in files]
+        keys = [kanji_base(file) for file in files]   # variant files share their base character's split
     elif str(source) == "hershey":
         drawings = hershey_polylines()[:limit]
     elif path.suffix == ".npz":
@@ -1116,4 +1137,6 @@ def load_dataset(source, epsilon=2.0, limit=None):
     else:
         raise AtelierError(f"{path}: unsupported stroke data (use .npz, .ndjson, .svg or a folder of .svg)")
     sketches = [polylines_to_stroke3(simplify_polylines(d, epsilon)) for d in drawings]
-    return _split(sketches), info
+    if str(source) == "hershey":   # fonts share glyphs: one item per content (the preprocessed strokes, hashed)
+        keys = [stroke3_key(s) for s in sketches]
+    return _split(sketches, keys=keys, unique=str(source) == "hershey"), info

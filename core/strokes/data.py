@@ -7,7 +7,8 @@
   scikit-learn's digits (8x8, upsampled), KanjiVG characters, Hershey-font characters and
   synthetic drawings of loops, arcs, dots and free strokes (:func:`_shape_drawings`: what
   pictures have and characters lack), the last three drawn by the real painter at one fixed
-  pen width.  Every fifth item is held out (``split="test"``); agents train on the rest.
+  pen width.  Every fifth item is held out (``split="test"``); agents train on the rest; an item equal
+  to another (the Hershey fonts share glyphs) is one item, in one split (:func:`split_indices`).
 """
 
 import re
@@ -171,19 +172,55 @@ def _shape_drawings(count=SHAPES, seed=7):
 def character_strokes(name, split="train"):
     """The KanjiVG or Hershey characters (or the synthetic "shapes" drawings) as lists of polylines
     in [-1, 1] (y down), in drawing order:
-    the strokes :func:`ink_images` draws, split the same way (every 5th is 'test').  ``split =
+    the strokes :func:`ink_images` draws, split the same way (:func:`split_indices`).  ``split =
     "extra"``: characters outside the set, never tested on, that stroke-level training can also
     use (kanji of 7 to 12 strokes: a recurrent agent learns each stroke from them all the same)."""
     if split == "extra":
         return _kanji_strokes(MAX_KANJI_STROKES + 1, 2 * MAX_KANJI_STROKES) if name == "kanji" else []
-    characters = {"kanji": _kanji_strokes, "hershey": _hershey_strokes, "shapes": _shape_drawings}[name]()
-    return [characters[i] for i in _split(len(characters), split)]
+    characters = _characters(name)
+    return [characters[i] for i in split_indices(name, split)]
+
+
+def _characters(name):
+    return {"kanji": _kanji_strokes, "hershey": _hershey_strokes, "shapes": _shape_drawings}[name]()
 
 
 def _split(count, split):
     """Indices of the 'train' or 'test' items (every 5th is held out) of ``count``, or of all of them."""
     indices = np.arange(count)
     return indices[(indices % 5 == 0) == (split == "test")] if split in ("train", "test") else indices
+
+
+_KEYS = {}
+
+
+def item_keys(name):
+    """One key per item of builtin set ``name`` (in :func:`character_strokes` "all" order): the hash of its
+    normalised strokes (``core.sketch.data_splits.content_key``), of its 8-bit pixels for digits; the
+    synthetic shapes (random, never equal) are keyed by their place."""
+    if name not in _KEYS:
+        from ..sketch.data_splits import content_key
+        if name == "digits":
+            import hashlib
+            _KEYS[name] = [hashlib.sha1(np.rint(d * 255).astype(np.uint8).tobytes()).hexdigest() for d in _digits()]
+        elif name == "shapes":
+            _KEYS[name] = [str(i) for i in range(SHAPES)]
+        else:
+            _KEYS[name] = [content_key(c) for c in _characters(name)]
+    return _KEYS[name]
+
+
+def split_indices(name, split):
+    """Indices (into the "all" items) of split ``split`` of builtin set ``name``: every 5th item is held out
+    ('test'), the rest trained on ('train'), but an item equal to another is one item: a key
+    (:func:`item_keys`) is in one split only, training keeps it, and each split holds it once (the
+    Hershey fonts share glyphs: 372 glyphs, 286 distinct).  "all": every item."""
+    from ..sketch.data_splits import disjoint
+    keys = item_keys(name)
+    if split not in ("train", "test"):
+        return np.arange(len(keys))
+    where = ["test" if i % 5 == 0 else "train" for i in range(len(keys))]
+    return np.asarray(disjoint(keys, where, order=("train", "test"))[split], int)
 
 
 def resample(polyline, count=N_POINTS):
@@ -212,7 +249,7 @@ def ink_images(name, split="train"):
                 np.save(tmp, images)
     else:
         images = np.asarray(folder_images(name), np.float32)
-    return images[_split(len(images), split)]
+    return images[split_indices(name, split) if name in DATASETS else _split(len(images), split)]
 
 
 def folder_images(folder):
