@@ -52,6 +52,21 @@ class AtelierPreferences(bpy.types.AddonPreferences):
         default="",
     )
 
+    ray_address: bpy.props.StringProperty(
+        name="Ray cluster",
+        description="Where Stylise with Model sends its frames. Empty: stylise on this computer. "
+                    "auto: the Ray cluster this computer has joined (with ray start). "
+                    "Or the address of the cluster's head computer, host:port (for example 10.0.0.5:6379). "
+                    "The frames and output folders must be on storage every computer of the cluster sees. "
+                    "An interrupted run continues where it stopped when you run it again",
+        default="",
+    )
+    ray_gpus: bpy.props.FloatProperty(
+        name="GPUs per task", default=0.0, min=0.0, max=16.0, step=50,
+        description="GPUs each frame batch asks the Ray cluster for; 0 stylises on the cluster's CPUs, "
+                    "0.5 lets two batches share one GPU",
+    )
+
     check_report: bpy.props.StringProperty(
         name="Check report", description="What the worker's Python reported the last time Check ran (JSON)",
         default="", options={"HIDDEN", "SKIP_SAVE"},
@@ -75,6 +90,9 @@ class AtelierPreferences(bpy.types.AddonPreferences):
             layout.label(text=line)
         layout.prop(self, "models_directory")
         layout.label(text="Models: " + str(models_dir()), icon="FILE_FOLDER")
+        layout.prop(self, "ray_address")
+        if self.ray_address.strip():
+            layout.prop(self, "ray_gpus")
 
 
 def preferences(context=None):

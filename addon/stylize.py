@@ -9,12 +9,16 @@ Sidebar tab "Atelier ▸ Stylise" in the Image editor and the Sequencer:
   ESC cancels), writes a NEW ``<frames>_stylised`` folder and puts it as a strip on top in the VSE.
 * *Stylise after render* (Output properties): a ``render_write`` handler that stylises each frame
   as the animation render writes it, also in ``blender -b``.
+* *Ray cluster* (preferences): Stylise with Model runs ``atelier stylize run ... --ray ADDRESS --resume``
+  (docs/scale.md); a run stopped by Esc, an error or a crash continues in the same folder next time.
 """
 
+import importlib.util
 import json
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +31,7 @@ from ..core.stylize.cli import END_MARKER, FOLLOW_TIMEOUT_S
 from ..core.stylize.frames import frame_files
 from .jobs import WorkerOperator, result_message, start_worker
 from .library import chosen_model, draw_browser, model_items, select
-from .preferences import models_dir, training_unavailable
+from .preferences import custom_python, models_dir, preferences, training_unavailable
 from .registration import register_classes, sidebar_panels, unregister_classes
 
 NEEDS = ("torch", "cv2")  # the stylisation network and its optical-flow guides
@@ -75,6 +79,12 @@ class AtelierStylizeSettings(bpy.types.PropertyGroup):
         name="Preview frames", default="",
         description="Blender frames to preview while training live, e.g. 5, 12, 20 (empty: five evenly spaced)")
     live_stop: bpy.props.BoolProperty(name="Stop live", default=False, options={"SKIP_SAVE", "HIDDEN"})
+    resume_frames: bpy.props.StringProperty(
+        name="Unfinished run's frames", options={"HIDDEN"},
+        description="Frames folder of the last cluster run that has not finished")
+    resume_output: bpy.props.StringProperty(
+        name="Unfinished run's output", options={"HIDDEN"},
+        description="Output folder the next cluster run of the same frames continues")
     after_render: bpy.props.BoolProperty(
         name="Stylise after render", default=False,
         description="Stylise each frame with the model as the animation render writes it "
@@ -391,8 +401,57 @@ class ATELIER_OT_stylize_train(WorkerOperator, bpy.types.Operator):
         return f"Stopped; kept the model so far ({steps}): {self.model}"
 
 
+RAY_PREFERENCE = "Preferences > Add-ons > Atelier > Ray cluster"
+PROBE_SECONDS = 3.0  # an unreachable head makes Ray retry for minutes: ask its port first
+
+
+def ray_cluster():
+    """``(address, GPUs per task)`` from the preferences; the address is None for "stylise here"."""
+    prefs = preferences()
+    address = prefs.ray_address.strip() if prefs else ""
+    return address or None, (prefs.ray_gpus if prefs else 0.0)
+
+
+def check_ray_cluster(address):
+    """AtelierError naming the preference when the worker cannot use ``address``: Ray missing from the worker's
+    Python, a malformed address, or nothing listening there (a TCP connection to the head's port, at most
+    PROBE_SECONDS; ``ray.init`` itself would retry for minutes and ignore Esc meanwhile)."""
+    if custom_python() is None and importlib.util.find_spec("ray") is None:
+        raise AtelierError(f"Ray cluster {address} ({RAY_PREFERENCE}): Blender's Python has no Ray; set "
+                           "Python with torch to a Python with `pip install 'atelier[ray]'`, or empty Ray cluster "
+                           "to stylise on this computer")
+    if address in ("auto", "local"):
+        return  # Ray itself says quickly when there is no cluster to find
+    host, colon, port = address.split("://", 1)[-1].rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit():
+        raise AtelierError(f"Ray cluster {address!r} ({RAY_PREFERENCE}): write auto or the head's host:port "
+                           "(for example 10.0.0.5:6379), or leave it empty to stylise on this computer")
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as error:
+        raise AtelierError(f"Ray cluster {address} ({RAY_PREFERENCE}) cannot be reached "
+                           f"({error.strerror or error}): start it (ray start --head --port {port}), correct the "
+                           "address, or empty the preference to stylise on this computer") from None
+
+
+def ray_message(message, address):
+    """The worker's error with the preference named where it is about the cluster."""
+    prefix = f"--ray {address}: "
+    if message.startswith(prefix):
+        return f"Ray cluster {address} ({RAY_PREFERENCE}): {message[len(prefix):]}"
+    if "atelier[ray]" in message:
+        return f"{message}; or empty {RAY_PREFERENCE} to stylise on this computer"
+    return message
+
+
+def written_frames(folder):
+    return sum(1 for p in Path(folder).glob("*.png") if not p.name.startswith("."))
+
+
 class ATELIER_OT_stylize_run(WorkerOperator, bpy.types.Operator):
-    """Stylise the frames with the trained model into a new folder and a new VSE strip"""
+    """Stylise the frames with the trained model into a new folder and a new VSE strip (on the Ray cluster of
+    the preferences when one is set)"""
 
     bl_idname = "atelier.stylize_run"
     bl_label = "Stylise with Model"
@@ -409,10 +468,40 @@ class ATELIER_OT_stylize_run(WorkerOperator, bpy.types.Operator):
         frames, output, motion = _sequence_words(settings)
         model = chosen_model(settings.model, "stylize")
         self.scene_name = context.scene.name
-        return ["stylize", "run", str(model), "--frames", str(frames), *motion, "-o", str(output)]
+        self.ray, gpus = ray_cluster()
+        if self.ray is None:
+            return ["stylize", "run", str(model), "--frames", str(frames), *motion, "-o", str(output)]
+        check_ray_cluster(self.ray)
+        # the folder of an unfinished cluster run of these frames is continued: --resume skips every frame
+        # whose manifest record matches (same model, frames, motion), and redoes the others
+        unfinished = _abs(settings.resume_output)
+        if settings.resume_frames == str(frames) and unfinished and unfinished.is_dir():
+            output = unfinished
+        settings.resume_frames, settings.resume_output = str(frames), str(output)
+        self.output = output
+        gpu_words = ["--num-gpus", f"{gpus:g}"] if gpus else []
+        return ["stylize", "run", str(model), "--frames", str(frames), *motion, "-o", str(output),
+                "--ray", self.ray, "--resume", *gpu_words]
+
+    def _apply(self, context, job):
+        result = job.result
+        if getattr(self, "ray", None) and result and result.get("type") == "error" and "message" in result:
+            job.result = {**result, "message": ray_message(result["message"], self.ray)}
+        return super()._apply(context, job)
+
+    def cancelled(self, context, figures):
+        if not getattr(self, "ray", None):
+            return None
+        done = written_frames(self.output)
+        if not done:
+            return f"Cancelled before a frame was finished; Stylise with Model continues in {self.output}"
+        return f"Cancelled; {done} frames are done in {self.output}, and Stylise with Model continues there"
 
     def finish(self, context, summary):
-        return _finish_output(self, bpy.data.scenes.get(self.scene_name) or context.scene, summary, "Stylised")
+        scene = bpy.data.scenes.get(self.scene_name) or context.scene
+        if getattr(self, "ray", None) and scene.atelier_stylize.resume_output == summary["output"]:
+            scene.atelier_stylize.resume_frames = scene.atelier_stylize.resume_output = ""
+        return _finish_output(self, scene, summary, "Stylised")
 
 
 class RenderFollower:
@@ -555,6 +644,11 @@ def _draw_model(layout, context):
     settings = context.scene.atelier_stylize
     draw_browser(layout, settings, "model", "stylize")
     layout.operator(ATELIER_OT_stylize_run.bl_idname, icon="SEQUENCE")
+    address, _ = ray_cluster()
+    if address:
+        layout.label(text=f"On the Ray cluster {address} (Preferences)", icon="NETWORK_DRIVE")
+        if settings.resume_output and settings.resume_frames == str(_abs(settings.frames_dir)):
+            layout.label(text=f"Continues {Path(settings.resume_output).name}", icon="FILE_REFRESH")
     layout.label(text="Stylise after render: Output Properties > Atelier Stylise", icon="INFO")
 
 

@@ -1,0 +1,92 @@
+"""Stylise with Model from Blender on a Ray cluster: the REAL loopback cluster of tests/test_scale.py
+(`ray start --head` on 127.0.0.1, 2 worker slots, stopped by its process ids), the "Ray cluster"
+preference set; the operator's frames equal those of the same operator run here; Esc keeps the frames
+done and the next run continues that folder; an unreachable or malformed address is reported naming
+the preference."""
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+
+from blender_helpers import ADDON_MODULE
+from core.cli import run_command
+from core.imageio import read_image, write_image
+from core.progress import SilentProgress
+from core.scale.cluster import free_port
+from core.scale.stylize import MANIFEST
+from test_scale import make_sequence, names, ray_cluster, same_frames  # noqa: F401 (ray_cluster: the fixture)
+
+FRAMES = 12
+
+
+def test_stylise_with_model_on_the_ray_cluster(blender, ray_cluster, tmp_path):  # noqa: F811
+    bpy = blender
+    addon = importlib.import_module(f"{ADDON_MODULE}.addon.preferences")
+    jobs = importlib.import_module(f"{ADDON_MODULE}.addon.jobs")
+    frames = make_sequence(tmp_path / "frames", 48, count=FRAMES)
+    painted = tmp_path / "painted.png"
+    write_image(painted, 1.0 - read_image(frames / "frame_0001.png"))
+    model = addon.models_dir() / "ray_test.safetensors"
+    run_command(["stylize", "train", "--frames", str(frames), "--keyframe", f"0={painted}", "--steps", "3",
+                 "--patch", "16", "-o", str(model)], SilentProgress())
+    scene = bpy.context.scene
+    settings = scene.atelier_stylize
+    settings.frames_dir = str(frames)
+    settings.model = str(model)
+    prefs = addon.preferences()
+
+    assert bpy.ops.atelier.stylize_run() == {"FINISHED"}  # the preference empty: here, as before
+    here = Path(settings.output_dir)
+    assert here == frames.with_name("frames_stylised") and not (here / MANIFEST).exists()
+
+    # Esc during the cluster run (the worker's cancel, as the modal operator sends it): the frames done stay
+    prefs.ray_address = ray_cluster.address
+    original = jobs.start_worker
+    sent = []
+
+    def cancelling(argv):
+        sent.append(list(argv))
+        job = original(argv)
+        plain_wait = job.wait
+
+        def wait(on_message=None, timeout=None):
+            def watch(message):
+                if message.get("type") == "progress" and "on Ray" in message.get("stage", ""):
+                    job.cancel()
+            return plain_wait(watch, timeout)
+
+        job.wait = wait
+        return job
+
+    jobs.start_worker = cancelling
+    try:
+        assert bpy.ops.atelier.stylize_run() == {"FINISHED"}  # FINISHED: something was kept
+    finally:
+        jobs.start_worker = original
+    unfinished = frames.with_name("frames_stylised_2")
+    assert sent[0][-3:] == ["--ray", ray_cluster.address, "--resume"]
+    assert sent[0][sent[0].index("-o") + 1] == str(unfinished)
+    assert (unfinished / MANIFEST).is_dir() and settings.resume_output == str(unfinished)
+    assert Path(settings.output_dir) == here  # no strip, no "last output" for the cancelled run
+    assert len(scene.sequence_editor.strips) == 1
+
+    # the next run continues that folder on the cluster; its frames equal the local run's, bitwise
+    assert bpy.ops.atelier.stylize_run() == {"FINISHED"}
+    summary = json.loads(settings.last_summary)
+    assert Path(summary["output"]) == unfinished and summary["ray"] == ray_cluster.address
+    assert summary["skipped"] + summary["computed"] == FRAMES and summary["workers"] == 2
+    assert names(unfinished) == names(here)
+    same_frames(unfinished, here, names(here))
+    assert settings.resume_output == "" and len(scene.sequence_editor.strips) == 2
+
+    # a cluster that cannot be reached, or an address that is not one: told at once, naming the preference
+    prefs.ray_address = f"127.0.0.1:{free_port()}"
+    with pytest.raises(RuntimeError, match=r"Ray cluster 127\.0\.0\.1:\d+ \(Preferences > Add-ons > Atelier > "
+                                           r"Ray cluster\) cannot be reached"):
+        bpy.ops.atelier.stylize_run()
+    prefs.ray_address = "render-head"
+    with pytest.raises(RuntimeError, match="write auto or the head's host:port"):
+        bpy.ops.atelier.stylize_run()
+    assert len(scene.sequence_editor.strips) == 2
