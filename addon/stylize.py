@@ -26,6 +26,7 @@ from pathlib import Path
 import bpy
 
 from ..core.errors import AtelierError
+from ..core.validate import shown
 from .images import image_file_for_worker
 from ..core.stylize.cli import END_MARKER, FOLLOW_TIMEOUT_S
 from ..core.stylize.frames import frame_files
@@ -152,6 +153,14 @@ class MotionRender:
         scene.frame_set(self.saved["frame"])
 
 
+def _encodes(text):
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def add_sequence_strip(scene, folder, name):
     """A NEW image strip of ``folder``'s PNGs in the channel above every existing strip."""
     files = sorted(Path(folder).glob("*.png"))
@@ -159,10 +168,17 @@ def add_sequence_strip(scene, folder, name):
         raise AtelierError(f"{folder}: no stylised frames were written")
     editor = scene.sequence_editor or scene.sequence_editor_create()
     channel = max((strip.channel for strip in editor.strips_all), default=0) + 1
-    strip = editor.strips.new_image(name=name, filepath=str(files[0]), channel=channel,
+    # function arguments must be UTF-8, properties take any file name (not-UTF-8 bytes as \udcXX surrogates):
+    # such names go in through the properties
+    utf8 = all(_encodes(str(path)) for path in files)
+    strip = editor.strips.new_image(name=name, filepath=str(files[0]) if utf8 else "//frame.png", channel=channel,
                                     frame_start=scene.frame_start)
     for path in files[1:]:
-        strip.elements.append(path.name)
+        strip.elements.append(path.name if utf8 else "frame.png")
+    if not utf8:
+        strip.directory = str(files[0].parent) + "/"
+        for element, path in zip(strip.elements, files):
+            element.filename = path.name
     strip.frame_final_duration = len(files)
     return strip
 
@@ -193,7 +209,7 @@ class ATELIER_OT_stylize_render_motion(bpy.types.Operator):
         try:
             self._render = MotionRender(scene, folder)
         except OSError as error:
-            self.report({"ERROR"}, f"{folder}: cannot make the render folders ({error.strerror or error})")
+            self.report({"ERROR"}, shown(f"{folder}: cannot make the render folders ({error.strerror or error})"))
             return False
         return True
 
@@ -202,7 +218,7 @@ class ATELIER_OT_stylize_render_motion(bpy.types.Operator):
         try:
             self._render.render_next()
         except (RuntimeError, OSError) as error:
-            self.report({"ERROR"}, f"{self._render.frames_dir.parent}: rendering failed ({error})")
+            self.report({"ERROR"}, shown(f"{self._render.frames_dir.parent}: rendering failed ({error})"))
             return False
         return True
 
@@ -211,11 +227,11 @@ class ATELIER_OT_stylize_render_motion(bpy.types.Operator):
         render.restore()
         count = len(list(render.frames_dir.glob("*.png")))
         if not completed:
-            self.report({"WARNING"}, f"Stopped after {count} frames; they are in {render.frames_dir.parent}")
+            self.report({"WARNING"}, shown(f"Stopped after {count} frames; they are in {render.frames_dir.parent}"))
             return {"CANCELLED"}
         settings = context.scene.atelier_stylize
         settings.frames_dir, settings.motion_dir = str(render.frames_dir), str(render.motion_dir)
-        self.report({"INFO"}, f"Rendered {count} frames into {render.frames_dir.parent}")
+        self.report({"INFO"}, shown(f"Rendered {count} frames into {render.frames_dir.parent}"))
         return {"FINISHED"}
 
     def execute(self, context):  # no window: every frame now
@@ -358,7 +374,7 @@ def _finish_output(operator, scene, summary, label):
     settings.output_dir = summary["output"]
     settings.last_summary = json.dumps(summary)
     add_sequence_strip(scene, summary["output"], label)
-    operator.report({"INFO"}, f"Stylised {summary.get('frames', '?')} frames into {summary['output']}")
+    operator.report({"INFO"}, shown(f"Stylised {summary.get('frames', '?')} frames into {summary['output']}"))
     return {"FINISHED"}
 
 
@@ -412,14 +428,23 @@ def ray_cluster():
     return address or None, (prefs.ray_gpus if prefs else 0.0)
 
 
+def ray_unavailable():
+    """Why the worker cannot submit to the preference's cluster (Blender's own Python has no Ray), or None."""
+    address, _ = ray_cluster()
+    if address and custom_python() is None and importlib.util.find_spec("ray") is None:
+        return (f"The Ray cluster {address} is set ({RAY_PREFERENCE}), but Blender's Python has no Ray: set "
+                "Python with torch to a Python with `pip install 'atelier[ray]'`, or empty Ray cluster to stylise "
+                "on this computer")
+    return None
+
+
 def check_ray_cluster(address):
     """AtelierError naming the preference when the worker cannot use ``address``: Ray missing from the worker's
     Python, a malformed address, or nothing listening there (a TCP connection to the head's port, at most
     PROBE_SECONDS; ``ray.init`` itself would retry for minutes and ignore Esc meanwhile)."""
-    if custom_python() is None and importlib.util.find_spec("ray") is None:
-        raise AtelierError(f"Ray cluster {address} ({RAY_PREFERENCE}): Blender's Python has no Ray; set "
-                           "Python with torch to a Python with `pip install 'atelier[ray]'`, or empty Ray cluster "
-                           "to stylise on this computer")
+    reason = ray_unavailable()
+    if reason:
+        raise AtelierError(reason)
     if address in ("auto", "local"):
         return  # Ray itself says quickly when there is no cluster to find
     host, colon, port = address.split("://", 1)[-1].rpartition(":")
@@ -461,7 +486,7 @@ class ATELIER_OT_stylize_run(WorkerOperator, bpy.types.Operator):
     def unavailable(cls, context):
         if not context.scene.atelier_stylize.frames_dir:
             return "Choose the folder of rendered frames (or use Render with Motion)"
-        return super().unavailable(context)
+        return super().unavailable(context) or ray_unavailable()
 
     def worker_argv(self, context):
         settings = context.scene.atelier_stylize
@@ -671,6 +696,8 @@ class ATELIER_PT_stylize_output(bpy.types.Panel):
 
     def draw(self, context):
         self.layout.prop(context.scene.atelier_stylize, "model")
+        if ray_cluster()[0]:  # a stream of frames as they are rendered, not a whole sequence to hand out
+            self.layout.label(text="Runs here, frame by frame as rendered (not on the Ray cluster)", icon="INFO")
 
 
 classes = (

@@ -5,6 +5,7 @@ done and the next run continues that folder; an unreachable or malformed address
 the preference."""
 
 import importlib
+import importlib.util
 import json
 from pathlib import Path
 
@@ -90,3 +91,16 @@ def test_stylise_with_model_on_the_ray_cluster(blender, ray_cluster, tmp_path): 
     with pytest.raises(RuntimeError, match="write auto or the head's host:port"):
         bpy.ops.atelier.stylize_run()
     assert len(scene.sequence_editor.strips) == 2
+
+
+def test_ray_missing_greys_out_stylise_with_model(blender, tmp_path, monkeypatch):
+    bpy = blender
+    addon = importlib.import_module(f"{ADDON_MODULE}.addon.preferences")
+    bpy.context.scene.atelier_stylize.frames_dir = str(tmp_path)
+    assert bpy.ops.atelier.stylize_run.poll()
+    addon.preferences().ray_address = "auto"
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a))
+    assert not bpy.ops.atelier.stylize_run.poll()
+    with pytest.raises(RuntimeError, match=r"Blender's Python has no Ray.*empty Ray cluster"):
+        bpy.ops.atelier.stylize_run()
