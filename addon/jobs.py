@@ -13,6 +13,7 @@ from pathlib import Path
 import bpy
 
 from ..core.errors import AtelierError
+from ..core.validate import shown
 from .preferences import FULL_ZIP_HINT, custom_python, training_unavailable, worker_environment, worker_python
 from .worker_client import WorkerJob, WorkerStartError
 
@@ -84,7 +85,7 @@ class WorkerOperator:
             return start_worker(self.worker_argv(context))
         except AtelierError as error:
             self._clean_up()
-            self.report({"ERROR"}, str(error))
+            self.report({"ERROR"}, shown(error))
             return None
 
     def _conclude(self, context, job):
@@ -97,15 +98,15 @@ class WorkerOperator:
         result = job.result or {"type": "error", "message": "the worker gave no result"}
         if result["type"] == "cancelled":
             kept = self.cancelled(context, job.last_figures)
-            self.report({"WARNING"}, kept or "Cancelled; nothing was changed")
+            self.report({"WARNING"}, shown(kept or "Cancelled; nothing was changed"))
             return {"FINISHED"} if kept else {"CANCELLED"}
         if result["type"] == "error":
-            self.report({"ERROR"}, result_message(result))
+            self.report({"ERROR"}, shown(result_message(result)))
             return {"CANCELLED"}
         try:
             return self.finish(context, result["summary"])
         except AtelierError as error:
-            self.report({"ERROR"}, str(error))
+            self.report({"ERROR"}, shown(error))
             return {"CANCELLED"}
 
     def execute(self, context):
