@@ -129,6 +129,15 @@ def test_npz_zip_bomb_is_refused_from_its_declared_size(tmp_path):
         load_npz(path)
 
 
+def test_npz_empty_array_with_a_huge_dimension(tmp_path):
+    """Found by the 10,000-input run: shape (0, 2**64) holds no items, yet numpy cannot shape it."""
+    from core.sketch.strokes import load_npz
+    path = tmp_path / "huge.npz"
+    path.write_bytes(fuzz.zip_bytes([("train.npy", fuzz.npy_header("<f4", (0, 2 ** 64)))]))
+    with pytest.raises(AtelierError, match=r"huge.npz.*shape \(0, 18446744073709551616\)"):
+        load_npz(path)
+
+
 def test_ndjson_deep_nesting_huge_numbers_and_a_long_line(tmp_path):
     from core.sketch.strokes import load_ndjson
     n = 80000

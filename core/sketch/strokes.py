@@ -269,6 +269,9 @@ def _literal(text, source):
 _SIMPLE_DTYPE = re.compile(r"[<>|=]?[biuf][1248]\Z")
 
 
+MAX_DIMENSION = 2 ** 31  # items along one axis of a .npy member
+
+
 def _numeric_dtype(descr, source):
     if not isinstance(descr, str) or not _SIMPLE_DTYPE.match(descr):
         raise AtelierError(f"{source}: arrays of {str(descr)[:40]!r} are not stroke data (expected numbers)")
@@ -303,6 +306,8 @@ def _read_npy(data, source):
             or len(header["shape"]) > 8):
         raise AtelierError(f"{source}: not a numpy array (malformed header)")
     shape, body = header["shape"], data[start + length:]
+    if any(n > MAX_DIMENSION for n in shape):  # with a 0 elsewhere the count is 0, yet numpy cannot shape it
+        raise AtelierError(f"{source}: not stroke data (an array of shape {shape} declared)")
     count = math.prod(shape)
     if header["descr"] in ("|O", "O", "<O", ">O"):
         return _PickledArrays(body, source).load(count)
