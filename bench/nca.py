@@ -6,6 +6,10 @@
                                              #   benchmark set (hours)
     python bench/nca.py --train --minutes68 1 --minutes588 2    # a shorter version of the same
     python bench/nca.py --skip-speed --skip-runtimes --picture docs/images/nca_presets.png
+    python bench/nca.py --set --only grid,polka --params 68 --minutes 2 --threads 1 \\
+        --sheet docs/images/nca_set.png [--option pyramid=5 --option palette_weight=10]
+                                             # issue 22's benchmark set (bench/textures): train,
+                                             #   judge, structure and palette figures, contact sheet
     python bench/nca.py --calibrate --skip-speed --skip-runtimes --skip-presets
                                              # what the judge gives real photos: one crop
                                              #   against another crop of the same photo
@@ -16,8 +20,6 @@ better) of a 256x256 render from a fresh seed after 1000 steps; also the int8 mo
 """
 
 import argparse
-import importlib
-import importlib.util
 import itertools
 import json
 import os
@@ -43,13 +45,89 @@ from core.nca.rule import perception_kernels, seed_state  # noqa: E402
 JUDGE = Path(__file__).resolve().parents[2] / "shared/eval/texture_score.py"
 
 
+def judge_figures(synth, exemplar):
+    """The shared judge's JSON ({"normalized", "stats", ...}) for a synthesised RGB array against an
+    exemplar file, or None without the judge.  The judge runs as an external script (it is never
+    imported, so nothing of it can leak into the project)."""
+    if not JUDGE.exists():
+        return None
+    from core.imageio import write_image
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_image(Path(folder) / "synth.png", np.clip(synth, 0, 1).astype(np.float32))
+        result = subprocess.run([sys.executable, str(JUDGE), str(path), str(exemplar)], capture_output=True,
+                                text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def judge():
     if not JUDGE.exists():
         return None
-    spec = importlib.util.spec_from_file_location("texture_score", JUDGE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return lambda synth, exemplar: module.score(synth, module.load(exemplar))["normalized"]
+    return lambda synth, exemplar: judge_figures(synth, exemplar)["normalized"]
+
+
+def autocorrelation(image, reach=32):
+    """Normalised circular autocorrelation of an image's luminance (mean removed, 1 at offset 0),
+    the (2·reach+1)² window of offsets around 0."""
+    grey = np.asarray(image, np.float64)[..., :3].mean(2)
+    grey = grey - grey.mean()
+    power = np.abs(np.fft.fft2(grey)) ** 2
+    ac = np.fft.fftshift(np.fft.ifft2(power).real)
+    ac /= max(ac[grey.shape[0] // 2, grey.shape[1] // 2], 1e-12)
+    cy, cx = grey.shape[0] // 2, grey.shape[1] // 2
+    return ac[cy - reach:cy + reach + 1, cx - reach:cx + reach + 1]
+
+
+def structure_distance(synth, exemplar, reach=32):
+    """Our own structure figure, independent of the judge: the distance between the
+    autocorrelations of synthesis and exemplar (offsets up to ``reach`` cells: a lattice's period and
+    angles, a band's orientation and spacing, the size of blobs), over that between white noise's
+    and the exemplar's.  0 = the same arrangement, about 1 = no more structure than noise, above 1 =
+    a wrong arrangement (wrong period or angle, or blur).  Blind to colour (see palette_kept)."""
+    a, e = autocorrelation(synth, reach), autocorrelation(exemplar, reach)
+    noise = np.zeros_like(e)
+    noise[reach, reach] = 1.0
+    return float(np.linalg.norm(a - e) / max(np.linalg.norm(noise - e), 1e-9))
+
+
+def palette(image, share=0.02, merge=0.15, levels=16):
+    """The exemplar's palette, deterministic: its pixels' RGB histogram (``levels`` bins a
+    channel); bins taken from the fullest down, each joining the first colour within ``merge``
+    (RGB distance) or starting a new one; colours with under ``share`` of the pixels dropped
+    -> (k, 3) colours (pixel means) and their shares."""
+    pixels = np.asarray(image, np.float64)[..., :3].reshape(-1, 3)
+    bins = np.clip((pixels * levels).astype(int), 0, levels - 1) @ np.array([levels * levels, levels, 1])
+    counts = np.bincount(bins, minlength=levels ** 3)
+    sums = np.stack([np.bincount(bins, pixels[:, c], minlength=levels ** 3) for c in range(3)], 1)
+    colours, totals, weights = [], [], []
+    for k in np.argsort(-counts):
+        if not counts[k]:
+            break
+        mean = sums[k] / counts[k]
+        near = [i for i, c in enumerate(colours) if np.linalg.norm(c - mean) < merge]
+        if near:
+            i = near[0]
+            weights[i] = weights[i] + sums[k]
+            totals[i] += counts[k]
+        else:
+            colours.append(mean)
+            weights.append(sums[k].copy())
+            totals.append(counts[k])
+    shares = np.array(totals) / len(pixels)
+    keep = shares >= share
+    return (np.array(weights)[keep] / np.array(totals)[keep][:, None]), shares[keep]
+
+
+def palette_kept(synth, exemplar, near=0.15):
+    """(colours of the exemplar's palette that the synthesis keeps, palette size): a colour is kept
+    when at least a quarter of its exemplar share (and 0.5 % of all pixels) of synthesised pixels lie
+    within ``near`` (RGB distance) of it and nearer to it than to any other palette colour."""
+    colours, shares = palette(exemplar)
+    pixels = np.asarray(synth, np.float64)[..., :3].reshape(-1, 3)
+    d = np.sqrt(((pixels[:, None] - colours[None]) ** 2).sum(-1))
+    nearest = d.argmin(1)
+    close = d[np.arange(len(pixels)), nearest] < near
+    found = np.bincount(nearest[close], minlength=len(colours)) / len(pixels)
+    return int((found >= np.maximum(shares / 4, 0.005)).sum()), len(colours)
 
 
 def grown(model, quantized=False):
@@ -247,6 +325,103 @@ def write_picture(path):
     write_image(path, np.clip(np.concatenate([c for column in columns for c in (column, gap)][:-1], 1), 0, 1))
 
 
+SET = ROOT / "bench" / "textures"
+
+
+def set_figures(model, exemplar):
+    """Figures for one trained model on the benchmark set: the judge's normalized and stats (when
+    the judge exists), our structure figure, palette kept, for the float 1000-step render (256x256
+    from seed 0); normalized and structure also for the int8 render and at 2000 steps."""
+    from core.imageio import read_image
+    s1000, s2000 = grown(model)
+    q1000 = grown(model, quantized=True)[0]
+    example = read_image(exemplar, channels=3)
+    texture = to_rgb(s1000)
+    kept, colours = palette_kept(texture, example)
+    figures = {"structure": round(structure_distance(texture, example), 3),
+               "structure_int8": round(structure_distance(to_rgb(q1000), example), 3),
+               "structure_2000": round(structure_distance(to_rgb(s2000), example), 3),
+               "palette_kept": kept, "palette_colours": colours}
+    judged = judge_figures(texture, exemplar)
+    if judged:
+        figures["normalized"] = round(judged["normalized"], 3)
+        figures["stats"] = round(judged["stats"], 3)
+        figures["normalized_int8"] = round(judge_figures(to_rgb(q1000), exemplar)["normalized"], 3)
+        figures["normalized_2000"] = round(judge_figures(to_rgb(s2000), exemplar)["normalized"], 3)
+    return figures, texture
+
+
+def contact_sheet(path, rows):
+    """rows: [(kind, [(name, exemplar 128², texture 256², caption)])] -> one PNG: per kind a row of
+    cells, each the exemplar (left, at the top) beside its 256x256 texture at the same scale, with the
+    name and figures under the exemplar."""
+    import cv2
+    from core.imageio import write_image
+    cells_per_row = max(len(cells) for _, cells in rows)
+    cell_w, cell_h, gap = 128 + 4 + 256, 256, 8
+    sheet = np.ones((len(rows) * (cell_h + gap + 14) + gap, cells_per_row * (cell_w + gap) + gap, 3), np.float32)
+    for r, (kind, cells) in enumerate(rows):
+        top = gap + r * (cell_h + gap + 14)
+        cv2.putText(sheet, kind, (gap, top + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        top += 14
+        for c, (name, exemplar, texture, caption) in enumerate(cells):
+            left = gap + c * (cell_w + gap)
+            sheet[top:top + 128, left:left + 128] = exemplar[:128, :128]
+            sheet[top:top + 256, left + 132:left + 388] = np.clip(texture[:256, :256], 0, 1)
+            for k, line in enumerate([name] + caption):
+                cv2.putText(sheet, line, (left + 2, top + 142 + 14 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (0, 0, 0), 1,
+                            cv2.LINE_AA)
+    write_image(path, sheet)
+
+
+def train_set(args):
+    """Train on the benchmark set (or the ``--only`` names), ``--params`` and ``--minutes`` each, one
+    exemplar after another (or side by side with ``--together``), with the training options of
+    ``--option key=value``; figures per exemplar and per kind, and a contact sheet."""
+    from core.imageio import read_image
+    from core.nca.train import train_many
+    kinds = json.loads((SET / "kinds.json").read_text())
+    names = args.only.split(",") if args.only else list(kinds)
+    options = {}
+    for option in args.option or []:
+        key, value = option.split("=", 1)
+        options[key] = json.loads(value)
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        groups = [names] if args.together else [[n] for n in names]
+        for group in groups:
+            summaries, models = train_many([SET / f"{n}.png" for n in group],
+                                           [Path(folder) / f"{n}.safetensors" for n in group],
+                                           params=args.params, minutes=args.minutes, seed=args.seed, **options)
+            for name, summary, model in zip(group, summaries, models):
+                figures, texture = set_figures(model, SET / f"{name}.png")
+                results[name] = {"kind": kinds[name], "iterations": summary["iterations"],
+                                 "seconds_per_iteration": summary["seconds_per_iteration"], **figures,
+                                 "_texture": texture}
+    if args.sheet:
+        rows = []
+        for kind in dict.fromkeys(kinds[n] for n in names):
+            cells = []
+            for name in (n for n in names if kinds[n] == kind):
+                r = results[name]
+                caption = [f"judge {r['normalized']:.2f}" if "normalized" in r else "no judge",
+                           f"structure {r['structure']:.2f}", f"palette {r['palette_kept']}/{r['palette_colours']}",
+                           f"{args.params} par., {r['iterations']} it."]
+                cells.append((name, read_image(SET / f"{name}.png", channels=3), r["_texture"], caption))
+            rows.append((kind, cells))
+        contact_sheet(args.sheet, rows)
+    for r in results.values():
+        del r["_texture"]
+    by_kind = {}
+    for name, r in results.items():
+        by_kind.setdefault(r["kind"], []).append(r)
+    summary = {kind: {key: round(float(np.mean([r[key] for r in rs])), 3)
+                      for key in ("normalized", "stats", "structure", "seconds_per_iteration") if key in rs[0]}
+               for kind, rs in by_kind.items()}
+    return {"params": args.params, "minutes": args.minutes, "seed": args.seed, "together": args.together,
+            "options": options, "sheet": args.sheet, "exemplars": results, "by_kind": summary}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", action="store_true", help="train the quality-bar models (long)")
@@ -259,9 +434,24 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="where training speed is measured: cpu or cuda")
     parser.add_argument("--picture", help="PNG: the exemplars (top) and the shipped presets after 1000 steps (bottom)")
+    parser.add_argument("--set", action="store_true",
+                        help="train on the benchmark set of bench/textures and report it (nothing else)")
+    parser.add_argument("--only", help="--set: comma-separated exemplar names (default: all 17)")
+    parser.add_argument("--params", type=int, default=68, help="--set: model size")
+    parser.add_argument("--minutes", type=float, default=2.0, help="--set: training minutes per exemplar")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--together", action="store_true", help="--set: train the exemplars side by side")
+    parser.add_argument("--option", action="append", help="--set: a train_many option, key=JSON value")
+    parser.add_argument("--sheet", help="--set: contact sheet PNG (exemplar beside result)")
     args = parser.parse_args()
     import torch
     torch.set_num_threads(args.threads)
+    if args.set:
+        report = {"threads": args.threads, "cpus": os.cpu_count(), "load_average_at_start": round(os.getloadavg()[0], 2),
+                  **train_set(args)}
+        report["load_average_at_end"] = round(os.getloadavg()[0], 2)
+        print(json.dumps(report))
+        return
     score = judge()
     report = {"threads": args.threads, "cpus": os.cpu_count(),
               "load_average_at_start": round(os.getloadavg()[0], 2)}  # timings suffer on a busy machine

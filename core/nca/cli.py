@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from ..errors import AtelierError
+from ..errors import AtelierError, Cancelled
 
 
 def register(commands):
@@ -20,6 +20,11 @@ def register(commands):
     train.add_argument("--patch-weight", type=float, default=100.0,
                        help="weight of the nearest-patch loss term beside sliced Wasserstein (0: off; "
                             "see docs/nca.md)")
+    train.add_argument("--pyramid", type=int, default=3, choices=(3, 5),
+                       help="levels of the nearest-patch term: 3 (pooling 1, 2, 4) or 5 (+ pooling 8 and 16)")
+    train.add_argument("--palette-weight", type=float, default=0.0,
+                       help="weight of a colour-distribution term that keeps the exemplar's palette")
+    train.add_argument("--preview", help="PNG rewritten every few seconds with the texture as it grows")
     train.add_argument("--eager", action="store_true",
                        help="skip torch.compile (no start-up compile, slower iterations)")
     train.add_argument("-o", "--output", required=True, help="model file (.safetensors)")
@@ -53,11 +58,25 @@ def register(commands):
 
 
 def run_train(args, progress):
-    from .train import train
-    summary, _ = train(args.exemplar, params=args.params, minutes=args.minutes, output=args.output,
-                       progress=progress, iterations=args.iterations, seed=args.seed, size=args.grid,
-                       names=[args.name] if args.name else None, compile=not args.eager,
-                       patch_weight=args.patch_weight)
+    import sys
+
+    from .exemplars import style_note
+    from .train import load_exemplar, train
+    note = style_note(load_exemplar(args.exemplar))
+    if note:
+        progress.stage(note)
+    try:
+        summary, _ = train(args.exemplar, params=args.params, minutes=args.minutes, output=args.output,
+                           progress=progress, iterations=args.iterations, seed=args.seed, size=args.grid,
+                           names=[args.name] if args.name else None, compile=not args.eager,
+                           patch_weight=args.patch_weight, pyramid=args.pyramid,
+                           palette_weight=args.palette_weight, preview=args.preview)
+    except BaseException as error:
+        if isinstance(error, (KeyboardInterrupt, Cancelled)) and Path(args.output).is_file():
+            print(f"\natelier nca train: stopped; the model so far is kept in {args.output}", file=sys.stderr)
+        raise
+    if note:
+        summary["note"] = note
     return summary
 
 

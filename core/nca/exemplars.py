@@ -106,3 +106,41 @@ def exemplar_paths(kinds=("pattern", "irregular", "photo", "extra")):
 
 if __name__ == "__main__":
     print(make())
+
+
+def tiling_figures(image):
+    """How an exemplar (H, W, 3) in [0, 1] suits a seamless texture, numpy only:
+
+    * ``seam``: the mean absolute difference across the wrap-around seam (last row against the
+      first, last column against the first) over the largest such difference between
+      neighbouring rows (columns) inside the image, worse of the two directions: at most about
+      1.1 for patterns drawn on the torus (the seam is one more boundary), 1.3-5 for crops of
+      photos (their opposite edges do not meet);
+    * ``nonstationary``: the variance of the means of a 4x4 grid of blocks over the image's
+      variance: near 0 for a texture (every block alike), 0.2 and more for a picture whose parts
+      differ (a portrait, a landscape).
+    """
+    image = np.asarray(image, np.float64)[..., :3]
+    grey = image.mean(2)
+    seam = 0.0
+    for g in (grey, grey.T):
+        inside = np.abs(np.diff(g, axis=0)).mean(1).max()
+        seam = max(seam, float(np.abs(g[0] - g[-1]).mean() / max(inside, 1e-3)))
+    h, w = grey.shape
+    blocks = image[:h // 4 * 4, :w // 4 * 4].reshape(4, h // 4, 4, w // 4, 3).mean((1, 3))
+    nonstationary = float(blocks.var((0, 1)).sum() / (image.reshape(-1, 3).var(0).sum() + 1e-9))
+    return {"seam": round(seam, 3), "nonstationary": round(nonstationary, 3)}
+
+
+def style_note(image):
+    """The sentence the artist should read before training on ``image``, or None when it is a
+    texture that tiles: μNCA textures always tile and never copy, so an image with no repeating
+    structure or with edges that do not meet still trains, into a texture in its style."""
+    figures = tiling_figures(image)
+    if figures["nonstationary"] > 0.2:
+        return ("This image has no repeating structure (its parts differ): it still trains, and the result "
+                "will be a texture in the style of the image, not a copy of it")
+    if figures["seam"] > 1.25:
+        return ("This image does not tile (its opposite edges do not meet): it still trains, and the result "
+                "will be a seamless texture in the style of the image, not a copy of it")
+    return None

@@ -23,6 +23,7 @@ through estimator) so the one-byte model keeps the float model's quality.
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -76,8 +77,10 @@ class SlicedWasserstein:
     """
 
     LEVELS = ((1, 1), (1, 5), (2, 5), (4, 5))
+    COLOURS = ((1, 1),)  # the palette term: the distribution of single pixels' colours
 
-    def __init__(self, targets, projections=32, samples=4096):
+    def __init__(self, targets, projections=32, samples=4096, levels=None):
+        self.LEVELS = tuple(levels or self.LEVELS)
         self.targets = [F.avg_pool2d(targets, pool) for pool, _ in self.LEVELS]  # targets (M, 3, H, W)
         self.projections, self.samples = projections, samples
 
@@ -132,31 +135,35 @@ class PatchNearestNeighbour:
     tell them apart.  The search runs without gradients; the loss is the mean squared distance
     to the chosen partners, so the backward pass touches only the matched pairs."""
 
-    POOLS, PATCH = (1, 2, 4), 7
+    LEVELS = ((1, 7), (2, 7), (4, 7))  # (pooling, patch side)
+    PYRAMID5 = ((1, 7), (2, 7), (4, 7), (8, 5), (16, 3))  # + coarse levels seeing 40 and 48 cells
 
-    def __init__(self, targets, samples=512, exemplar_samples=2048):
-        self.targets = [F.avg_pool2d(targets, pool) for pool in self.POOLS]
+    def __init__(self, targets, samples=512, exemplar_samples=2048, levels=None):
+        self.levels = tuple(levels or self.LEVELS)
+        size = min(targets.shape[-2:])
+        self.levels = tuple((pool, patch) for pool, patch in self.levels if size // pool >= patch)
+        self.targets = [F.avg_pool2d(targets, pool) if pool > 1 else targets for pool, _ in self.levels]
         self.samples, self.exemplar_samples = samples, exemplar_samples
 
-    def _patches(self, x, count, generator):
-        """``count`` random 7x7 patches of each image of x (N, 3, h, w) -> (N, count, 147)."""
+    def _patches(self, x, count, generator, patch=7):
+        """``count`` random patch x patch patches of each image of x (N, 3, h, w) -> (N, count, 3·patch²)."""
         height, width = x.shape[-2:]
-        positions = (height - self.PATCH + 1) * (width - self.PATCH + 1)
+        positions = (height - patch + 1) * (width - patch + 1)
         picks = torch.randperm(positions, generator=generator, device=x.device)[:count]
-        c, dy, dx = torch.meshgrid(*(torch.arange(n, device=x.device) for n in (3, self.PATCH, self.PATCH)),
+        c, dy, dx = torch.meshgrid(*(torch.arange(n, device=x.device) for n in (3, patch, patch)),
                                    indexing="ij")
         within = (c * height * width + dy * width + dx).flatten()  # a patch's cells, in (c, dy, dx) order
-        index = (_corners(x.shape, self.PATCH, picks)[:, None] + within).flatten()
+        index = (_corners(x.shape, patch, picks)[:, None] + within).flatten()
         return x.flatten(1).gather(1, index.expand(x.shape[0], -1)).view(x.shape[0], len(picks), -1)
 
     def __call__(self, images, generator=None):
         """images (M, B, 3, H, W) -> loss per model (M,)."""
         models, batch = images.shape[:2]
         loss = 0.0
-        for pool, target in zip(self.POOLS, self.targets):
+        for (pool, patch), target in zip(self.levels, self.targets):
             x = F.avg_pool2d(images.flatten(0, 1), pool) if pool > 1 else images.flatten(0, 1)
-            synth = self._patches(x, self.samples, generator).unflatten(0, (models, batch))  # (M, B, n, D)
-            exemplar = self._patches(target, self.exemplar_samples, generator)[:, None]     # (M, 1, n', D)
+            synth = self._patches(x, self.samples, generator, patch).unflatten(0, (models, batch))  # (M, B, n, D)
+            exemplar = self._patches(target, self.exemplar_samples, generator, patch)[:, None]     # (M, 1, n', D)
             with torch.no_grad():
                 distance = (exemplar.square().sum(-1)[..., None, :]
                             - 2 * synth @ exemplar.transpose(-1, -2))  # (M, B, n, n'), up to |synth|²
@@ -167,7 +174,7 @@ class PatchNearestNeighbour:
             foreign = synth - exemplar.gather(2, nearest_exemplar[..., None].expand_as(synth))
             missing = exemplar - synth.gather(2, nearest_synth[..., None].expand_as(exemplar))
             loss = loss + 0.5 * (foreign.square().mean((1, 2, 3)) + missing.square().mean((1, 2, 3)))
-        return loss / len(self.POOLS)
+        return loss / len(self.levels)
 
 
 def _corners(image_shape, patch, picks):
@@ -213,16 +220,32 @@ def train(exemplar_path, output=None, **options):
 
 def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, iterations=None,
                size=128, batch=4, pool_size=256, min_steps=32, max_steps=127, lr=2e-3,
-               qat_fraction=0.2, eval_every_s=20.0, seed=0, names=None, compile=True, patch_weight=100.0):
+               qat_fraction=0.2, eval_every_s=20.0, seed=0, names=None, compile=True, patch_weight=100.0,
+               pyramid=3, palette_weight=0.0, preview=None, preview_every_s=3.0):
     """Train one μNCA of ``params`` parameters per exemplar, side by side in one batched loop
     (the exemplars must then share a size), for at most ``minutes`` (or ``iterations``).
-    The best model of each is written to its output; returns (summaries, models)."""
+    The best model of each is written to its output; returns (summaries, models).
+
+    ``pyramid``: 3 = nearest 7x7 patches at pooling 1, 2, 4; 5 adds 5x5 patches at pooling 8 and
+    3x3 at 16 (seeing 40 and 48 cells: the arrangement of a lattice, not only its patches).
+    ``palette_weight``: weight of the sliced-Wasserstein distance of single pixels' colours (the
+    palette and its proportions), beside the weight-1 term already in the loss.
+    ``preview``: a PNG path (or one per exemplar) written atomically every ``preview_every_s``
+    seconds with the texture as it grows (a sample of the pool), for a live view while training.
+
+    The first checkpoint is written as soon as the model exists (unscored), so an interrupt in
+    the first seconds still leaves a model that loads; later checkpoints replace it only with
+    models whose long-rollout score is finite."""
     if params not in (68, 150, 264, 588):
         raise AtelierError(f"--params {params}: μNCA sizes are 68, 150, 264 or 588 parameters")
     if not 32 <= size <= 1024:  # the losses' coarsest scale pools by 4 and needs 7x7 patches
         raise AtelierError(f"--grid {size}: the training grid must have 32 to 1024 cells a side")
     if not 0 <= patch_weight <= 100:
         raise AtelierError(f"--patch-weight {patch_weight}: must lie in [0, 100]")
+    if pyramid not in (3, 5):
+        raise AtelierError(f"--pyramid {pyramid}: 3 or 5 levels")
+    if not 0 <= palette_weight <= 1000:
+        raise AtelierError(f"--palette-weight {palette_weight}: must lie in [0, 1000]")
     channels, count = channels_for(params), len(exemplar_paths)
     device = torch_device()
     exemplars = [load_exemplar(path) for path in exemplar_paths]
@@ -232,18 +255,68 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
     rng = np.random.default_rng(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     targets = torch.from_numpy(np.stack([np.moveaxis(e, -1, 0) for e in exemplars])).to(device)
-    sliced, nearest = SlicedWasserstein(targets), PatchNearestNeighbour(targets) if patch_weight else None
+    levels = PatchNearestNeighbour.LEVELS if pyramid == 3 else PatchNearestNeighbour.PYRAMID5
+    levels = [(pool, patch) for pool, patch in levels if min(size, *targets.shape[-2:]) // pool >= patch]
+    sliced = SlicedWasserstein(targets)
+    nearest = PatchNearestNeighbour(targets, levels=levels) if patch_weight else None
+    palette = SlicedWasserstein(targets, levels=SlicedWasserstein.COLOURS) if palette_weight else None
 
     def loss_fn(images, generator):
         loss = sliced(images, generator)
-        return loss + patch_weight * nearest(images, generator) if nearest else loss
+        if nearest:
+            loss = loss + patch_weight * nearest(images, generator)
+        return loss + palette_weight * palette(images, generator) if palette else loss
 
     model = MicroNCA(channels, count).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    previews = ([preview] * count if isinstance(preview, (str, bytes)) or hasattr(preview, "__fspath__")
+                else list(preview)) if preview else []
+    if previews and count > 1 and len(set(map(str, previews))) < count:
+        previews = [Path(p).with_name(f"{Path(p).stem}_{m}{Path(p).suffix}") for m, p in enumerate(previews)]
 
     def seeds(n, generator_rng):
         return torch.from_numpy(seed_state(generator_rng, count * n, channels, size, size)).to(device)\
             .unflatten(0, (count, n))
+
+    best = [{"score": math.inf} for _ in range(count)]
+    history, started, last_eval, it, kernel = [], time.monotonic(), -math.inf, 0, None
+
+    def summary_meta(m, final=False):
+        name = names[m] if names else str(exemplar_paths[m]).replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        return {"name": name,
+                "hyperparameters": {"params": params, "channels": channels, "grid": size, "batch": batch,
+                                    "pool": pool_size, "rollout": [min_steps, max_steps], "lr": lr,
+                                    "loss": "sliced-Wasserstein: pixels + 5x5 patches at 3 scales, + overflow"
+                                            + (f" + {patch_weight:g} x nearest patches at (pooling, side) "
+                                               f"{list(nearest.levels)}" if patch_weight else "")
+                                            + (f" + {palette_weight:g} x sliced-Wasserstein of pixel colours"
+                                               if palette_weight else "")},
+                "training": {"iterations": it, "seconds": round(time.monotonic() - started, 1),
+                             "best_iteration": best[m].get("iteration"),
+                             "best_eval_loss": best[m]["score"] if math.isfinite(best[m]["score"]) else None,
+                             "device": device.type, "kernel": kernel,
+                             "exemplar": str(exemplar_paths[m]), "finished": final}}
+
+    def checkpoint(scores):
+        """Keep (and write) each rule whose score beats its best; an infinite score (a rule that
+        blew up) is never kept, the first unscored checkpoint stays instead."""
+        for m, score in enumerate(scores):
+            if math.isfinite(score) and score < best[m]["score"]:
+                best[m].update(score=score, iteration=it, w=model.w[m].detach().cpu().numpy().copy(),
+                               b=model.b[m].detach().cpu().numpy().copy())
+                if outputs[m]:
+                    files.save(outputs[m], files.from_float(best[m]["w"], best[m]["b"], summary_meta(m)))
+
+    # the first checkpoint, unscored, before anything slow (compiling kernels, evaluating): an
+    # interrupt from now on leaves a model that loads and renders.  The random initial rule itself
+    # grows without bound within a few hundred steps (render and bake would refuse it), so the
+    # checkpoint is that rule with its state decaying by half a step: bounded, a plain texture.
+    for m in range(count):
+        first = model.w[m].detach().cpu().numpy().copy()
+        first[:, :channels] -= 0.5 * np.eye(channels, dtype=first.dtype)
+        best[m].update(iteration=0, w=first, b=model.b[m].detach().cpu().numpy().copy())
+        if outputs[m]:
+            files.save(outputs[m], files.from_float(best[m]["w"], best[m]["b"], summary_meta(m)))
 
     pool = seeds(pool_size, rng)  # (M, pool, C, H, W)
     budget = minutes * 60.0
@@ -251,8 +324,6 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
     # torch.compile builds C++ (CPU) or Triton's launchers (GPU) with the system compiler: none, no compile
     run_step = torch.compile(step, dynamic=False) if compile and not c_kernels and kernels.compiler() else eager_step
     kernel = kernels.kernel_report(channels)["kernel"] if device.type == "cpu" else f"torch ({device.type})"
-    best = [{"score": math.inf} for _ in range(count)]
-    history, started, last_eval, it = [], time.monotonic(), -math.inf, 0
 
     def grow(x, w, b, steps, one_step=eager_step):
         """``steps`` steps of the rule: the C kernels where they run, else torch's step."""
@@ -274,28 +345,18 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
             for horizon in horizons:
                 s, done = grow(s, w, b, horizon - done), horizon
                 fixed = torch.Generator(device=device).manual_seed(1)
-                scores.append((loss_fn(rgb(s), fixed) + overflow_loss(s)).cpu().numpy())
+                score = (loss_fn(rgb(s), fixed) + overflow_loss(s)).cpu().numpy()
+                # a rule whose state leaves render's limit would be refused by render and bake
+                score[~(s.flatten(1).abs().amax(1).cpu().numpy() <= files.STATE_LIMIT)] = math.inf
+                scores.append(score)
         return [float(x) if math.isfinite(x) else math.inf for x in np.max(scores, 0)]
 
-    def summary_meta(m, final=False):
-        name = names[m] if names else str(exemplar_paths[m]).replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
-        return {"name": name,
-                "hyperparameters": {"params": params, "channels": channels, "grid": size, "batch": batch,
-                                    "pool": pool_size, "rollout": [min_steps, max_steps], "lr": lr,
-                                    "loss": "sliced-Wasserstein: pixels + 5x5 patches at 3 scales, + overflow"
-                                            + (f" + {patch_weight:g} x nearest 7x7 patches" if patch_weight else "")},
-                "training": {"iterations": it, "seconds": round(time.monotonic() - started, 1),
-                             "best_iteration": best[m].get("iteration"), "best_eval_loss": best[m]["score"],
-                             "device": device.type, "kernel": kernel,
-                             "exemplar": str(exemplar_paths[m]), "finished": final}}
+    last_preview = -math.inf
 
-    def checkpoint(scores, force=False):
-        for m, score in enumerate(scores):
-            if score < best[m]["score"] or (force and "w" not in best[m]):
-                best[m].update(score=score, iteration=it, w=model.w[m].detach().cpu().numpy().copy(),
-                               b=model.b[m].detach().cpu().numpy().copy())
-                if outputs[m]:
-                    files.save(outputs[m], files.from_float(best[m]["w"], best[m]["b"], summary_meta(m)))
+    def write_previews(x):
+        from ..imageio import write_image
+        for m, path in enumerate(previews):
+            write_image(path, rgb(x[m, -1]).detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
 
     if progress:
         progress.stage(f"μNCA {params} on {kernel}", total=iterations or budget)  # (the console shows 24 characters)
@@ -327,6 +388,9 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
             optimizer.step()
             pool[:, index] = x.detach()
             it += 1
+            if previews and time.monotonic() - last_preview >= preview_every_s:
+                last_preview = time.monotonic()
+                write_previews(x)
             history.append(per_model.detach().cpu().numpy())
             if time.monotonic() - last_eval >= eval_every_s or (iterations and it == iterations):
                 last_eval = time.monotonic()
@@ -335,9 +399,10 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
                 progress.update(it if iterations else time.monotonic() - started, iteration=it,
                                 loss=float(history[-1].mean()))
     except (KeyboardInterrupt, Cancelled):
-        checkpoint(evaluate(), force=True)  # keep at least the current rule
+        if it:
+            checkpoint(evaluate())  # the current rule, if it beats the kept one
         raise
-    checkpoint(evaluate(), force=True)
+    checkpoint(evaluate())
     seconds = time.monotonic() - started
     summaries, models = [], []
     for m in range(count):
@@ -346,7 +411,7 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
             files.save(outputs[m], models[m])
         summaries.append({"model": str(outputs[m]) if outputs[m] else None, "params": parameter_count(channels),
                           "iterations": it, "seconds_per_iteration": round(seconds / max(it, 1), 4),
-                          "best_eval_loss": round(best[m]["score"], 5),
+                          "best_eval_loss": round(best[m]["score"], 5) if math.isfinite(best[m]["score"]) else None,
                           "final_loss": round(float(history[-1][m]), 5) if history else None,
                           "device": device.type, "kernel": kernel})
     return summaries, models

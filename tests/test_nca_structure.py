@@ -1,0 +1,92 @@
+"""μNCA training for issue 22: the first checkpoint, live previews, the structure and palette terms,
+and the note for exemplars that cannot tile or do not repeat."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.nca import files
+from core.nca.exemplars import style_note, tiling_figures
+
+ROOT = Path(__file__).resolve().parents[1]
+EXEMPLARS = ROOT / "core/assets/nca/exemplars"
+
+
+def test_interrupt_in_the_first_seconds_keeps_a_usable_model(tmp_path):
+    output = tmp_path / "m.safetensors"
+    process = subprocess.Popen([sys.executable, "-m", "core.cli", "nca", "train", str(EXEMPLARS / "spots.png"),
+                                "--minutes", "5", "--eager", "-o", str(output)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not output.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert output.exists(), "no checkpoint before training started"
+        time.sleep(1.5)  # Ctrl-C 1.5 s into training
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr[-2000:]
+    assert f"kept in {output}" in stderr
+    model = files.load(output)  # loads, and is no rule that blows up: render and bake accept it
+    assert model.params == 68 and np.isfinite(model.w).all()
+    files.check_rollout(model, "kept")
+    files.check_rollout(model, "kept", quantized=False)
+
+
+def test_previews_and_structure_terms(tmp_path):
+    from core.nca.train import train_many
+    previews = tmp_path / "preview.png"
+    outputs = [tmp_path / "a.safetensors", tmp_path / "b.safetensors"]
+    summaries, models = train_many([EXEMPLARS / "checks.png", EXEMPLARS / "spots.png"], outputs, iterations=2,
+                                   size=32, eval_every_s=1e9, compile=False, pyramid=5, palette_weight=10.0,
+                                   preview=previews, preview_every_s=0.0)
+    from core.imageio import read_image
+    for m in range(2):  # one preview per exemplar, the texture as it grows on the training grid
+        assert read_image(tmp_path / f"preview_{m}.png", channels=3).shape == (32, 32, 3)
+        assert outputs[m].exists() and summaries[m]["iterations"] == 2
+    assert "pixel colours" in files.load(outputs[0]).meta["hyperparameters"]["loss"]
+
+
+def test_coarse_pyramid_levels_see_the_arrangement():
+    """16x16 tiles of two colours as a checkerboard, against the same tiles in random places: the
+    coarse levels of the 5-level pyramid (pooling 8 and 16) find the shuffled layout far from the
+    exemplar and a shifted copy of the exemplar close to it."""
+    import torch
+    from core.nca.train import PatchNearestNeighbour
+    rng = np.random.default_rng(0)
+    colours = rng.random((2, 3))
+    board = np.indices((8, 8)).sum(0) % 2
+
+    def image(layout):
+        return torch.from_numpy(colours[np.kron(layout, np.ones((16, 16), int))].transpose(2, 0, 1)[None]).float()
+
+    exemplar = image(board)
+    coarse = PatchNearestNeighbour(exemplar, levels=PatchNearestNeighbour.PYRAMID5[3:])
+    assert coarse.levels == ((8, 5), (16, 3))
+
+    def distance(synth):
+        return float(coarse(synth[None], torch.Generator().manual_seed(0)))
+
+    shifted = exemplar.roll((16, 48), (-2, -1))  # by whole tiles
+    shuffled = image(rng.permutation(board.flatten()).reshape(8, 8))
+    assert distance(shifted) < 0.2 * distance(shuffled)
+
+
+def test_style_note_for_images_that_do_not_tile_or_repeat():
+    y, x = np.mgrid[0:128, 0:128] / 128
+    pattern = np.stack([0.5 + 0.5 * np.sin(2 * np.pi * 8 * x)] * 3, -1)  # tiles: 8 periods a side
+    assert style_note(pattern) is None and tiling_figures(pattern)["seam"] <= 1.1
+    walk = np.cumsum(np.random.default_rng(0).normal(size=(128, 128)), 1)  # a random walk along x:
+    crop = np.stack([(walk - walk.min()) / np.ptp(walk)] * 3, -1)  # its first and last columns do not meet
+    assert "in the style of" in style_note(crop)
+    portrait = np.stack([y, 0.3 + 0.0 * x, 1 - y], -1)  # sky above, ground below: no repeating structure
+    portrait[40:90, 50:80] = (0.9, 0.7, 0.6)  # a face
+    assert tiling_figures(portrait)["nonstationary"] > 0.2
+    note = style_note(portrait)
+    assert "no repeating structure" in note and "in the style of the image" in note
