@@ -488,6 +488,54 @@ def load_sketch_torch(path):
     load_torch_model(path)
 
 
+def seeds_nca(folder):
+    """Shipped μNCA presets (4 and 12 channels) as model files and as compact binaries, and nasty ones."""
+    import numpy as np
+    from core.nca import files
+    from core.nca.quantize import to_binary
+    presets = ROOT / "core/assets/nca/presets"
+    for name in ("stripes", "brick"):
+        shutil.copyfile(presets / f"{name}.safetensors", folder / f"{name}.safetensors")
+        (folder / f"{name}.nca").write_bytes(to_binary(files.load(presets / f"{name}.safetensors").quantized))
+    nasty = _nasty_dir(folder)
+    model = files.load(presets / "stripes.safetensors")
+    for label, change in (("nan_w", lambda m: m.w.__setitem__((0, 0), np.nan)),
+                          ("inf_b", lambda m: m.b.__setitem__(0, np.inf)),
+                          ("nan_scale", lambda m: m.quantized["w_scale"].__setitem__(0, np.nan))):
+        forged = files.from_float(model.w.copy(), model.b.copy(), model.meta)
+        forged.quantized = {k: v.copy() for k, v in forged.quantized.items()}
+        change(forged)
+        files.save(nasty / f"{label}.safetensors", forged)
+    data = bytearray((folder / "stripes.nca").read_bytes())
+    data[6:8] = np.array([np.inf], "<f2").tobytes()  # the first row's scale
+    (nasty / "inf_scale.nca").write_bytes(bytes(data))
+    data[5] = 200  # channels
+    (nasty / "channels.nca").write_bytes(bytes(data))
+
+
+def mutate_nca(ctx, data):
+    from core.nca.quantize import MAGIC
+    return mutate_bytes(ctx.rng, data, ctx.all_seed_bytes()) if data[:4] == MAGIC else mutate_model(ctx, data)
+
+
+def load_nca(path):
+    """Load a μNCA model or binary, then do what the exporters and the bake do with it (cheaply): every
+    generated source and a short render must hold finite numbers only."""
+    import numpy as np
+    from core.nca import codegen, files
+    from core.nca.render import run_states
+    model = files.load(path)
+    files.check_rollout(model, str(path), steps=32, size=8)
+    state = run_states(model, 8, 4, quantized=True)[0]
+    for target in ("c", "glsl", "osl"):
+        for text in codegen.generate(model, target, state, 4).values():
+            if re.search(r"\b(nan|inf)\b", text, re.IGNORECASE):
+                raise RuntimeError(f"{target} source holds a nan or inf literal")
+    for quantized in (False, True):
+        if not np.all(np.isfinite(run_states(model, 8, 2, quantized=quantized)[0])):
+            raise RuntimeError("the model loaded, yet 2 steps of it are not finite")
+
+
 # ---------------------------------------------------------------------------- sketch data
 
 def toy_stroke3(rng, count):
@@ -1116,6 +1164,7 @@ def load_worker(path):
 
 LOADERS = {loader.name: loader for loader in [
     Loader("model", load_model, seeds_models, suffix=".safetensors", mutate=mutate_model),
+    Loader("nca", load_nca, seeds_nca, suffix=".safetensors", mutate=mutate_nca, nasty=_nasty_files("nca")),
     Loader("sketch_model", load_sketch_model, seeds_sketch_models, suffix=".safetensors", mutate=mutate_model),
     Loader("sketch_torch", load_sketch_torch, seeds_sketch_models, suffix=".safetensors", mutate=mutate_model),
     Loader("npz", load_npz, seeds_npz, suffix=".npz", mutate=mutate_npz, nasty=_nasty_files("npz")),

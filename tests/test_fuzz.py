@@ -65,6 +65,23 @@ def test_fifo_and_devices_are_refused_without_blocking(tmp_path):
     assert time.monotonic() - started < 5
 
 
+def test_nca_model_from_a_fifo_a_device_or_a_huge_binary(tmp_path):
+    """Found by the nca loader of the fuzzer: the first 4 bytes were read with a blocking open (a FIFO
+    hung), and a file starting with the binary's magic was read whole."""
+    from core.nca import files
+    from core.nca.quantize import MAGIC
+    os.mkfifo(tmp_path / "fifo.nca")
+    (tmp_path / "zero.nca").symlink_to("/dev/zero")
+    with open(tmp_path / "huge.nca", "wb") as handle:
+        handle.write(MAGIC)
+        handle.truncate(8 << 30)
+    started = time.monotonic()
+    for name, problem in (("fifo.nca", "FIFO"), ("zero.nca", "device"), ("huge.nca", "at most 4,096")):
+        with pytest.raises(AtelierError, match=f"{name}.*{problem}"):
+            files.load(tmp_path / name)
+    assert time.monotonic() - started < 5
+
+
 def test_frame_numbers_far_apart_are_checked_in_one_pass(tmp_path):
     from core.stylize.frames import frame_files
     for name in ("f0.png", "f99999999999.png"):

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import AtelierError
 from ..modelfile import read_model, save_model
+from ..validate import open_regular, read_file, shown
 from .rule import parameter_count, seed_state
 from .quantize import MAGIC, SCALES, check_quantized, dequantize, from_binary, quantize
 
@@ -21,6 +22,7 @@ KIND = "nca"
 WEIGHT_LIMIT = 100.0  # a trained rule has |W| < 5; far larger values mean a corrupt file
 HORIZONS = (1000, 2000)  # steps from a seed at which the judge looks at a texture (docs/nca.md, Training)
 STATE_LIMIT = 1e4  # a trained state stays within about [-1, 1] (overflow penalty); half floats end at 65504
+BINARY_LIMIT = 4096  # a compact binary of 12 channels is 638 bytes
 CHECK_SIZE = 32  # cells a side of the grid the rollout check grows (under a second for 2000 steps)
 
 
@@ -65,12 +67,13 @@ def save(path, model):
 def load(path):
     """Load a ``.safetensors`` model or a compact ``.nca`` binary; AtelierError on any problem."""
     path = Path(path)
-    try:
-        head = path.open("rb").read(4)
-    except OSError as error:
-        raise AtelierError(f"{path}: cannot read model file ({error.strerror or error})") from None
+    with open_regular(path, "model file") as handle:  # FIFOs and devices refused, never waited on
+        try:
+            head = handle.read(4)
+        except OSError as error:
+            raise AtelierError(f"{shown(path)}: cannot read model file ({error.strerror or error})") from None
     if head == MAGIC:
-        q = from_binary(path.read_bytes(), str(path))
+        q = from_binary(read_file(path, BINARY_LIMIT, "μNCA binary"), shown(path))
         w, b = dequantize(q)
         return NCA(w, b, q, {"name": path.stem})
     tensors, meta = read_model(path, KIND)
