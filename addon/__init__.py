@@ -1,11 +1,12 @@
 """Atelier's Blender side: each module has a ``classes`` tuple and ``register()``/``unregister()``."""
 
 import importlib
+from types import ModuleType
 
 # Feature modules are registered after the shared ones they build on.
 MODULE_NAMES = ("preferences", "library", "nca", "sketch", "strokes", "stylize", "live")
 
-_modules = []
+_modules: list[ModuleType] = []
 
 
 def register():

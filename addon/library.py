@@ -22,7 +22,7 @@ from .registration import register_classes, unregister_classes
 FEATURE_LABELS = {"nca": "μNCA texture", "sketch": "Sketch-RNN", "strokes": "Image to Strokes agent",
                   "stylize": "stylisation"}
 NO_MODEL = "NONE"
-_state = {}  # "library", "previews" and per-feature enum items while registered
+_state: dict = {}  # "library", "previews" and per-feature enum items while registered
 
 
 def library():

@@ -162,7 +162,7 @@ class LiveSession:
                 f"kept the model {Path(summary['model']).name}: Stylise with Model renders the whole shot")
 
 
-_sessions = {}  # scene name -> the LiveSession running in it
+_sessions: dict = {}  # scene name -> the LiveSession running in it
 
 
 class ATELIER_OT_stylize_live(bpy.types.Operator):

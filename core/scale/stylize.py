@@ -235,7 +235,7 @@ def write_frame(output, name, image, key):
 
 # ----------------------------------------------------------------------------- the Ray task
 
-_GENERATORS = {}
+_GENERATORS: dict = {}
 
 
 def _generator(model_bytes):
