@@ -70,3 +70,20 @@ def test_stable_models_pass(tmp_path, capsys):
     files.check_rollout(files.load(PRESET), str(PRESET), quantized=False)
     code, summary = atelier(capsys, "export", PRESET, "--format", "bin", "-o", tmp_path / "m.nca")
     assert code == 0 and files.load(tmp_path / "m.nca").params == 68
+
+
+def test_blender_bake_of_a_diverging_model_is_refused_with_its_name(blender):
+    from bl_ext.atelier_dev.atelier.addon.preferences import models_dir
+    bpy = blender
+    path = models_dir() / "grows.safetensors"
+    files.save(path, forged(1.5))
+    bpy.ops.mesh.primitive_plane_add()
+    plane = bpy.context.object
+    plane.data.materials.append(bpy.data.materials.new("Mat"))
+    s = bpy.context.scene.atelier_nca
+    s.model, s.size, s.steps = str(path), 16, 8
+    for mode in ("IMAGE", "OSL"):
+        s.mode = mode
+        with pytest.raises(RuntimeError, match="grows.safetensors: the int8 rule diverges"):
+            bpy.ops.atelier.nca_bake()
+    assert not [g for g in bpy.data.node_groups if g.name.startswith("μNCA")]
