@@ -9,6 +9,7 @@ Blender data changes only in ``finish``, on the main thread, once the worker suc
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import bpy
 
@@ -44,8 +45,8 @@ class WorkerOperator:
     return an operator result set).  ``prepare(context)`` may collect data first.
     """
 
-    bl_options = {"REGISTER", "UNDO"}
-    needs = ()  # modules beyond numpy that the worker imports for this job ("torch", "cv2")
+    bl_options: Any = {"REGISTER", "UNDO"}  # (a mixin: Blender checks the flags when the class registers)
+    needs: tuple[str, ...] = ()  # modules beyond numpy that the worker imports for this job ("torch", "cv2")
 
     @classmethod
     def poll(cls, context):
