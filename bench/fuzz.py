@@ -1418,8 +1418,9 @@ def fuzz(options):
         seeding = time.monotonic() - started
         tallies = {loader.name: Tally() for loader in loaders}
         seconds = {loader.name: 0.0 for loader in loaders}
-        pending = [(loader, range(start, min(start + options.batch, options.inputs)))
-                   for loader in loaders for start in range(0, options.inputs, options.batch)]
+        first = getattr(options, "first", 0)
+        pending = [(loader, range(start, min(start + options.batch, first + options.inputs)))
+                   for loader in loaders for start in range(first, first + options.inputs, options.batch)]
         pending.sort(key=lambda unit: unit[0].name in ("sketch_torch", "cli", "worker", "image"), reverse=True)
         running, selector = [], selectors.DefaultSelector()
 
@@ -1479,7 +1480,8 @@ def fuzz(options):
             child.kill()
         remove_tree(work)
     report = {
-        "inputs_per_loader": options.inputs, "seed": options.seed, "memory_cap_bytes": options.memory,
+        "inputs_per_loader": options.inputs, "first_input": getattr(options, "first", 0), "seed": options.seed,
+        "memory_cap_bytes": options.memory,
         "cpu_seconds_per_input": CPU_SECONDS, "wall_seconds_per_input": WALL_SECONDS, "jobs": options.jobs,
         "seconds": round(time.monotonic() - started, 1), "seeding_seconds": round(seeding, 1),
         "loaders": {name: {**tally.as_dict(), "child_seconds": round(seconds[name], 1)} for name, tally in tallies.items()},
@@ -1521,6 +1523,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inputs", type=int, default=10000, help="inputs per loader")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--first", type=int, default=0,
+                        help="index of the first input (inputs FIRST ... FIRST+INPUTS-1: a long run in parts)")
     parser.add_argument("--loaders", help=f"comma-separated, default all: {','.join(LOADERS)}")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="child processes at once")
     parser.add_argument("--batch", type=int, default=BATCH, help="inputs per child process")
