@@ -5,7 +5,11 @@ Sidebar tab "Atelier" of the Shader editor:
 * the model browser (``library.py``): the shipped presets and the artist's own models, with
   their textures as thumbnails;
 * *Train on an Image*: an exemplar (image datablock or file) to train on (``atelier nca train`` in
-  the worker: progress bar; Esc stops early, keeps the best model so far and selects it);
+  the worker: progress bar; Esc stops early, keeps the best model so far and selects it).  The
+  panel shows the texture growing while it trains (the worker rewrites a small preview PNG every
+  few seconds; the operator loads it into an icon of a private preview collection, no datablock),
+  and, for an exemplar that cannot tile or has no repeating structure, says that the result will
+  be a texture "in the style of" the image (it trains all the same);
 * *Bake* grows the texture (``atelier nca render`` in the worker) and adds a NEW node group
   "μNCA · name" (inputs Vector, Scale, Time; output Color) to the active material, with a UV
   input and a group node placed beside the user's nodes, none of which is touched:
@@ -20,14 +24,16 @@ The material is the one active when Bake was clicked, whatever is selected when 
 Everything is created in one operator call, so one undo removes it.
 """
 
+import textwrap
 from pathlib import Path
 
 import bpy
+import bpy.utils.previews
 
 from ..core.errors import AtelierError
 from ..core.nca.rule import PARAMS_TO_CHANNELS
 from ..core.osl import add_oslquery_to_path
-from .images import image_file_for_worker, load_image_copy
+from .images import image_file_for_worker, image_to_array, load_image_copy
 from .jobs import WorkerOperator
 from .library import chosen_model, draw_browser, model_items, select
 from .preferences import models_dir
@@ -42,15 +48,68 @@ QUALITY_ITEMS = [(str(params), f"{QUALITY_WORDS[params][0]}: {params} bytes",
                  for params, channels in PARAMS_TO_CHANNELS.items()]
 
 
+_previews = {}  # "collection": the bpy.utils.previews collection holding the live training preview
+
+
+def preview_icon(create=False):
+    """The ImagePreview showing the texture as it trains (None before the first training)."""
+    if "collection" not in _previews:
+        if not create:
+            return None
+        _previews["collection"] = bpy.utils.previews.new()
+    collection = _previews["collection"]
+    if "training" not in collection:
+        return collection.new("training") if create else None
+    return collection["training"]
+
+
+def show_preview(path):
+    """Load the worker's preview PNG into the training preview icon; True when it changed."""
+    from ..core.imageio import read_image
+    try:
+        image = read_image(path, channels=4)
+    except (AtelierError, OSError):
+        return False  # (being replaced: the worker writes it atomically, so the next look finds it)
+    preview = preview_icon(create=True)
+    height, width = image.shape[:2]
+    preview.image_size = (width, height)
+    image[..., 3] = 1.0
+    preview.image_pixels_float = image[::-1].ravel()  # Blender's rows go bottom up
+    return True
+
+
+def exemplar_note(s):
+    """The "in the style of" note for the chosen exemplar, or "" (numpy only; a few milliseconds)."""
+    from ..core.imageio import read_image
+    from ..core.nca.exemplars import as_exemplar, style_note
+    try:
+        if s.exemplar_source == "IMAGE":
+            if s.image is None or not s.image.size[0]:
+                return ""
+            pixels = image_to_array(s.image)
+        else:
+            path = _abs(s.file)
+            if not path or not path.is_file():
+                return ""
+            pixels = read_image(path)
+        return style_note(as_exemplar(pixels)) or ""
+    except (AtelierError, OSError, ValueError):
+        return ""
+
+
+def _exemplar_changed(s, context):
+    s.exemplar_note = exemplar_note(s)
+
+
 class AtelierNCASettings(bpy.types.PropertyGroup):
     model: bpy.props.EnumProperty(name="Texture", items=model_items("nca"),
                                   description="The μNCA to bake: a shipped preset or one you trained")
     exemplar_source: bpy.props.EnumProperty(name="Train on", items=[
         ("IMAGE", "Image", "An image datablock of this .blend"),
         ("FILE", "File", "An image file on disk")], default="IMAGE")
-    image: bpy.props.PointerProperty(name="Exemplar", type=bpy.types.Image,
+    image: bpy.props.PointerProperty(name="Exemplar", type=bpy.types.Image, update=_exemplar_changed,
                                      description="The texture to imitate (it is only read)")
-    file: bpy.props.StringProperty(name="Exemplar file", subtype="FILE_PATH",
+    file: bpy.props.StringProperty(name="Exemplar file", subtype="FILE_PATH", update=_exemplar_changed,
                                    description="The texture to imitate (it is only read)")
     params: bpy.props.EnumProperty(name="Quality", default="68", items=QUALITY_ITEMS,
                                    description="Model size: bigger models learn richer textures, more slowly")
@@ -66,6 +125,10 @@ class AtelierNCASettings(bpy.types.PropertyGroup):
     frames: bpy.props.IntProperty(name="Frames", default=0, min=0, max=MAX_FRAMES,
                                   description="Animated loop of this many frames (0: a still tile)")
     last_message: bpy.props.StringProperty(name="Last training", options={"SKIP_SAVE"})
+    exemplar_note: bpy.props.StringProperty(name="About the exemplar", options={"SKIP_SAVE"},
+                                            description="Why the result will be in the style of the image")
+    previews_shown: bpy.props.IntProperty(name="Previews shown", options={"SKIP_SAVE"},
+                                          description="Preview images of the texture shown during the last training")
 
 
 def settings(context):
@@ -121,8 +184,39 @@ class ATELIER_OT_nca_train(WorkerOperator, bpy.types.Operator):
             name = exemplar.stem
         self.output = _unique(models_dir() / f"nca_{bpy.path.clean_name(name)}_{s.params}.safetensors")
         self.scene_name = context.scene.name
+        s.exemplar_note, s.previews_shown = exemplar_note(s), 0
+        self.preview, self.preview_stamp = self.temporary_folder() / "preview.png", None
         return ["nca", "train", str(exemplar), "--params", s.params, "--minutes", f"{s.minutes:g}",
-                "--name", name, "-o", str(self.output)]
+                "--name", name, "--preview", str(self.preview), "-o", str(self.output)]
+
+    def refresh_preview(self, context):
+        """Show the worker's latest preview (when it rewrote it since the last look) in the panel."""
+        try:
+            stamp = self.preview.stat().st_mtime_ns
+        except (AttributeError, OSError):
+            return
+        if stamp == self.preview_stamp or not show_preview(self.preview):
+            return
+        self.preview_stamp = stamp
+        s = (bpy.data.scenes.get(self.scene_name) or context.scene).atelier_nca
+        s.previews_shown += 1
+        for window in getattr(context.window_manager, "windows", []):
+            for area in window.screen.areas:
+                if area.type == "NODE_EDITOR":
+                    area.tag_redraw()
+
+    def modal(self, context, event):
+        if event.type == "TIMER":
+            self.refresh_preview(context)
+        return super().modal(context, event)
+
+    def execute(self, context):  # no window (tests, blender -b): the same previews, as messages arrive
+        job = self._start(context)
+        if job is None:
+            return {"CANCELLED"}
+        job.wait(on_message=lambda message: self.refresh_preview(context))
+        self.refresh_preview(context)
+        return self._conclude(context, job)
 
     def _keep(self, context, message):
         s = (bpy.data.scenes.get(self.scene_name) or context.scene).atelier_nca
@@ -131,8 +225,9 @@ class ATELIER_OT_nca_train(WorkerOperator, bpy.types.Operator):
         return message
 
     def finish(self, context, summary):
+        note = f" ({summary['note']})" if summary.get("note") else ""
         self.report({"INFO"}, self._keep(context, f"μNCA trained: {summary['iterations']} iterations, "
-                                                  f"model {summary['model']}"))
+                                                  f"model {summary['model']}{note}"))
         return {"FINISHED"}
 
     def cancelled(self, context, figures):
@@ -332,9 +427,18 @@ class ATELIER_PT_nca_train(NCAPanel, bpy.types.Panel):
             layout.template_ID(s, "image", open="image.open")
         else:
             layout.prop(s, "file")
+        if s.exemplar_note:
+            box = layout.box().column(align=True)
+            for k, line in enumerate(textwrap.wrap(s.exemplar_note, 44)):
+                box.label(text=line, icon="INFO" if k == 0 else "BLANK1")
         layout.prop(s, "params")
         layout.prop(s, "minutes")
         layout.operator(ATELIER_OT_nca_train.bl_idname, icon="PLAY")
+        preview = preview_icon()
+        if preview is not None and s.previews_shown:
+            column = layout.column(align=True)
+            column.label(text="The texture as it grows (Esc stops and keeps it):")
+            column.template_icon(icon_value=preview.icon_id, scale=8.0)
         if s.last_message:
             layout.label(text=s.last_message, icon="INFO")
 
@@ -360,3 +464,6 @@ def register():
 
 def unregister():
     unregister_classes(classes, "atelier_nca")
+    collection = _previews.pop("collection", None)
+    if collection is not None:
+        bpy.utils.previews.remove(collection)

@@ -94,3 +94,29 @@ def test_osl_node_renders_the_baked_texture_in_cycles(blender, tmp_path):
     expected = np.where(baked <= 0.04045, baked / 12.92, ((baked + 0.055) / 1.055) ** 2.4)  # sRGB image, linearised
     assert np.abs(rendered - expected).max() <= 1e-3
 
+
+
+def test_training_shows_the_texture_growing_and_says_in_the_style_of(blender, tmp_path):
+    """An exemplar with no repeating structure (a sky above, ground below, a face) still trains; the
+    panel says before and after that the result is a texture in the style of the image, and the
+    texture's previews arrive in the panel's preview icon while it trains."""
+    bpy = blender
+    from bl_ext.atelier_dev.atelier.addon import nca as addon_nca
+    from core.imageio import write_image
+    y, x = np.mgrid[0:96, 0:96] / 96
+    portrait = np.stack([y, 0.3 + 0 * x, 1 - y], -1)
+    portrait[30:70, 35:60] = (0.9, 0.7, 0.6)
+    s = bpy.context.scene.atelier_nca
+    s.exemplar_source, s.file = "FILE", str(write_image(tmp_path / "portrait.png", portrait))
+    assert "in the style of the image" in s.exemplar_note  # shown as soon as the file is chosen
+    s.params, s.minutes = "68", 0.05
+    assert bpy.ops.atelier.nca_train() == {"FINISHED"}
+    assert Path(s.model).is_file()
+    assert "in the style of the image" in s.last_message and "in the style of the image" in s.exemplar_note
+    assert s.previews_shown >= 1
+    preview = addon_nca.preview_icon()
+    assert tuple(preview.image_size) == (128, 128)  # the training grid
+    pixels = np.array(preview.image_pixels_float)
+    assert pixels.size == 128 * 128 * 4 and np.ptp(pixels.reshape(-1, 4)[:, :3]) > 0
+    s.file = str(Path(__file__).resolve().parents[1] / "core/assets/nca/exemplars/spots.png")
+    assert s.exemplar_note == ""  # a pattern that tiles: no note

@@ -132,6 +132,19 @@ def tiling_figures(image):
     return {"seam": round(seam, 3), "nonstationary": round(nonstationary, 3)}
 
 
+def as_exemplar(image, size=SIZE):
+    """An image (H, W, C) in [0, 1] as training sees it: RGB (grey repeated, alpha dropped), its
+    shorter side reduced to at most ``size`` by area averaging.  Numpy only (Blender)."""
+    from .resample import area_resize
+    image = np.asarray(image, np.float32)
+    image = image[:, :, :3] if image.shape[2] >= 3 else np.repeat(image[:, :, :1], 3, 2)
+    height, width = image.shape[:2]
+    if min(height, width) > size:  # averaged over each output pixel's area (OpenCV's INTER_AREA)
+        factor = size / min(height, width)
+        image = area_resize(image, round(height * factor), round(width * factor))
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
 def style_note(image):
     """The sentence the artist should read before training on ``image``, or None when it is a
     texture that tiles: μNCA textures always tile and never copy, so an image with no repeating

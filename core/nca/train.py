@@ -33,9 +33,9 @@ from ..device import torch_device
 from ..errors import AtelierError, Cancelled
 from ..imageio import read_image
 from . import fast, files, kernels
+from .exemplars import as_exemplar
 from .model import MicroNCA, eager_step, rgb, step
 from .quantize import quantize, weight_scales
-from .resample import area_resize
 from .rule import channels_for, parameter_count, seed_state
 
 MIN_SIDE, MAX_SIDE = 32, 8192
@@ -55,11 +55,7 @@ def load_exemplar(path, size=128):
     if max(height, width) > MAX_SIDE:
         raise AtelierError(f"{path}: exemplar is {width}x{height} pixels; crop it to at most "
                            f"{MAX_SIDE} pixels a side (a texture exemplar needs only a few hundred)")
-    image = image[:, :, :3] if image.shape[2] >= 3 else np.repeat(image[:, :, :1], 3, 2)
-    if min(height, width) > size:  # averaged over each output pixel's area (OpenCV's INTER_AREA)
-        factor = size / min(height, width)
-        image = area_resize(image, round(height * factor), round(width * factor))
-    return np.clip(image, 0, 1).astype(np.float32)
+    return as_exemplar(image, size)
 
 
 class SlicedWasserstein:
