@@ -51,7 +51,9 @@ def test_nca_render_and_export(folder):
     assert "shader" in Path(summary["files"][0]).read_text()
 
 
-def test_sketch_sample_and_eval(folder):
+def test_sketch_sample_and_eval(tmp_path):
+    folder = tmp_path / f"ünïcødé{BAD}"  # both kinds in one name: one run of the slower commands
+    folder.mkdir()
     model = folder / f"kanjï{BAD}.safetensors"
     shutil.copyfile(KANJI, model)
     data = folder / f"drawings{BAD}"
@@ -68,7 +70,9 @@ def test_sketch_sample_and_eval(folder):
     assert summary["sketches"] >= 4 and np.isfinite(summary["recon_loss"])
 
 
-def test_strokes_paint(folder):
+def test_strokes_paint(tmp_path):
+    folder = tmp_path / f"ünïcødé{BAD}"
+    folder.mkdir()
     image = folder / f"ïnk{BAD}.png"
     ink = np.ones((64, 64, 3), np.float32)
     ink[20:44, 30:34] = 0
@@ -80,7 +84,9 @@ def test_strokes_paint(folder):
     assert Path(summary["svg"]) == folder / f"p{BAD}.svg"
 
 
-def test_stylize_run_on_a_folder_of_such_names(folder):
+def test_stylize_run_on_a_folder_of_such_names(tmp_path):
+    folder = tmp_path / f"ünïcødé{BAD}"
+    folder.mkdir()
     from core.cli import run_command
     from core.progress import SilentProgress
     frames = folder / f"främes{BAD}"
