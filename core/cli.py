@@ -69,6 +69,9 @@ def run_command(argv, progress):
     group = argv[0] if argv and argv[0] in GROUPS else None
     args = build_parser(only=group).parse_args(argv)
     use_threads(getattr(args, "threads", None))
+    if isinstance(getattr(args, "seed", None), int) and not 0 <= args.seed < 2 ** 32:
+        # numpy refuses negative seeds, torch those past 64 bits: a message, not a traceback
+        raise AtelierError(f"--seed {args.seed}: must lie in [0, {2 ** 32 - 1}]")
     started = time.monotonic()
     summary = args.run(args, progress) or {}
     summary.setdefault("command", f"{args.group} {args.command}")

@@ -82,6 +82,20 @@ def test_nca_model_from_a_fifo_a_device_or_a_huge_binary(tmp_path):
     assert time.monotonic() - started < 5
 
 
+def test_seeds_out_of_range_are_clear_errors(tmp_path):
+    """Found by the 10,000-input run (cli:107): `sketch eval --seed 99999999999999999999` ended in
+    torch's OverflowError, and `nca render --seed -1` in numpy's ValueError."""
+    from core.cli import run_command
+    from core.progress import SilentProgress
+    model = ROOT / "core/assets/nca/presets/stripes.safetensors"
+    for seed in ("-1", "9" * 20):
+        for argv in (["nca", "render", str(model), "--size", "8", "--steps", "1", "-o", str(tmp_path / "x.png")],
+                     ["sketch", "eval", "kanji", str(tmp_path / "none.ndjson")]):
+            with pytest.raises(AtelierError, match=f"--seed {seed}: must lie in"):
+                run_command([*argv, f"--seed={seed}"], SilentProgress())
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_frame_numbers_far_apart_are_checked_in_one_pass(tmp_path):
     from core.stylize.frames import frame_files
     for name in ("f0.png", "f99999999999.png"):
