@@ -11,6 +11,7 @@ Sidebar tab "Atelier ▸ Stylise" in the Image editor and the Sequencer:
   as the animation render writes it, also in ``blender -b``.
 * *Ray cluster* (preferences): Stylise with Model runs ``atelier stylize run ... --ray ADDRESS --resume``
   (docs/scale.md); a run stopped by Esc, an error or a crash continues in the same folder next time.
+  Stylise after render then hands the whole rendered sequence to the cluster when the render ends.
 """
 
 import importlib.util
@@ -474,7 +475,38 @@ def written_frames(folder):
     return sum(1 for p in Path(folder).glob("*.png") if not p.name.startswith("."))
 
 
-class ATELIER_OT_stylize_run(WorkerOperator, bpy.types.Operator):
+class RayRun:
+    """Mix-in for WorkerOperators that may run on the preference's cluster (``self.ray`` set by
+    ``worker_argv``, ``self.output_dir`` the folder continued by ``--resume``)."""
+
+    ray = None
+    output_dir = None
+    continues = "Stylise with Model continues there"
+
+    def ray_words(self):
+        """``--ray ADDRESS --resume [--num-gpus G]``, after checking the cluster can be used (else AtelierError)."""
+        self.ray, gpus = ray_cluster()
+        if self.ray is None:
+            raise AtelierError(f"Set a Ray cluster in {RAY_PREFERENCE}")
+        check_ray_cluster(self.ray)
+        return ["--ray", self.ray, "--resume", *(["--num-gpus", f"{gpus:g}"] if gpus else [])]
+
+    def _apply(self, context, job):
+        result = job.result
+        if self.ray and result and result.get("type") == "error" and "message" in result:
+            job.result = {**result, "message": ray_message(result["message"], self.ray)}
+        return super()._apply(context, job)
+
+    def cancelled(self, context, figures):
+        if not self.ray or self.output_dir is None:
+            return None
+        done = written_frames(self.output_dir)
+        if not done:
+            return shown(f"Cancelled before a frame was finished; {self.continues}: {self.output_dir}")
+        return shown(f"Cancelled; {done} frames are done in {self.output_dir}, and {self.continues}")
+
+
+class ATELIER_OT_stylize_run(RayRun, WorkerOperator, bpy.types.Operator):
     """Stylise the frames with the trained model into a new folder and a new VSE strip (on the Ray cluster of
     the preferences when one is set)"""
 
@@ -493,40 +525,73 @@ class ATELIER_OT_stylize_run(WorkerOperator, bpy.types.Operator):
         frames, output, motion = _sequence_words(settings)
         model = chosen_model(settings.model, "stylize")
         self.scene_name = context.scene.name
-        self.ray, gpus = ray_cluster()
-        if self.ray is None:
+        if ray_cluster()[0] is None:
             return ["stylize", "run", str(model), "--frames", str(frames), *motion, "-o", str(output)]
-        check_ray_cluster(self.ray)
+        ray_words = self.ray_words()
         # the folder of an unfinished cluster run of these frames is continued: --resume skips every frame
         # whose manifest record matches (same model, frames, motion), and redoes the others
         unfinished = _abs(settings.resume_output)
         if settings.resume_frames == str(frames) and unfinished and unfinished.is_dir():
             output = unfinished
         settings.resume_frames, settings.resume_output = str(frames), str(output)
-        self.output = output
-        gpu_words = ["--num-gpus", f"{gpus:g}"] if gpus else []
-        return ["stylize", "run", str(model), "--frames", str(frames), *motion, "-o", str(output),
-                "--ray", self.ray, "--resume", *gpu_words]
-
-    def _apply(self, context, job):
-        result = job.result
-        if getattr(self, "ray", None) and result and result.get("type") == "error" and "message" in result:
-            job.result = {**result, "message": ray_message(result["message"], self.ray)}
-        return super()._apply(context, job)
-
-    def cancelled(self, context, figures):
-        if not getattr(self, "ray", None):
-            return None
-        done = written_frames(self.output)
-        if not done:
-            return f"Cancelled before a frame was finished; Stylise with Model continues in {self.output}"
-        return f"Cancelled; {done} frames are done in {self.output}, and Stylise with Model continues there"
+        self.output_dir = output
+        return ["stylize", "run", str(model), "--frames", str(frames), *motion, "-o", str(output), *ray_words]
 
     def finish(self, context, summary):
         scene = bpy.data.scenes.get(self.scene_name) or context.scene
-        if getattr(self, "ray", None) and scene.atelier_stylize.resume_output == summary["output"]:
+        if self.ray and scene.atelier_stylize.resume_output == summary["output"]:
             scene.atelier_stylize.resume_frames = scene.atelier_stylize.resume_output = ""
         return _finish_output(self, scene, summary, "Stylised")
+
+
+def position_ranges(files, wanted):
+    """``--only`` words for the files named in ``wanted``: their 0-based positions in ``files`` as ranges A-B."""
+    names = {Path(p).name for p in wanted}
+    positions = [i for i, p in enumerate(files) if p.name in names]
+    ranges, start = [], None
+    for k, i in enumerate(positions):
+        if start is None:
+            start = i
+        if k + 1 == len(positions) or positions[k + 1] != i + 1:
+            ranges.append(f"{start}-{i}" if i > start else str(i))
+            start = None
+    return ",".join(ranges)
+
+
+class ATELIER_OT_stylize_render_on_ray(RayRun, WorkerOperator, bpy.types.Operator):
+    """Stylise the frames an animation render wrote, on the Ray cluster of the preferences, into
+    '<render folder>_stylised' (Stylise after render runs it when the render ends)"""
+
+    bl_idname = "atelier.stylize_render_on_ray"
+    bl_label = "Stylise Render on Ray"
+    bl_options = {"REGISTER"}  # changes no Blender data
+    needs = NEEDS
+    continues = "rendering again continues there"
+
+    frames: bpy.props.StringProperty(name="Frames", subtype="DIR_PATH", options={"SKIP_SAVE"},
+                                     description="The folder the render wrote its frames into")
+    only: bpy.props.StringProperty(name="Only", options={"SKIP_SAVE"},
+                                   description="Positions of the rendered frames in that folder, e.g. 0-23")
+    model: bpy.props.StringProperty(name="Model", subtype="FILE_PATH", options={"SKIP_SAVE"},
+                                    description="The stylisation model file")
+
+    @classmethod
+    def unavailable(cls, context):
+        if ray_cluster()[0] is None:
+            return f"Set a Ray cluster in {RAY_PREFERENCE}"
+        return super().unavailable(context) or ray_unavailable()
+
+    def worker_argv(self, context):
+        model, frames = chosen_model(self.model, "stylize"), Path(self.frames)
+        ray_words = self.ray_words()
+        self.output_dir = frames.with_name(frames.name + "_stylised")
+        return ["stylize", "run", str(model), "--frames", str(frames), *(["--only", self.only] if self.only else []),
+                "-o", str(self.output_dir), *ray_words]
+
+    def finish(self, context, summary):
+        self.report({"INFO"}, shown(f"Stylised {summary.get('frames', '?')} rendered frames on the Ray cluster into "
+                                    f"{summary['output']}"))
+        return {"FINISHED"}
 
 
 class RenderFollower:
@@ -581,6 +646,7 @@ class RenderFollower:
 
 
 _followers = {}  # scene name -> the RenderFollower of the render in progress
+_ray_renders = {}  # scene name -> the frames written so far, stylised on the Ray cluster when the render ends
 
 
 def _report(message):
@@ -595,6 +661,9 @@ def stylize_written_frame(scene):
     if not written.is_file() or model is None:
         _report(f"Stylise after render skipped for {written} (no such frame file or no model)")
         return
+    if ray_cluster()[0]:  # the whole rendered sequence goes to the cluster at the end (submit_render_to_ray)
+        _ray_renders.setdefault(scene.name, []).append(written)
+        return
     follower = _followers.get(scene.name)
     if follower is None:
         try:
@@ -606,7 +675,36 @@ def stylize_written_frame(scene):
     follower.add(written)
 
 
+def submit_render_to_ray(scene, written):
+    """Stylise the frames a finished render wrote on the Ray cluster: at once in ``blender -b`` (the farm's job
+    ends when they are done), else as a modal job from the main thread (progress bar, Esc cancels)."""
+    folder = written[0].parent
+    arguments = dict(frames=str(folder), only=position_ranges(frame_files(folder), written),
+                     model=scene.atelier_stylize.model)
+
+    def run():
+        window = None if bpy.app.background else next(iter(bpy.context.window_manager.windows), None)
+        try:
+            if window is None:
+                with bpy.context.temp_override(scene=scene):
+                    bpy.ops.atelier.stylize_render_on_ray(**arguments)
+            else:
+                with bpy.context.temp_override(window=window, scene=scene):
+                    bpy.ops.atelier.stylize_render_on_ray("INVOKE_DEFAULT", **arguments)
+        except (RuntimeError, AtelierError) as error:  # reported by the operator; said here for the log too
+            _report(f"Stylise after render on the Ray cluster failed: {shown(str(error))}")
+        return None
+
+    if bpy.app.background:
+        run()
+    else:  # render handlers may run outside the main thread; operators belong on it
+        bpy.app.timers.register(run, first_interval=0.1)
+
+
 def end_render(scene, cancel=False):
+    written = _ray_renders.pop(scene.name, None)
+    if written and not cancel:
+        submit_render_to_ray(scene, written)
     follower = _followers.pop(scene.name, None)
     if follower is not None:
         problem = follower.finish(cancel)
@@ -696,14 +794,14 @@ class ATELIER_PT_stylize_output(bpy.types.Panel):
 
     def draw(self, context):
         self.layout.prop(context.scene.atelier_stylize, "model")
-        if ray_cluster()[0]:  # a stream of frames as they are rendered, not a whole sequence to hand out
-            self.layout.label(text="Runs here, frame by frame as rendered (not on the Ray cluster)", icon="INFO")
+        if ray_cluster()[0]:
+            self.layout.label(text="On the Ray cluster (Preferences) when the render ends", icon="NETWORK_DRIVE")
 
 
 classes = (
     AtelierStylizeKeyframe, AtelierStylizeSettings, ATELIER_OT_stylize_render_motion,
     ATELIER_OT_stylize_keyframe_add, ATELIER_OT_stylize_keyframe_remove, ATELIER_UL_keyframes, ATELIER_OT_stylize_train,
-    ATELIER_OT_stylize_run, *panels, ATELIER_PT_stylize_output,
+    ATELIER_OT_stylize_run, ATELIER_OT_stylize_render_on_ray, *panels, ATELIER_PT_stylize_output,
 )
 
 
@@ -717,6 +815,7 @@ def unregister():
     for name, handler in HANDLERS:
         if handler in getattr(bpy.app.handlers, name):
             getattr(bpy.app.handlers, name).remove(handler)
+    _ray_renders.clear()
     for scene_name in list(_followers):
         _followers.pop(scene_name).finish(cancel=True)
     unregister_classes(classes, "atelier_stylize")

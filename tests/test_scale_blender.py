@@ -1,12 +1,14 @@
 """Stylise with Model from Blender on a Ray cluster: the REAL loopback cluster of tests/test_scale.py
 (`ray start --head` on 127.0.0.1, 2 worker slots, stopped by its process ids), the "Ray cluster"
-preference set; the operator's frames equal those of the same operator run here; Esc keeps the frames
-done and the next run continues that folder; an unreachable or malformed address is reported naming
-the preference."""
+preference set; Stylise with Model's frames equal those of the local run; Esc keeps the frames done and
+the next run continues that folder; Stylise after render hands the rendered frames to the cluster when
+the render ends; an unreachable or malformed address is reported naming the preference, and without
+Ray in Blender's Python the button is greyed out."""
 
 import importlib
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ from core.progress import SilentProgress
 from core.scale.cluster import free_port
 from core.scale.stylize import MANIFEST
 from test_scale import make_sequence, names, ray_cluster, same_frames, wait_for  # noqa: F401 (ray_cluster: fixture)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "demo"))  # demo/stylize.py: build_scene
 
 FRAMES = 8
 
@@ -80,6 +84,20 @@ def test_stylise_with_model_on_the_ray_cluster(blender, ray_cluster, tmp_path): 
     assert names(unfinished) == names(here)
     same_frames(unfinished, here, names(here))
     assert settings.resume_output == "" and len(scene.sequence_editor.strips) == 1
+
+    # Stylise after render with the cluster set: what the render wrote goes to the cluster when it ends
+    from stylize import build_scene
+    rendered = build_scene(bpy, frames=3, size=32, samples=1)
+    rendered.atelier_stylize.after_render = True
+    rendered.atelier_stylize.model = str(model)
+    rendered.render.filepath = str(tmp_path / "farm" / "shot_")
+    bpy.ops.render.render(animation=True, scene=rendered.name)
+    farm = tmp_path / "farm_stylised"
+    assert names(farm) == ["shot_0001.png", "shot_0002.png", "shot_0003.png"]
+    assert len(list((farm / MANIFEST).glob("shot_*.json"))) == 3  # written by the cluster run, with records
+    run_command(["stylize", "run", str(model), "--frames", str(tmp_path / "farm"), "-o", str(tmp_path / "farm_here")],
+                SilentProgress())
+    same_frames(farm, tmp_path / "farm_here", names(farm))
 
     # a cluster that cannot be reached, or an address that is not one: told at once, naming the preference
     prefs.ray_address = f"127.0.0.1:{free_port()}"
