@@ -87,3 +87,13 @@ def test_blender_bake_of_a_diverging_model_is_refused_with_its_name(blender):
         with pytest.raises(RuntimeError, match="grows.safetensors: the int8 rule diverges"):
             bpy.ops.atelier.nca_bake()
     assert not [g for g in bpy.data.node_groups if g.name.startswith("μNCA")]
+
+
+def test_a_render_that_would_not_fit_in_memory_is_refused_first(tmp_path, monkeypatch, capsys):
+    """`nca render --size 8192` or `--frames 10000` held every array at once: refused before allocating."""
+    from core.nca import render
+    monkeypatch.setattr(render, "memory_budget", lambda: 1 << 30)
+    for extra, problem in ((["--size", 8192], "8192x8192"), (["--size", 256, "--frames", 10000], "fewer frames")):
+        code, summary = atelier(capsys, "render", PRESET, "--steps", 1, *extra, "-o", tmp_path / "big.png")
+        assert code == 2 and problem in summary["error"] and "GiB" in summary["error"]
+    assert not list(tmp_path.iterdir())

@@ -2,8 +2,13 @@
 
 import numpy as np
 
+from ..errors import AtelierError
+from ..validate import memory_budget
 from .rule import seed_state
 from .runtime import Runtime, to_rgb
+
+
+STEP_ARRAYS = 10  # state-sized float32 arrays a numpy step holds at once (s, y = [s, p, |s|, |p|], padding, terms)
 
 
 def run_states(model, size, steps, quantized=False, seed=0, frames=0, frame_steps=2, progress=None,
@@ -13,6 +18,12 @@ def run_states(model, size, steps, quantized=False, seed=0, frames=0, frame_step
     Returns the list of states: the one after ``steps`` steps, then ``frames`` more, each
     ``frame_steps`` steps apart (for animation).  ``runtime`` "torch" runs the same rule in torch.
     """
+    need = 4 * model.channels * size * size * (STEP_ARRAYS + frames)  # float32 bytes
+    if need > memory_budget():
+        raise AtelierError(f"a {size}x{size} μNCA texture of {model.channels} channels"
+                           f"{f' with {frames} states for the animation' if frames else ''} needs about "
+                           f"{need / 2 ** 30:.1f} GiB, more than the {memory_budget() / 2 ** 30:.1f} GiB this process "
+                           f"may use; choose a smaller size{' or fewer frames' if frames else ''}")
     w, b = model.weights(quantized)
     state = seed_state(np.random.default_rng(seed), 1, model.channels, size, size)[0]
     advance = _torch_advance(w, b) if runtime == "torch" else Runtime(w, b).run
