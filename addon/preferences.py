@@ -54,7 +54,8 @@ class AtelierPreferences(bpy.types.AddonPreferences):
 
     ray_address: bpy.props.StringProperty(
         name="Ray cluster",
-        description="Where Stylise with Model sends its frames. Empty: stylise on this computer. "
+        description="Where Stylise with Model (and Stylise after render, once the render ends) sends its frames. "
+                    "Empty: stylise on this computer. "
                     "auto: the Ray cluster this computer has joined (with ray start). "
                     "Or the address of the cluster's head computer, host:port (for example 10.0.0.5:6379). "
                     "The frames and output folders must be on storage every computer of the cluster sees. "
