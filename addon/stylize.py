@@ -645,8 +645,8 @@ class RenderFollower:
         return None if result["type"] in ("result", "cancelled") else result_message(result)
 
 
-_followers = {}  # scene name -> the RenderFollower of the render in progress
-_ray_renders = {}  # scene name -> the frames written so far, stylised on the Ray cluster when the render ends
+_followers: dict[str, "RenderFollower"] = {}  # scene name -> the RenderFollower of the render in progress
+_ray_renders: dict[str, list[Path]] = {}  # scene name -> frames written so far, for the cluster at the end
 
 
 def _report(message):

@@ -121,3 +121,11 @@ def test_ray_missing_greys_out_stylise_with_model(blender, tmp_path, monkeypatch
     assert not bpy.ops.atelier.stylize_run.poll()
     with pytest.raises(RuntimeError, match=r"Blender's Python has no Ray.*empty Ray cluster"):
         bpy.ops.atelier.stylize_run()
+
+
+def test_rendered_frames_as_position_ranges(blender):
+    stylize = importlib.import_module(f"{ADDON_MODULE}.addon.stylize")
+    files = [Path(f"/r/shot_{i:04d}.png") for i in range(1, 8)]
+    wanted = [Path("/r/shot_0001.png"), Path("/r/shot_0002.png"), Path("/r/shot_0003.png"), Path("/r/shot_0005.png"),
+              Path("/r/shot_0007.png")]
+    assert stylize.position_ranges(files, wanted) == "0-2,4,6"
