@@ -566,7 +566,7 @@ class ATELIER_OT_stylize_render_on_ray(RayRun, WorkerOperator, bpy.types.Operato
     bl_label = "Stylise Render on Ray"
     bl_options = {"REGISTER"}  # changes no Blender data
     needs = NEEDS
-    continues = "rendering again continues there"
+    continues = "`atelier stylize run ... --resume` into that folder continues it"
 
     frames: bpy.props.StringProperty(name="Frames", subtype="DIR_PATH", options={"SKIP_SAVE"},
                                      description="The folder the render wrote its frames into")
