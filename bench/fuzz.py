@@ -938,15 +938,30 @@ CLI_TEMPLATES = [
     ["sketch", "sample", "kanji", "-o", "{out}.svg", "-n", "1"],
     ["sketch", "eval", "{model}", "{data}", "--split", "train"],
     ["--help"], ["sketch", "sample", "--help"], ["--version"],
+    ["nca", "render", "{nca}", "--size", "16", "--steps", "8", "-o", "{out}.png"],
+    ["nca", "render", "{nca}", "--size", "8", "--steps", "4", "--frames", "2", "--quantized", "-o", "{out}.png"],
+    ["nca", "export", "{nca}", "--format", "osl", "--size", "8", "--steps", "4", "-o", "{out}.osl"],
+    ["nca", "export", "{badnca}", "--format", "glsl", "-o", "{out}.frag"],
+    ["nca", "export", "{nca}", "--format", "bin", "-o", "{out}.nca"],
 ]
 NASTY_WORDS = ["", "-1", "0", "1e999", "nan", "inf", "-inf", "99999999999999999999", "1000000000", "--help", "-h",
                "--hel", "--version", "--", "-", "x" * 5000, "--bogus", "-n", "-o", "\udcff.svg", "caf\udce9",
                "{fifo}", "{devzero}", "{folder}", "{missing}", "{nonutf8}", "{under_file}", "{model}", "{data}",
-               "{badmodel}", "sketch", "nca", "train", "kanji", "hershey", "名前.svg"]
+               "{badmodel}", "sketch", "nca", "train", "kanji", "hershey", "名前.svg", "{nca}", "{badnca}", "8192",
+               "--frames", "--quantized", "glsl", "bin", "render", "export"]
 
 
 def seeds_cli(folder):
     write_tiny_sketch_model(folder / "model.safetensors")
+    import numpy as np
+    from core.nca import files
+    from core.nca.quantize import to_binary
+    nca = files.load(ROOT / "core/assets/nca/presets/stripes.safetensors")
+    files.save(folder / "nca.safetensors", nca)
+    (folder / "nca.nca").write_bytes(to_binary(nca.quantized))
+    grows = np.zeros((4, 16), np.float32)
+    grows[:, :4] = 0.5 * np.eye(4)  # in the weights' range, yet its state overflows within 200 steps
+    files.save(folder / "grows.safetensors", files.from_float(grows, np.zeros(4), {"name": "grows"}))
     seeds_ndjson(folder)
     shutil.rmtree(folder / "_nasty")
     (folder / "raw.ndjson").unlink()
@@ -965,6 +980,11 @@ def _resolve(ctx, word):
     if word == "{badmodel}":
         data = mutate_model(ctx, (seeds / "model.safetensors").read_bytes())
         return str(ctx.file(data, f"bad{rng.randrange(1000)}.safetensors"))
+    if word == "{nca}":
+        return str(seeds / rng.choice(["nca.safetensors", "nca.nca", "grows.safetensors"]))
+    if word == "{badnca}":
+        source = seeds / rng.choice(["nca.safetensors", "nca.nca"])
+        return str(ctx.file(mutate_nca(ctx, source.read_bytes()), f"bad{rng.randrange(1000)}{source.suffix}"))
     if word == "{data}":
         return str(seeds / rng.choice(["cats.ndjson", "paths.svg", "groups.svg", "kanji.svg"]))
     if word.startswith("{out}"):
@@ -1008,7 +1028,10 @@ def mutate_argv(ctx, argv):
         elif op == 4:
             argv[at:at] = rng.choice([["-n", rng.choice(NASTY_WORDS)], ["--temperature", rng.choice(NASTY_WORDS)],
                                       ["--seed", rng.choice(NASTY_WORDS)], ["-o", rng.choice(NASTY_WORDS)],
-                                      ["--limit", rng.choice(NASTY_WORDS)], ["--int16"], ["--split", "valid"]])
+                                      ["--limit", rng.choice(NASTY_WORDS)], ["--int16"], ["--split", "valid"],
+                                      ["--size", rng.choice(NASTY_WORDS)], ["--steps", rng.choice(NASTY_WORDS)],
+                                      ["--frames", rng.choice(NASTY_WORDS)],
+                                      ["--format", rng.choice(["glsl", "shadertoy", "osl", "c", "bin", "x"])]])
         else:
             argv = argv[:at]
     return argv
@@ -1032,7 +1055,13 @@ def argv_nasties(ctx):
              ["sketch", "sample", "{model}", "-o", "{out}.svg", "--seed", "-1"],
              ["sketch", "sample", "{model}", "-o", "{out}.svg", "--seed", "9" * 400],
              ["sketch", "sample", "{badmodel}", "-o", "{out}.svg"], ["sketch", "eval", "{model}", "{fifo}"],
-             ["sketch", "eval", "{model}", "{devzero}"], ["sketch", "eval", "{badmodel}", "{data}"]]
+             ["sketch", "eval", "{model}", "{devzero}"], ["sketch", "eval", "{badmodel}", "{data}"],
+             ["nca", "render", "{devzero}", "-o", "{out}.png"], ["nca", "export", "{fifo}", "--format", "c", "-o", "{out}.c"],
+             ["nca", "render", "{nca}", "--size", "8192", "--steps", "1", "-o", "{out}.png"],
+             ["nca", "render", "{nca}", "--size", "64", "--frames", "10000", "-o", "{out}.png"],
+             ["nca", "render", "{nca}", "--size", "16", "-o", "{out}\udcff.png"],
+             ["nca", "export", "{nca}", "--format", "osl", "-o", "{folder}"],
+             ["nca", "render", "{nca}", "--seed", "-1", "-o", "{out}.png"]]
     return [(" ".join(case)[:60], (lambda case: lambda ctx: case)(case)) for case in cases]
 
 
