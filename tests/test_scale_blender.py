@@ -88,6 +88,7 @@ def test_stylise_with_model_on_the_ray_cluster(blender, ray_cluster, tmp_path): 
     # Stylise after render with the cluster set: what the render wrote goes to the cluster when it ends
     from stylize import build_scene
     rendered = build_scene(bpy, frames=3, size=32, samples=1)
+    rendered.cycles.use_denoising = False
     rendered.atelier_stylize.after_render = True
     rendered.atelier_stylize.model = str(model)
     rendered.render.filepath = str(tmp_path / "farm" / "shot_")
