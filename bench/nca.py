@@ -388,14 +388,23 @@ def train_set(args):
         options[key] = json.loads(value)
     results = {}
     with tempfile.TemporaryDirectory() as folder:
+        keep = Path(args.keep_models or folder)
+        keep.mkdir(parents=True, exist_ok=True)
         groups = [names] if args.together else [[n] for n in names]
         for group in groups:
-            summaries, models = train_many([SET / f"{n}.png" for n in group],
-                                           [Path(folder) / f"{n}.safetensors" for n in group],
-                                           params=args.params, minutes=args.minutes, seed=args.seed, **options)
+            if args.models:  # score models trained before (named after their exemplars)
+                models = [files.load(Path(args.models) / f"{n}.safetensors") for n in group]
+                summaries = [{"iterations": m.meta["training"]["iterations"],
+                              "seconds_per_iteration": round(m.meta["training"]["seconds"]
+                                                             / max(m.meta["training"]["iterations"], 1), 4)}
+                             for m in models]
+            else:
+                summaries, models = train_many([SET / f"{n}.png" for n in group],
+                                               [keep / f"{n}.safetensors" for n in group],
+                                               params=args.params, minutes=args.minutes, seed=args.seed, **options)
             for name, summary, model in zip(group, summaries, models):
                 figures, texture = set_figures(model, SET / f"{name}.png")
-                results[name] = {"kind": kinds[name], "iterations": summary["iterations"],
+                results[name] = {"kind": kinds[name], "params": model.params, "iterations": summary["iterations"],
                                  "seconds_per_iteration": summary["seconds_per_iteration"], **figures,
                                  "_texture": texture}
     if args.sheet:
@@ -406,7 +415,7 @@ def train_set(args):
                 r = results[name]
                 caption = [f"judge {r['normalized']:.2f}" if "normalized" in r else "no judge",
                            f"structure {r['structure']:.2f}", f"palette {r['palette_kept']}/{r['palette_colours']}",
-                           f"{args.params} par., {r['iterations']} it."]
+                           f"{r['params']} par., {r['iterations']} it."]
                 cells.append((name, read_image(SET / f"{name}.png", channels=3), r["_texture"], caption))
             rows.append((kind, cells))
         contact_sheet(args.sheet, rows)
@@ -418,7 +427,8 @@ def train_set(args):
     summary = {kind: {key: round(float(np.mean([r[key] for r in rs])), 3)
                       for key in ("normalized", "stats", "structure", "seconds_per_iteration") if key in rs[0]}
                for kind, rs in by_kind.items()}
-    return {"params": args.params, "minutes": args.minutes, "seed": args.seed, "together": args.together,
+    return {"params": args.params, "minutes": None if args.models else args.minutes, "models": args.models,
+            "seed": args.seed, "together": args.together,
             "options": options, "sheet": args.sheet, "exemplars": results, "by_kind": summary}
 
 
@@ -443,6 +453,8 @@ def main():
     parser.add_argument("--together", action="store_true", help="--set: train the exemplars side by side")
     parser.add_argument("--option", action="append", help="--set: a train_many option, key=JSON value")
     parser.add_argument("--sheet", help="--set: contact sheet PNG (exemplar beside result)")
+    parser.add_argument("--keep-models", help="--set: folder to keep the trained models in (NAME.safetensors)")
+    parser.add_argument("--models", help="--set: score the models in this folder instead of training")
     args = parser.parse_args()
     import torch
     torch.set_num_threads(args.threads)

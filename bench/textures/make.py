@@ -2,6 +2,7 @@
 
     python bench/textures/make.py            # rewrites bench/textures/*.png and kinds.json
     python bench/textures/make.py --cycles   # + a Cycles render of a procedural material (bpy)
+    python bench/textures/make.py --cycles --overview docs/images/nca_set.png   # + a picture of the set
 
 Four kinds, at least four exemplars each, picked before any model was trained on them:
 
@@ -249,6 +250,28 @@ def make(out=HERE, cycles=False):
     return kinds
 
 
+def overview(path, folder=HERE):
+    """One PNG of the set: a row per kind, each exemplar at its size with its name."""
+    import cv2
+    sys.path.insert(0, str(ROOT))
+    from core.imageio import read_image, write_image
+    names = kinds(folder)
+    rows = {}
+    for name, kind in names.items():
+        rows.setdefault(kind, []).append(name)
+    width = max(map(len, rows.values()))
+    sheet = np.ones((len(rows) * (SIZE + 20) + 4, 70 + width * (SIZE + 4), 3), np.float32)
+    for r, (kind, members) in enumerate(rows.items()):
+        top = 4 + r * (SIZE + 20)
+        cv2.putText(sheet, kind, (4, top + SIZE // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        for c, name in enumerate(members):
+            left = 70 + c * (SIZE + 4)
+            sheet[top:top + SIZE, left:left + SIZE] = read_image(Path(folder) / f"{name}.png", channels=3)[:SIZE, :SIZE]
+            cv2.putText(sheet, name, (left + 2, top + SIZE + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
+                        cv2.LINE_AA)
+    write_image(path, sheet)
+
+
 def kinds(folder=HERE):
     """{name: kind} of the exemplars present in ``folder``."""
     return json.loads((Path(folder) / "kinds.json").read_text())
@@ -257,5 +280,9 @@ def kinds(folder=HERE):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", action="store_true", help="also render the marble material with Cycles (bpy)")
+    parser.add_argument("--overview", help="also write one PNG of the whole set, a row per kind")
     args = parser.parse_args()
-    print(json.dumps(make(cycles=args.cycles)))
+    made = make(cycles=args.cycles)
+    if args.overview:
+        overview(args.overview)
+    print(json.dumps(made))
