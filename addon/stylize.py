@@ -678,13 +678,15 @@ def stylize_written_frame(scene):
 def submit_render_to_ray(scene, written):
     """Stylise the frames a finished render wrote on the Ray cluster: at once in ``blender -b`` (the farm's job
     ends when they are done), else as a modal job from the main thread (progress bar, Esc cancels)."""
-    folder = written[0].parent
-    arguments = dict(frames=str(folder), only=position_ranges(frame_files(folder), written),
-                     model=scene.atelier_stylize.model)
+    folder, model, scene_name = written[0].parent, scene.atelier_stylize.model, scene.name
 
     def run():
         window = None if bpy.app.background else next(iter(bpy.context.window_manager.windows), None)
+        scene = bpy.data.scenes.get(scene_name)
+        if scene is None:  # deleted meanwhile
+            return None
         try:
+            arguments = dict(frames=str(folder), only=position_ranges(frame_files(folder), written), model=model)
             if window is None:
                 with bpy.context.temp_override(scene=scene):
                     bpy.ops.atelier.stylize_render_on_ray(**arguments)
