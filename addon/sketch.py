@@ -6,6 +6,8 @@ user's drawings are only read.
 """
 
 
+from typing import Any
+
 import bpy
 import numpy as np
 from mathutils import Vector
@@ -120,7 +122,7 @@ def new_drawing(context, name, strokes, source=None, animate=None, offset=(0.0, 
 class SketchOperator:
     """Reports AtelierError in the status bar and cancels, instead of raising in Blender."""
 
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options: Any = {"REGISTER", "UNDO"}  # (a mixin: Blender checks the flags when the class registers)
     reads_active_drawing = True
 
     @classmethod
