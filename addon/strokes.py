@@ -27,6 +27,14 @@ class AtelierStrokesSettings(bpy.types.PropertyGroup):
                                                          ("FILE", "File", "An image file on disk")], default="IMAGE")
     image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image, description="The picture to redraw")
     filepath: bpy.props.StringProperty(name="File", subtype="FILE_PATH", description="The picture to redraw")
+    style: bpy.props.EnumProperty(
+        name="Style", default="FREE",
+        items=[("FREE", "Free strokes", "StrokeNet's agent draws the strokes, which are then polished against the "
+                                        "picture (any picture; a line drawing may get extra strokes)"),
+               ("LINES", "Line art", "The fewest clean strokes that redraw a line drawing: traced and drawn first "
+                                     "guesses, polished, joined where they continue each other, unneeded ones "
+                                     "removed (fast)")],
+        description="How the picture is redrawn")
     strokes: bpy.props.IntProperty(name="Strokes", default=8, min=1, max=32,
                                    description="At most this many strokes (fewer when a new one no longer helps)")
     colour: bpy.props.BoolProperty(name="Colour", default=False, description="Each stroke takes the picture's colour under it")
@@ -134,7 +142,8 @@ class ATELIER_OT_strokes_image_to_strokes(WorkerOperator, bpy.types.Operator):
         self.placement = placement(context, image)
         self.scene_name, self.frame = context.scene.name, context.scene.frame_current
         argv = ["strokes", "paint", str(path), "--strokes", str(settings.strokes), "--refine", str(settings.refine),
-                "--rounds", str(settings.rounds), "-o", str(svg), "--json", str(folder / "strokes.json")]
+                "--rounds", str(settings.rounds), "--mode", "lines" if settings.style == "LINES" else "agent",
+                "-o", str(svg), "--json", str(folder / "strokes.json")]
         return argv + (["--colour"] if settings.colour else []) + (["--invert"] if settings.invert else [])
 
     def finish(self, context, summary):
@@ -163,6 +172,7 @@ def _draw(layout, context):
         layout.template_ID(settings, "image", open="image.open")
     else:
         layout.prop(settings, "filepath")
+    layout.prop(settings, "style")
     layout.prop(settings, "strokes")
     column = layout.column(heading="Ink")
     column.prop(settings, "colour")
@@ -181,8 +191,10 @@ def _draw(layout, context):
 
 def _draw_polish(layout, context):
     settings = settings_of(context)
-    layout.prop(settings, "refine")
-    layout.prop(settings, "rounds")
+    column = layout.column()
+    column.active = settings.style == "FREE"     # line art polishes for a fixed short time
+    column.prop(settings, "refine")
+    column.prop(settings, "rounds")
 
 
 def _draw_svg(layout, context):

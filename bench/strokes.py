@@ -8,7 +8,19 @@
   characters, each as the agent alone and with the command's default inference refinement;
   inference seconds per image (CPU, timed under contention).
 
+* line art (``--sections lines``), issue 18: the held-out KanjiVG and Hershey characters drawn at
+  128 px by the painting program's pen, redrawn by the classical tracer (``core/strokes/tracer.py``:
+  skeleton, graph walk, joins, simplification; no learning) and by ``paint --mode lines`` (tracer and
+  agent first guesses, refined through the real painter, merged, pruned), both rendered by the real
+  painter at 128 px and scored by the judge and, beside it, by this file's own numpy implementation of
+  iou and chamfer (``own_iou``, ``own_chamfer``); strokes and seconds per image, whose first guess
+  won, and on how many images lines mode used no more strokes than the tracer and beat its iou.
+
+The held-out sets are those of ``core/strokes/data.py``: no test item equals a training item (the
+Hershey set lost its copies of training glyphs: 43 held-out glyphs, none seen by the shipped agent).
+
     .venv/bin/python bench/strokes.py [--count 40] [--refine 60] [--rounds 1] [--picture PNG] [--threads 2]
+                                      [--sections generator digits characters lines]
 
 ``--picture`` also writes the first 6 held-out kanji and Hershey glyphs: target, the agent alone, refined.
 """
@@ -16,6 +28,7 @@
 import argparse
 import importlib.util
 import json
+import os
 import sys
 import tempfile
 import time
@@ -30,9 +43,12 @@ sys.path.insert(0, str(ROOT))
 from core.imageio import write_image  # noqa: E402
 from core.strokes.agent import draw, load_agent  # noqa: E402
 from core.strokes.cli import ASSETS, REFINE, SHIPPED_GENERATOR  # noqa: E402
-from core.strokes.data import ink_images  # noqa: E402
+from core.strokes import lines as lines_mode  # noqa: E402
+from core.strokes import runtime as numpy_runtime  # noqa: E402
+from core.strokes import tracer  # noqa: E402
+from core.strokes.data import PEN_RADIUS, character_strokes, ink_images  # noqa: E402
 from core.strokes.generator import load_generator, stroke_batch  # noqa: E402
-from core.strokes.painter import ink_union, render_alpha  # noqa: E402
+from core.strokes.painter import ink_union, render_alpha, render_polylines  # noqa: E402
 
 BAR = {"digits_coverage": 0.7, "characters_coverage": 0.75, "characters_chamfer": 0.02}
 FIGURES = ("coverage", "precision", "iou", "chamfer")
@@ -85,6 +101,56 @@ def bench_agent(judge, agent_file, name, count, strokes, refine, rounds=1, shown
     return results
 
 
+def own_scores(target, drawn):
+    """iou and chamfer as the judge defines them, computed here independently (numpy, exact distances):
+    masks at 1/2, each grown by 1 % of the size for the iou; chamfer as a fraction of the diagonal."""
+    t, d = target > 0.5, drawn > 0.5
+    if not t.any() or not d.any():
+        return {"own_iou": 0.0, "own_chamfer": 1.0}
+    r = max(1, int(round(0.01 * max(t.shape))))
+    to_t, to_d = numpy_runtime.distance_to(t), numpy_runtime.distance_to(d)
+    grown_t, grown_d = to_t <= r, to_d <= r
+    iou = (grown_t & grown_d).sum() / (grown_t | grown_d).sum()
+    chamfer = (to_d[t].mean() + to_t[d].mean()) / 2 / np.hypot(*t.shape)
+    return {"own_iou": float(iou), "own_chamfer": float(chamfer)}
+
+
+def bench_lines(judge, name, count, strokes, size=128):
+    """The tracer and lines mode on ``count`` held-out characters of ``name`` drawn at ``size`` px."""
+    agent, _ = numpy_runtime.load_agent(ASSETS / "agent_recurrent.safetensors")
+    targets = [render_polylines(c, PEN_RADIUS, size) for c in character_strokes(name, "test")[:count]]
+    results, per_image, chosen = {}, {}, []
+    for label in ("tracer", "lines"):
+        drawings, used, seconds, cpu, own = [], [], 0.0, 0.0, []
+        for target in targets:
+            started, cpu_started = time.perf_counter(), time.process_time()
+            if label == "tracer":
+                points, brush = tracer.to_strokes(tracer.trace(target), size)
+            else:
+                points, brush, summary = lines_mode.draw_lines(target, strokes, agent)
+                chosen.append(summary["chosen"])
+            seconds += time.perf_counter() - started
+            cpu += time.process_time() - cpu_started
+            drawn = numpy_runtime.ink_union(numpy_runtime.render_alphas(points, brush, size)) if len(points) \
+                else np.zeros_like(target)
+            drawings.append(drawn)
+            used.append(len(points))
+            own.append(own_scores(target, drawn))
+        per_image[label] = (used, [judge.score(t > 0.5, d > 0.5) for t, d in zip(targets, drawings)])
+        results[label] = {**mean_scores(judge, targets, drawings),
+                          **{k: round(float(np.mean([o[k] for o in own])), 5) for k in own[0]},
+                          "images": len(targets), "strokes_per_image": round(float(np.mean(used)), 2),
+                          "seconds_per_image": round(seconds / len(targets), 4),
+                          "cpu_seconds_per_image": round(cpu / len(targets), 4)}
+        print(name, label, json.dumps(results[label]), file=sys.stderr, flush=True)
+    (t_used, t_scores), (l_used, l_scores) = per_image["tracer"], per_image["lines"]
+    results["lines_first_guess_chosen"] = {k: chosen.count(k) for k in ("tracer", "agent")}
+    results["lines_images_no_more_strokes_and_better_iou_than_tracer"] = sum(
+        lu <= tu and ls["iou"] > ts["iou"] for lu, tu, ls, ts in zip(l_used, t_used, l_scores, t_scores))
+    results["lines_images_more_strokes_than_tracer"] = sum(lu > tu for lu, tu in zip(l_used, t_used))
+    return results
+
+
 def refined_label(refine, rounds):
     return f"refined_{refine}" + (f"_rounds_{rounds}" if rounds > 1 else "")
 
@@ -107,9 +173,25 @@ def main():
     parser.add_argument("--picture", help="PNG of held-out characters: target, agent alone, refined")
     parser.add_argument("--rounds", type=int, default=1, help="refinement rounds of the recurrent agent")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 is faster on a busy machine)")
+    parser.add_argument("--sections", nargs="+", default=["generator", "agents", "lines"],
+                        choices=["generator", "agents", "lines"])
+    parser.add_argument("--strokes", type=int, default=8, help="lines mode: at most this many strokes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     score = judge()
+    result = {"load_average_start": [round(v, 2) for v in os.getloadavg()]}
+    if "lines" in args.sections:
+        result["line_art_128px"] = {
+            "note": "held-out characters drawn at 128 px with the data's pen; tracer = skeleton, graph walk, joins, "
+                    "RDP (no learning); lines = paint --mode lines (tracer + agent first guesses, refined through "
+                    "the real painter, merged, pruned; numpy); both rendered by the real painter at 128 px; "
+                    "seconds: wall clock on a 2-core machine shared with other jobs (see load_average); cpu_seconds: "
+                    "this process's CPU time (all its threads), which leaves out the time other jobs held the cores",
+            **{name: bench_lines(score, name, args.count, args.strokes) for name in ("kanji", "hershey")}}
+    if args.sections == ["lines"]:
+        result["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+        print(json.dumps(result))
+        return
     generator, meta = load_generator(SHIPPED_GENERATOR)
     points, brush, target = stroke_batch(np.random.default_rng(12345), 64, "cpu")
     with torch.no_grad():
@@ -129,6 +211,7 @@ def main():
                 "characters_coverage": all(r["coverage"] >= BAR["characters_coverage"] for r in characters),
                 "characters_chamfer": all(r["chamfer"] <= BAR["characters_chamfer"] for r in characters)}
     print(json.dumps({
+        **result, "load_average_end": [round(v, 2) for v in os.getloadavg()],
         "note": f"CPU, {args.threads} torch thread(s) on a 2-core machine shared with other jobs (timings under "
                 "contention); strokes rendered by the real painter at 64 px and scored by shared/eval/stroke_score.py",
         "generator": {**fidelity, "training": meta["training"]},

@@ -45,6 +45,18 @@ def test_image_to_strokes_makes_a_new_drawing_and_leaves_the_image_alone(blender
     assert np.abs(points[:, 2]).max() < 1e-4 and 3.4 < points[:, 0].mean() < 6.6
 
 
+def test_line_art_style_draws_the_cross_as_two_clean_strokes(blender):
+    bpy = blender
+    from bl_ext.atelier_dev.atelier.addon import gpencil
+    image = cross_image(bpy, "Lines")
+    settings = bpy.context.scene.atelier_strokes
+    settings.image, settings.strokes, settings.style = image, 6, "LINES"
+    assert bpy.ops.atelier.strokes_image_to_strokes() == {"FINISHED"}
+    drawing = bpy.context.active_object
+    assert drawing.type == "GREASEPENCIL" and drawing.name.startswith("Lines")
+    assert len(gpencil.read_strokes(drawing)) == 2
+
+
 def test_bad_input_is_reported_not_raised_as_a_traceback(blender):
     bpy = blender
     from bl_ext.atelier_dev.atelier.addon.images import array_to_image

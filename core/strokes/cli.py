@@ -3,7 +3,7 @@
     atelier strokes train-generator -o GEN [--minutes M]
     atelier strokes train-agent --generator GEN --data digits|kanji|hershey|shapes|DIR -o AGENT [--recurrent --steps K]
     atelier strokes paint IMAGE [--agent AGENT] [--strokes K] [--invert] [--runtime auto|numpy|torch]
-                                -o OUT.svg --png OUT.png [--json OUT.json]
+                                [--mode agent|lines] [--time-limit S] -o OUT.svg --png OUT.png [--json OUT.json]
 
 ``paint`` needs neither torch nor OpenCV: without torch (Blender's own Python) it runs the numpy
 runtime (``runtime.py``); the training commands need torch.
@@ -26,6 +26,7 @@ MAX_PIXELS = 8192 * 8192
 MAX_RENDER = 1024
 REFINE = 60        # default refinement steps: held-out judge coverage 0.83-0.92 at 30, 0.97 at 60 (bench/strokes.py)
 RUNTIMES = ("auto", "numpy", "torch")
+MODES = ("agent", "lines")
 
 
 def _torch():
@@ -97,15 +98,24 @@ def choose_runtime(runtime):
 
 
 def image_to_strokes(image, name, agent_path=None, strokes=8, invert=None, colour=False, refine=REFINE, rounds=1,
-                     progress=None, runtime="auto"):
+                     progress=None, runtime="auto", mode="agent", time_limit=None):
     """An RGB(A) float image -> dict of strokes in the agent's [-1, 1] frame plus the framing needed to place them.
 
     Returns ``{"points", "brush", "colours", "side", "inverted", "runtime"}``; points cover the
-    centred square of side ``side`` (pixels) that holds the picture.  ``runtime`` (see
-    :func:`choose_runtime`) picks the torch code (``agent.draw``) or its numpy twin (``runtime.draw``).
+    centred square of side ``side`` (pixels) that holds the picture.  ``mode`` "agent": the agent's
+    strokes refined ``refine`` steps; ``runtime`` (see :func:`choose_runtime`) picks the torch code
+    (``agent.draw``) or its numpy twin (``runtime.draw``).  ``mode`` "lines": line art from every first
+    guess (``lines.draw_lines``: tracer and agent, refined, merged, pruned; numpy alone, within
+    ``time_limit`` seconds of refinement), adding ``"chosen"`` (whose first guess won).
     """
     from . import runtime as numpy_runtime
     from .data import prepare, to_square
+    if mode not in MODES:
+        raise AtelierError(f"--mode {mode}: choose one of {', '.join(MODES)}")
+    if time_limit is not None and not time_limit > 0:
+        raise AtelierError(f"--time-limit must be more than 0 seconds (got {time_limit})")
+    if mode == "lines":
+        return _lines(image, name, agent_path, strokes, invert, colour, time_limit)
     runtime = choose_runtime(runtime)
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
         raise AtelierError(f"{name}: image is too large ({image.shape[1]}x{image.shape[0]}); "
@@ -136,21 +146,49 @@ def image_to_strokes(image, name, agent_path=None, strokes=8, invert=None, colou
             "runtime": runtime}
 
 
+def _lines(image, name, agent_path, strokes, invert, colour, time_limit):
+    """``image_to_strokes`` in mode "lines" (numpy alone, whatever is installed)."""
+    from . import runtime as numpy_runtime
+    from .data import prepare, to_square
+    from .lines import WORK, draw_lines
+    if image.shape[0] * image.shape[1] > MAX_PIXELS:
+        raise AtelierError(f"{name}: image is too large ({image.shape[1]}x{image.shape[0]}); "
+                           f"at most {MAX_PIXELS // 1_000_000} megapixels")
+    if strokes < 1:
+        raise AtelierError(f"--strokes must be at least 1 (got {strokes})")
+    ink, side, inverted = prepare(image, name, invert, size=WORK)
+    agent, _ = numpy_runtime.load_agent(agent_path or SHIPPED_AGENT)
+    points, brush, summary = draw_lines(ink, strokes, agent if agent.recurrent else None, time_limit=time_limit)
+    colours = np.zeros((len(points), 3), np.float32)
+    if colour and image.shape[2] >= 3 and len(points):
+        rgb = to_square(image[:, :, :3], WORK)
+        for k, alpha in enumerate(numpy_runtime.render_alphas(points, brush, WORK)):
+            mask = (alpha > 0.5) & (ink > 0.25)
+            if mask.any():
+                colours[k] = np.median(rgb[mask], axis=0)
+    return {"points": points, "brush": brush, "colours": colours, "side": side, "inverted": inverted,
+            "runtime": "numpy", "chosen": summary["chosen"]}
+
+
 def paint_command(args, progress):
     from ..imageio import read_image, write_image
     from .runtime import grease_pencil_strokes, render, resize_bilinear, to_svg
     svg = _output(args.output, (".svg",))
+    mode = getattr(args, "mode", "agent")      # callers building their own arguments may leave it out
     progress.stage("drawing")
     image = read_image(args.image)
     h, w = image.shape[:2]
     result = image_to_strokes(image, args.image, args.agent, args.strokes, True if args.invert else None,
-                              args.colour, args.refine, args.rounds, progress, args.runtime)
+                              args.colour, args.refine, args.rounds, progress, args.runtime, mode,
+                              getattr(args, "time_limit", None))
     progress.stage("writing", 3)
     side = result["side"]
     crop = ((side - w) // 2, (side - h) // 2, w, h)
     write_text_atomic(svg, to_svg(result["points"], result["brush"], side, result["colours"], crop=crop))
     summary = {"svg": str(svg), "strokes": len(result["points"]), "inverted": result["inverted"],
-               "runtime": result["runtime"]}
+               "runtime": result["runtime"], "mode": mode}
+    if "chosen" in result:
+        summary["first_guess"] = result["chosen"]
     progress.update(1)
     if args.png:
         png = _output(args.png, (".png",))
@@ -211,6 +249,10 @@ def register(commands):
                    help=f"gradient steps through the real painter (default {REFINE}; 0: the agent alone)")
     p.add_argument("--rounds", type=int, default=1,
                    help="refinement rounds: after each, the agent may add strokes where pruned ones were (default 1)")
+    p.add_argument("--mode", choices=MODES, default="agent",
+                   help="agent: the agent's strokes refined (default); lines: line art, the fewest clean strokes "
+                        "from the tracer's and the agent's first guesses, refined, merged and pruned (numpy)")
+    p.add_argument("--time-limit", type=float, help="lines mode: at most this many seconds of refinement")
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",
                    help="torch, or numpy alone (what Blender's own Python has); auto: torch where installed")
     p.add_argument("-o", "--output", required=True, help="SVG file")
