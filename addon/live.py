@@ -26,7 +26,7 @@ from .jobs import result_message, start_worker
 from .library import select
 from .preferences import models_dir
 from .registration import register_classes, unregister_classes
-from .stylize import frame_position, training_unavailable_for_stylise
+from .stylize import frame_position, stylised_scene, training_unavailable_for_stylise
 
 TICK_SECONDS = 0.2
 STALL_SECONDS = 0.1
@@ -136,7 +136,9 @@ class LiveSession:
                 image.reload()
 
     def _add_strip(self, scene, name, path, position):
-        """The preview as an image strip at its frame, in the channel above every other strip."""
+        """The preview as an image strip at its frame, in the channel above every other strip of the
+        scene's stylised_scene (never the scene itself, which would then render the strips)."""
+        scene = stylised_scene(scene, bpy.context)
         editor = scene.sequence_editor or scene.sequence_editor_create()
         channel = max((strip.channel for strip in editor.strips_all), default=0) + 1
         digits = "".join(ch for ch in self.files[position].stem if ch.isdigit())

@@ -162,11 +162,33 @@ def _encodes(text):
         return False
 
 
-def add_sequence_strip(scene, folder, name):
-    """A NEW image strip of ``folder``'s PNGs in the channel above every existing strip."""
+def stylised_scene(scene, context=None):
+    """The scene that holds Atelier's strips for ``scene``, "<scene> · Stylised", made on first use with
+    ``scene``'s size, frame rate and range, and shown in the Sequencer of the current workspace.
+
+    Never ``scene`` itself: a scene with strips renders its strips instead of its 3D view, so a
+    stylised strip there would replace the artist's next render (and Render with Motion's frames)."""
+    name = f"{scene.name} · Stylised"
+    strips = bpy.data.scenes.get(name)
+    if strips is None:
+        strips = bpy.data.scenes.new(name)
+        for key in ("resolution_x", "resolution_y", "resolution_percentage", "fps", "fps_base"):
+            setattr(strips.render, key, getattr(scene.render, key))
+        strips.frame_start, strips.frame_end = scene.frame_start, scene.frame_end
+        strips.view_settings.view_transform = "Standard"  # the PNGs are display-referred already
+    workspace = getattr(context, "workspace", None) if context is not None else None
+    if workspace is not None and hasattr(workspace, "sequencer_scene"):
+        workspace.sequencer_scene = strips
+    return strips
+
+
+def add_sequence_strip(scene, folder, name, context=None):
+    """A NEW image strip of ``folder``'s PNGs in the channel above every existing strip of ``scene``'s
+    :func:`stylised_scene`."""
     files = sorted(Path(folder).glob("*.png"))
     if not files:
         raise AtelierError(f"{folder}: no stylised frames were written")
+    scene = stylised_scene(scene, context)
     editor = scene.sequence_editor or scene.sequence_editor_create()
     channel = max((strip.channel for strip in editor.strips_all), default=0) + 1
     # function arguments must be UTF-8, properties take any file name (not-UTF-8 bytes as \udcXX surrogates):
@@ -370,11 +392,11 @@ def _sequence_words(settings):
 
 
 def _finish_output(operator, scene, summary, label):
-    """Record the output folder and add its strip to ``scene`` (the scene the job was started in)."""
+    """Record the output folder and add its strip for ``scene`` (the scene the job was started in)."""
     settings = scene.atelier_stylize
     settings.output_dir = summary["output"]
     settings.last_summary = json.dumps(summary)
-    add_sequence_strip(scene, summary["output"], label)
+    add_sequence_strip(scene, summary["output"], label, bpy.context)
     operator.report({"INFO"}, shown(f"Stylised {summary.get('frames', '?')} frames into {summary['output']}"))
     return {"FINISHED"}
 

@@ -9,3 +9,9 @@ from blender_session import (  # noqa: E402,F401
     ADDON_MODULE, REPO_ROOT, enable_atelier, enable_osl, fresh_blender, isolate_user_resources,
     run_blender_script,
 )
+
+
+def stylised_strips(bpy, scene):
+    """The strips Atelier added for ``scene``: they live in "<scene> · Stylised", never in ``scene``."""
+    holder = bpy.data.scenes.get(f"{scene.name} · Stylised")
+    return list(holder.sequence_editor.strips) if holder and holder.sequence_editor else []

@@ -137,9 +137,13 @@ def main():
         keyframe.frame, keyframe.file = 1, str(painted)
         run_operator("stylize_train", bpy.ops.atelier.stylize_train,
                      lambda: {"model": stylize.model, "frames": len(list(Path(stylize.output_dir).glob("*.png")))})
-        run_operator("stylize_run", bpy.ops.atelier.stylize_run,
-                     lambda: {"frames": len(list(Path(stylize.output_dir).glob("*.png"))),
-                              "strips": len(scene.sequence_editor.strips) if scene.sequence_editor else 0})
+
+        def run_summary():
+            holder = bpy.data.scenes.get(f"{scene.name} · Stylised")
+            return {"frames": len(list(Path(stylize.output_dir).glob("*.png"))),
+                    "strips": len(holder.sequence_editor.strips) if holder and holder.sequence_editor else 0,
+                    "strips_in_scene": bool(scene.sequence_editor and scene.sequence_editor.strips)}
+        run_operator("stylize_run", bpy.ops.atelier.stylize_run, run_summary)
     report("modules", ok=True, torch_loaded="torch" in sys.modules, cv2_loaded="cv2" in sys.modules,
            core=sorted(name.split(".core.", 1)[1] for name in sys.modules if f"{ADDON}.core." in name))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from blender_helpers import ADDON_MODULE
+from blender_helpers import ADDON_MODULE, stylised_strips
 from core.cli import run_command
 from core.imageio import read_image, write_image
 from core.progress import SilentProgress
@@ -74,7 +74,7 @@ def test_stylise_with_model_on_the_ray_cluster(blender, ray_cluster, tmp_path): 
     assert sent[0][-3:] == ["--ray", ray_cluster.address, "--resume"]
     assert sent[0][sent[0].index("-o") + 1] == str(unfinished)
     assert (unfinished / MANIFEST).is_dir() and settings.resume_output == str(unfinished)
-    assert settings.output_dir == "" and not (scene.sequence_editor and scene.sequence_editor.strips)
+    assert settings.output_dir == "" and not stylised_strips(bpy, scene)
 
     # the next run continues that folder on the cluster; its frames equal the local run's, bitwise
     assert bpy.ops.atelier.stylize_run() == {"FINISHED"}
@@ -83,7 +83,7 @@ def test_stylise_with_model_on_the_ray_cluster(blender, ray_cluster, tmp_path): 
     assert summary["skipped"] + summary["computed"] == FRAMES and summary["workers"] == 2
     assert names(unfinished) == names(here)
     same_frames(unfinished, here, names(here))
-    assert settings.resume_output == "" and len(scene.sequence_editor.strips) == 1
+    assert settings.resume_output == "" and len(stylised_strips(bpy, scene)) == 1
 
     # Stylise after render with the cluster set: what the render wrote goes to the cluster when it ends
     from stylize import build_scene
@@ -108,7 +108,7 @@ def test_stylise_with_model_on_the_ray_cluster(blender, ray_cluster, tmp_path): 
     prefs.ray_address = "render-head"
     with pytest.raises(RuntimeError, match="write auto or the head's host:port"):
         bpy.ops.atelier.stylize_run()
-    assert len(scene.sequence_editor.strips) == 1
+    assert len(stylised_strips(bpy, scene)) == 1
 
 
 def test_ray_missing_greys_out_stylise_with_model(blender, tmp_path, monkeypatch):

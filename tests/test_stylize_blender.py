@@ -11,6 +11,8 @@ from core.imageio import read_image, write_image
 from core.stylize.frames import read_frames, read_motion
 from core.stylize.guides import warp
 
+from blender_helpers import stylised_strips
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "demo"))
 
 
@@ -45,12 +47,13 @@ def test_render_train_stylise_and_render_plugin(blender, tmp_path):
         assert output == frames.with_name("frames_stylised")
         assert sorted(p.name for p in output.iterdir()) == sorted(before)
         assert {p.name: p.read_bytes() for p in frames.iterdir()} == before  # renders untouched
-        strip = scene.sequence_editor.strips[0]
+        strip = stylised_strips(bpy, scene)[0]
         assert strip.frame_final_duration == 3 and strip.channel == 1
+        assert not scene.sequence_editor, "a strip in the scene would replace its next render"
 
         assert bpy.ops.atelier.stylize_run() == {"FINISHED"}  # a second output never replaces the first
         assert Path(settings.output_dir).name == "frames_stylised_2"
-        assert max(s.channel for s in scene.sequence_editor.strips) == 2
+        assert max(s.channel for s in stylised_strips(bpy, scene)) == 2
 
         settings.after_render = True
         scene.render.filepath = str(tmp_path / "farm" / "shot_")
