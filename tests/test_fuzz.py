@@ -96,6 +96,31 @@ def test_seeds_out_of_range_are_clear_errors(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_reading_a_builtin_set_or_evaluating_can_be_stopped():
+    """Found by the 10,000-input run (cli:3963): `sketch eval MODEL kanji` read thousands of SVGs, then
+    evaluated, without a progress update, so neither Esc nor the fuzzer's budget could stop it."""
+    from core.errors import Cancelled
+    from core.progress import SilentProgress
+    from core.sketch.strokes import load_dataset
+    seen = []
+
+    class StopAfterSome(SilentProgress):
+        def update(self, done, **figures):
+            seen.append((self.description, done))
+            if done >= 64:
+                raise Cancelled()
+    with pytest.raises(Cancelled):
+        load_dataset("kanji", progress=StopAfterSome())
+    assert seen[-1] == ("reading KanjiVG", 64)
+    from core.sketch.model import evaluate, load_torch_model
+    model, meta, _ = load_torch_model(ROOT / "core/assets/sketch/hershey.safetensors")
+    sketches = [np.array([[1, 1, 0], [2, 0, 0], [0, 2, 1]], np.float32)] * (model.hp["batch_size"] * 3)
+    seen.clear()
+    with pytest.raises(Cancelled):
+        evaluate(model, sketches, meta["scale"], progress=StopAfterSome())
+    assert seen[-1][0] == "evaluating" and seen[-1][1] >= 64
+
+
 def test_frame_numbers_far_apart_are_checked_in_one_pass(tmp_path):
     from core.stylize.frames import frame_files
     for name in ("f0.png", "f99999999999.png"):

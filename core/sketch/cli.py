@@ -23,8 +23,8 @@ def resolve_model(name):
                        f"({', '.join(p.stem for p in sorted(ASSETS.glob('*.safetensors'))) or 'none shipped'})")
 
 
-def _load_clean(source, max_len, limit=None):
-    splits, info = load_dataset(source, limit=limit)
+def _load_clean(source, max_len, limit=None, progress=None):
+    splits, info = load_dataset(source, limit=limit, progress=progress)
     cleaned = {}
     for name, sketches in splits.items():
         cleaned[name], counts = clean(sketches, max_len)
@@ -44,7 +44,7 @@ def train(args, progress):
             hp[name] = getattr(args, name)
     if args.steps is None and args.minutes is None:
         raise AtelierError("say how long to train: --steps N or --minutes M")
-    splits, info = _load_clean(args.data, hp["max_seq_len"], args.limit)
+    splits, info = _load_clean(args.data, hp["max_seq_len"], args.limit, progress)
     if not splits.get("train"):
         raise AtelierError(f"{args.data}: no usable training sketches (after dropping empty, single-point "
                            f"and longer-than-{hp['max_seq_len']} ones)")
@@ -63,12 +63,11 @@ def train(args, progress):
 def evaluate(args, progress):
     from .model import evaluate as evaluate_model, load_torch_model
     model, meta, _ = load_torch_model(resolve_model(args.model))
-    splits, info = _load_clean(args.data, model.hp["max_seq_len"], args.limit)
+    splits, info = _load_clean(args.data, model.hp["max_seq_len"], args.limit, progress)
     if args.split not in splits or not splits[args.split]:
         raise AtelierError(f"{args.data}: no usable sketches in split {args.split!r} "
                            f"(has: {', '.join(k for k, v in splits.items() if v) or 'none'})")
-    progress.stage("evaluating", 1)
-    result = evaluate_model(model, splits[args.split], meta["scale"], seed=args.seed)
+    result = evaluate_model(model, splits[args.split], meta["scale"], seed=args.seed, progress=progress)
     return {"model": str(args.model), "split": args.split, **result, "data": info}
 
 

@@ -472,9 +472,12 @@ def train(splits, out_path, hp, *, steps=None, minutes=None, resume=False, progr
 
 
 @torch.no_grad()
-def evaluate(model, sketches, scale, seed=0, device="cpu"):
-    """The paper's L_R and L_KL on ``sketches`` (eval mode: no dropout, no augmentation, pen masked)."""
+def evaluate(model, sketches, scale, seed=0, device="cpu", progress=None):
+    """The paper's L_R and L_KL on ``sketches`` (eval mode: no dropout, no augmentation, pen masked).
+    ``progress`` sees the sketches done after every batch (so Esc or Ctrl-C stop a long evaluation)."""
     hp = model.hp
+    if progress:
+        progress.stage("evaluating", len(sketches))
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed)
     totals, count = np.zeros(2), 0
@@ -485,4 +488,6 @@ def evaluate(model, sketches, scale, seed=0, device="cpu"):
         kl = kl_loss(mu, presig).item() if hp["conditional"] else 0.0
         totals += np.array([offsets.item() + pen.item(), kl]) * len(batch)
         count += len(batch)
+        if progress:
+            progress.update(count)
     return {"recon_loss": float(totals[0] / count), "kl_loss": float(totals[1] / count), "sketches": count}

@@ -1106,7 +1106,17 @@ def _split(sketches, seed=0, fractions=(0.9, 0.05), keys=None, unique=True):
 BUILTIN = ("kanji", "hershey")   # split with no test item equal to a training one (data_splits.py)
 
 
-def load_dataset(source, epsilon=2.0, limit=None):
+def _reporting(items, progress, stage):
+    """``items``, telling ``progress`` how far it got (so Esc or Ctrl-C stop a long read)."""
+    if progress:
+        progress.stage(stage, len(items))
+    for done, item in enumerate(items):
+        if progress and done % 32 == 0:
+            progress.update(done)
+        yield item
+
+
+def load_dataset(source, epsilon=2.0, limit=None, progress=None):
     """Any supported source -> ``({"train", "valid", "test"}, info)`` of stroke-3 lists.
 
     ``source``: a sketch-rnn ``.npz`` (its own splits), a QuickDraw ``.ndjson``, an ``.svg`` file or a
@@ -1114,14 +1124,15 @@ def load_dataset(source, epsilon=2.0, limit=None):
     Sources without splits are split 90/5/5 with a fixed seed; the builtin sets so that no held-out item
     equals a training one (Hershey: one item per distinct glyph, by content; kanji: by base character,
     variant files with it).  Drawings from vector sources are
-    scaled to 255 and simplified with RDP(``epsilon``) as in QuickDraw.
+    scaled to 255 and simplified with RDP(``epsilon``) as in QuickDraw.  ``progress`` sees the files
+    read from folders and builtin sets (thousands of SVGs: minutes on a busy machine).
     """
     info = {"source": str(source), "skipped_lines": 0}
     path = Path(source)
     keys = None
     if str(source) == "kanji":
         files = kanjivg_files()[:limit]
-        drawings = [load_svg(file, samples=6) for file in files]
+        drawings = [load_svg(file, samples=6) for file in _reporting(files, progress, "reading KanjiVG")]
         keys = [kanji_base(file) for file in files]   # variant files share their base character's split
     elif str(source) == "hershey":
         drawings = hershey_polylines()[:limit]
@@ -1136,7 +1147,7 @@ def load_dataset(source, epsilon=2.0, limit=None):
         files = sorted(path.glob("*.svg"))
         if not files:
             raise AtelierError(f"{path}: the folder holds no .svg files")
-        drawings = [load_svg(file) for file in files[:limit]]
+        drawings = [load_svg(file) for file in _reporting(files[:limit], progress, "reading drawings")]
     elif not path.exists() and str(source) not in BUILTIN:
         raise AtelierError(f"{source}: no such file, folder or builtin data set ({', '.join(BUILTIN)})")
     else:
