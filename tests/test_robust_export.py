@@ -97,3 +97,15 @@ def test_a_render_that_would_not_fit_in_memory_is_refused_first(tmp_path, monkey
         code, summary = atelier(capsys, "render", PRESET, "--steps", 1, *extra, "-o", tmp_path / "big.png")
         assert code == 2 and problem in summary["error"] and "GiB" in summary["error"]
     assert not list(tmp_path.iterdir())
+
+
+def test_an_output_that_names_no_file_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    """Found by the 10,000-input run (worker:7383): `nca render --frames 2 -o ''` named frames after
+    Path('.') and ended in pathlib's ValueError."""
+    monkeypatch.chdir(tmp_path)
+    for command, output, problem in ((["render", "--frames", 2], "", "-o is empty"),
+                                     (["render", "--frames", 2], ".", ".: is a folder"),
+                                     (["export", "--format", "glsl"], str(tmp_path), f"{tmp_path}: is a folder")):
+        code, summary = atelier(capsys, command[0], PRESET, *command[1:], "-o", output)
+        assert code == 2 and summary["error"].startswith(problem)
+    assert not list(tmp_path.iterdir())

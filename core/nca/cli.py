@@ -86,6 +86,16 @@ def _check_positive(**values):
             raise AtelierError(f"--{name} {value}: must lie in [{low}, {high}]")
 
 
+def _output_file(text):
+    """``-o``: a file to write (frames and extra sources are named after it), not a folder."""
+    output = Path(text)
+    if not output.name or output.is_dir():
+        from ..validate import shown
+        raise AtelierError(f"{shown(text)}: is a folder; give the name of a file to write" if text else
+                           "-o is empty; give the name of a file to write")
+    return output
+
+
 def run_render(args, progress):
     from ..imageio import write_image
     from . import files
@@ -93,9 +103,9 @@ def run_render(args, progress):
     from .runtime import to_rgb
     _check_positive(size=(args.size, 8, 8192), steps=(args.steps, 1, 1_000_000),
                     frames=(args.frames, 0, 10_000), **{"frame-steps": (args.frame_steps, 1, 1000)})
+    output = _output_file(args.output)
     model = files.load(args.model)
     files.check_rollout(model, args.model, args.quantized, progress=progress, action="rendered")
-    output = Path(args.output)
     written = []
     states = run_states(model, args.size, args.steps, args.quantized, args.seed,
                         frames=2 * args.frames, frame_steps=args.frame_steps, progress=progress)
@@ -115,9 +125,9 @@ def run_export(args, progress):
     from ..atomic import write_bytes_atomic, write_text_atomic
     from . import codegen, files
     from .quantize import to_binary
+    output = _output_file(args.output)
     model = files.load(args.model)
     files.check_rollout(model, args.model, quantized=True, progress=progress)  # every format holds the int8 rule
-    output = Path(args.output)
     if args.format == "bin":
         write_bytes_atomic(output, to_binary(model.quantized))
         return {"files": [str(output)], "bytes": output.stat().st_size, "params": model.params}
