@@ -1520,6 +1520,29 @@ def fuzz(options):
     return report
 
 
+def merge(paths):
+    """One report from the reports of parts of a run (loaders run apart, ``--first`` ranges)."""
+    parts = [json.loads(Path(path).read_text()) for path in paths]
+    loaders = {}
+    for part in parts:
+        for name, figures in part["loaders"].items():
+            merged = loaders.setdefault(name, {"inputs": 0, **dict.fromkeys(OUTCOMES, 0), "examples": {},
+                                               "child_seconds": 0.0})
+            for key in ("inputs", *OUTCOMES):
+                merged[key] += figures[key]
+            merged["child_seconds"] = round(merged["child_seconds"] + figures["child_seconds"], 1)
+            for outcome, examples in figures["examples"].items():
+                merged["examples"].setdefault(outcome, []).extend(examples)
+    report = {key: parts[0][key] for key in ("seed", "memory_cap_bytes", "cpu_seconds_per_input",
+                                             "wall_seconds_per_input")}
+    report["parts"] = [{"loaders": list(part["loaders"]), "first_input": part.get("first_input", 0),
+                        "inputs_per_loader": part["inputs_per_loader"], "jobs": part["jobs"],
+                        "seconds": part["seconds"]} for part in parts]
+    report["loaders"] = loaders
+    report["totals"] = {key: sum(figures[key] for figures in loaders.values()) for key in ("inputs", *OUTCOMES)}
+    return report
+
+
 def select_ready(fd):
     ready = selectors.DefaultSelector()
     ready.register(fd, selectors.EVENT_READ)
@@ -1561,10 +1584,15 @@ def main(argv=None):
     parser.add_argument("--work", help="folder for seeds and inputs (default: the system's temporary folder)")
     parser.add_argument("--progress", action="store_true", help="show a counter on stderr")
     parser.add_argument("--replay", metavar="LOADER:INDEX", help="run one input here with its traceback")
+    parser.add_argument("--merge", nargs="+", metavar="REPORT.json",
+                        help="print one report adding up these reports (parts of one run)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.child:
         return child_main(options.child)
+    if options.merge:
+        print(json.dumps(merge(options.merge), indent=1, default=str))
+        return 0
     if options.replay:
         return replay(options)
     report = fuzz(options)
