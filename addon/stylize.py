@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import bpy
 
 from ..core.errors import AtelierError
+from ..core.scale.cluster import MalformedAddress, Unreachable, check_reachable, is_loopback
 from ..core.validate import shown
 from .images import image_file_for_worker
 from ..core.stylize.cli import END_MARKER, FOLLOW_TIMEOUT_S
@@ -441,7 +441,6 @@ class ATELIER_OT_stylize_train(WorkerOperator, bpy.types.Operator):
 
 
 RAY_PREFERENCE = "Preferences > Add-ons > Atelier > Ray cluster"
-PROBE_SECONDS = 3.0  # an unreachable head makes Ray retry for minutes: ask its port first
 
 
 def ray_cluster():
@@ -463,24 +462,23 @@ def ray_unavailable():
 
 def check_ray_cluster(address):
     """AtelierError naming the preference when the worker cannot use ``address``: Ray missing from the worker's
-    Python, a malformed address, or nothing listening there (a TCP connection to the head's port, at most
-    PROBE_SECONDS; ``ray.init`` itself would retry for minutes and ignore Esc meanwhile)."""
+    Python, a malformed address, or nothing listening there (core.scale.cluster.check_reachable)."""
     reason = ray_unavailable()
     if reason:
         raise AtelierError(reason)
-    if address in ("auto", "local"):
-        return  # Ray itself says quickly when there is no cluster to find
-    host, colon, port = address.split("://", 1)[-1].rpartition(":")
-    host = host.strip("[]")
-    if not colon or not host or not port.isdigit():
-        raise AtelierError(f"Ray cluster {address!r} ({RAY_PREFERENCE}): write auto or the head's host:port "
-                           "(for example 10.0.0.5:6379), or leave it empty to stylise on this computer")
+    if address not in ("auto", "local") and not is_loopback(address) and not bpy.app.online_access:
+        raise AtelierError(f"Ray cluster {address} ({RAY_PREFERENCE}): Blender's online access is off; allow it in "
+                           "Preferences > System > Network (blender -b: --online-mode), or empty the preference "
+                           "to stylise on this computer")
     try:
-        socket.create_connection((host, int(port)), timeout=PROBE_SECONDS).close()
-    except OSError as error:
-        raise AtelierError(f"Ray cluster {address} ({RAY_PREFERENCE}) cannot be reached "
-                           f"({error.strerror or error}): start it (ray start --head --port {port}), correct the "
-                           "address, or empty the preference to stylise on this computer") from None
+        check_reachable(address)
+    except MalformedAddress:
+        raise AtelierError(f"Ray cluster {address!r} ({RAY_PREFERENCE}): write auto or the head's host:port "
+                           "(for example 10.0.0.5:6379), or leave it empty to stylise on this computer") from None
+    except Unreachable as error:
+        raise AtelierError(f"Ray cluster {address} ({RAY_PREFERENCE}) cannot be reached ({error.reason}): start "
+                           f"it (ray start --head --port {error.port}), correct the address, or empty the "
+                           "preference to stylise on this computer") from None
 
 
 def ray_message(message, address):

@@ -150,6 +150,15 @@ def test_ray_missing_is_named(monkeypatch):
         scale_cluster.import_ray("127.0.0.1:1")
 
 
+def test_an_address_where_nothing_listens_fails_at_once():
+    """ray.init would retry such an address for minutes, deaf to Ctrl-C: a TCP probe says so in seconds."""
+    port = scale_cluster.free_port()  # nothing listens there
+    with pytest.raises(scale_cluster.Unreachable, match=f"--ray 127.0.0.1:{port}: cannot be reached"):
+        scale_cluster.connect(f"127.0.0.1:{port}")  # raised by the probe, before ray.init
+    with pytest.raises(scale_cluster.MalformedAddress):
+        scale_cluster.connect("no-port-here")
+
+
 def test_ray_run_equals_local_run(work, ray_cluster, tmp_path):
     out = tmp_path / "ray"
     rc, summary = atelier("stylize", "run", work / "model.safetensors", "--frames", work / "small", "--ray",

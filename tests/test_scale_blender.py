@@ -108,6 +108,11 @@ def test_stylise_with_model_on_the_ray_cluster(blender, ray_cluster, tmp_path): 
     prefs.ray_address = "render-head"
     with pytest.raises(RuntimeError, match="write auto or the head's host:port"):
         bpy.ops.atelier.stylize_run()
+    # another machine is the network: only with Blender's online access allowed (off in this bpy)
+    prefs.ray_address = "10.0.0.5:6379"
+    assert not bpy.app.online_access
+    with pytest.raises(RuntimeError, match="Blender's online access is off"):
+        bpy.ops.atelier.stylize_run()
     assert len(stylised_strips(bpy, scene)) == 1
 
 

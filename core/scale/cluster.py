@@ -18,9 +18,39 @@ RAY_MISSING = ("Ray is not installed in this Python: pip install 'atelier[ray]' 
 # Ray turns a loopback address into the machine's network address unless "clusters" are off; with them
 # off, every Ray process of ours binds and connects on 127.0.0.1 only.
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# ray.init retries an address where nothing listens for minutes (and ignores Ctrl-C/Esc meanwhile):
+# a TCP connection to the head's port, at most this long, says so at once
+PROBE_SECONDS = 3.0
 
 
-def _is_loopback(address):
+class MalformedAddress(AtelierError):
+    pass
+
+
+class Unreachable(AtelierError):
+    def __init__(self, address, port, reason):
+        super().__init__(f"--ray {address}: cannot be reached ({reason}); start the head there "
+                         f"(ray start --head --port {port}) or correct the address")
+        self.port, self.reason = port, reason
+
+
+def check_reachable(address, seconds=PROBE_SECONDS):
+    """Raise :class:`MalformedAddress` or :class:`Unreachable` unless something listens at ``address``
+    (``HOST:PORT`` or ``ray://HOST:PORT``); ``auto`` and ``local`` need no check (Ray answers at once)."""
+    if address in ("auto", "local"):
+        return
+    host, colon, port = address.split("://", 1)[-1].rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit():
+        raise MalformedAddress(f"--ray {address}: write auto, local or the head's host:port (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except OSError as error:
+        raise Unreachable(address, port, error.strerror or str(error)) from None
+
+
+def is_loopback(address):
+    """Whether ``address`` (HOST:PORT) names this machine."""
     host = address.rsplit(":", 1)[0].strip("[]")
     if host == "localhost":
         return True
@@ -32,7 +62,7 @@ def _is_loopback(address):
 
 def import_ray(address=None):
     """``ray``, or an AtelierError saying how to install it.  A loopback ``address`` keeps Ray on 127.0.0.1."""
-    if address and address not in ("auto", "local") and _is_loopback(address):
+    if address and address not in ("auto", "local") and is_loopback(address):
         os.environ[LOOPBACK_ENV] = "0"
     try:
         import ray
@@ -51,6 +81,7 @@ def connect(address):
     the one ``ray start`` left on this machine), ``local`` (start a private one for this run) or
     ``HOST:PORT`` of the head node.  Returns ``ray``."""
     import logging
+    check_reachable(address)
     ray = import_ray(address)
     if ray.is_initialized():
         return ray
@@ -60,7 +91,7 @@ def connect(address):
         if address == "local":
             ray.init(include_dashboard=False, **kwargs)
         else:
-            if _is_loopback(address):
+            if is_loopback(address):
                 kwargs["_node_ip_address"] = "127.0.0.1"
             ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as error:
