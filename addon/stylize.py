@@ -26,7 +26,7 @@ from pathlib import Path
 import bpy
 
 from ..core.errors import AtelierError
-from ..core.scale.cluster import MalformedAddress, Unreachable, check_reachable, is_loopback
+from ..core.scale.cluster import MalformedAddress, Unreachable, check_reachable, is_loopback, split_address
 from ..core.validate import shown
 from .images import image_file_for_worker
 from ..core.stylize.cli import END_MARKER, FOLLOW_TIMEOUT_S
@@ -466,11 +466,13 @@ def check_ray_cluster(address):
     reason = ray_unavailable()
     if reason:
         raise AtelierError(reason)
-    if address not in ("auto", "local") and not is_loopback(address) and not bpy.app.online_access:
-        raise AtelierError(f"Ray cluster {address} ({RAY_PREFERENCE}): Blender's online access is off; allow it in "
-                           "Preferences > System > Network (blender -b: --online-mode), or empty the preference "
-                           "to stylise on this computer")
     try:
+        if address not in ("auto", "local"):
+            split_address(address)
+            if not is_loopback(address) and not bpy.app.online_access:
+                raise AtelierError(f"Ray cluster {address} ({RAY_PREFERENCE}): Blender's online access is off; allow "
+                                   "it in Preferences > System > Network (blender -b: --online-mode), or empty the "
+                                   "preference to stylise on this computer")
         check_reachable(address)
     except MalformedAddress:
         raise AtelierError(f"Ray cluster {address!r} ({RAY_PREFERENCE}): write auto or the head's host:port "

@@ -34,17 +34,23 @@ class Unreachable(AtelierError):
         self.port, self.reason = port, reason
 
 
+def split_address(address):
+    """(host, port) of ``HOST:PORT`` or ``ray://HOST:PORT``, else :class:`MalformedAddress`."""
+    host, colon, port = address.split("://", 1)[-1].rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit():
+        raise MalformedAddress(f"--ray {address}: write auto, local or the head's host:port (e.g. 10.0.0.5:6379)")
+    return host, int(port)
+
+
 def check_reachable(address, seconds=PROBE_SECONDS):
     """Raise :class:`MalformedAddress` or :class:`Unreachable` unless something listens at ``address``
     (``HOST:PORT`` or ``ray://HOST:PORT``); ``auto`` and ``local`` need no check (Ray answers at once)."""
     if address in ("auto", "local"):
         return
-    host, colon, port = address.split("://", 1)[-1].rpartition(":")
-    host = host.strip("[]")
-    if not colon or not host or not port.isdigit():
-        raise MalformedAddress(f"--ray {address}: write auto, local or the head's host:port (e.g. 10.0.0.5:6379)")
+    host, port = split_address(address)
     try:
-        socket.create_connection((host, int(port)), timeout=seconds).close()
+        socket.create_connection((host, port), timeout=seconds).close()
     except OSError as error:
         raise Unreachable(address, port, error.strerror or str(error)) from None
 
