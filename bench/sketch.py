@@ -190,8 +190,8 @@ def quality_figures(budget):
     for name in ("kanji", "hershey"):
         model, meta, _ = load_torch_model(ASSETS / f"{name}.safetensors")
         splits, _ = _load_clean(name, model.hp["max_seq_len"])
-        figures[f"shipped_{name}"] = {
-            **evaluate(model, splits["test"], meta["scale"]),
+        figures[f"shipped_{name}"] = {   # test splits hold no training item (core/sketch/data_splits.py)
+            **evaluate(model, splits["test"], meta["scale"]), "test_sketches": len(splits["test"]),
             "training": {k: meta["training"].get(k) for k in ("steps", "seconds", "device")}}
     splits, _ = _load_clean("hershey", 250)
     hp = dict(SMALL, max_seq_len=max(len(s) for part in splits.values() for s in part), kl_decay_rate=0.9995)
