@@ -245,3 +245,15 @@ def test_non_utf8_names_work_for_images(tmp_path):
     with pytest.raises(AtelierError) as error:
         read_image(folder / os.fsdecode(b"\xff-missing.png"))
     str(error.value).encode("utf-8")  # the message can be shown anywhere: no lone surrogates
+
+
+def test_stylize_tile_out_of_range_is_a_clear_error(tmp_path):
+    """Found by a sweep of the commands' numeric options: `stylize run --tile 0` ended in ZeroDivisionError."""
+    from core.cli import run_command
+    from core.progress import SilentProgress
+    from core.stylize.model import check_tile
+    for tile in (0, -5, 15, 10 ** 6):
+        with pytest.raises(AtelierError, match=f"--tile {tile}: must be"):
+            run_command(["stylize", "run", str(tmp_path / "missing.safetensors"), "--frames", str(tmp_path),
+                         "--tile", str(tile), "-o", str(tmp_path / "out")], SilentProgress())
+    assert check_tile(16) == 16

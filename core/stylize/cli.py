@@ -110,6 +110,7 @@ def train_command(args, progress):
 
 def run_command(args, progress):
     from . import model as sty
+    sty.check_tile(args.tile)  # before any work
     if args.ray or args.resume:
         return _run_scaled(args, progress)
     generator, meta = sty.load(args.model)
@@ -179,6 +180,7 @@ def follow_command(args, progress):
     from . import model as sty
     from ..device import cpu_threads, torch_device
     from ..imageio import write_image
+    sty.check_tile(args.tile)
     generator, meta = sty.load(args.model)
     hyper = meta["hyperparameters"]
     inbox, output = Path(args.inbox), Path(args.output)

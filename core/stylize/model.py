@@ -273,6 +273,16 @@ def padded_margin(margin):
     return int(math.ceil(margin / 4) * 4)
 
 
+MAX_TILE = 8192
+
+
+def check_tile(tile):
+    """``--tile``: a whole number of pixels from 16 to MAX_TILE, else an AtelierError."""
+    if isinstance(tile, bool) or not isinstance(tile, int) or not 16 <= tile <= MAX_TILE:
+        raise AtelierError(f"--tile {tile}: must be a whole number of pixels from 16 to {MAX_TILE}")
+    return tile
+
+
 @torch.no_grad()
 def stylize_frames(generator, inputs, *, tile=512, margin=40, batch_pixels=2 ** 21, device=None, progress=None,
                    write=None):
@@ -284,6 +294,7 @@ def stylize_frames(generator, inputs, *, tile=512, margin=40, batch_pixels=2 ** 
     one tile of activations in memory.  Windows of several frames share a batch.  ``write(i, image)``
     receives each finished frame (else they are returned as a list).
     """
+    check_tile(tile)
     device = device or torch.device("cpu")
     generator = generator.to(device).to(memory_format=torch.channels_last)
     margin = padded_margin(margin)
