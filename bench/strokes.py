@@ -20,9 +20,13 @@ The held-out sets are those of ``core/strokes/data.py``: no test item equals a t
 Hershey set lost its copies of training glyphs: 43 held-out glyphs, none seen by the shipped agent).
 
     .venv/bin/python bench/strokes.py [--count 40] [--refine 60] [--rounds 1] [--picture PNG] [--threads 2]
-                                      [--sections generator digits characters lines]
+                                      [--sections generator agents lines paint] [--paint-picture PNG]
 
 ``--picture`` also writes the first 6 held-out kanji and Hershey glyphs: target, the agent alone, refined.
+
+* shaded pictures (``--sections paint``): PSNR and SSIM (skimage; ``own_psnr`` computed here) of
+  ``paint --mode paint`` at 32 and 128 strokes against the tracer's strokes and random strokes fitted
+  the same number of steps, on two photos and a rendered scene at 64 px.
 """
 
 import argparse
@@ -151,6 +155,61 @@ def bench_lines(judge, name, count, strokes, size=128):
     return results
 
 
+def shaded_scene(size=64):
+    """A rendered scene without Blender: two Lambert-shaded spheres and a shadowed floor under a sky gradient."""
+    yy, xx = (np.mgrid[:size, :size] + 0.5) / size * 2 - 1
+    image = np.stack([0.55 + 0.3 * (1 - yy), 0.7 + 0.2 * (1 - yy), np.full_like(yy, 0.95)], -1) * 0.9
+    floor = yy > 0.2
+    image[floor] = (0.45, 0.4, 0.3)
+    light = np.array([-0.5, -0.6, 0.62])
+    for cx, cy, r, colour in ((-0.35, 0.1, 0.4, (0.85, 0.2, 0.15)), (0.4, 0.25, 0.3, (0.2, 0.45, 0.85))):
+        shadow = floor & (np.hypot((xx - cx - 0.2) / 1.6, (yy - cy - r * 0.9) * 3) < r * 0.8)
+        image[shadow] *= 0.55
+        d2 = (xx - cx) ** 2 + (yy - cy) ** 2
+        inside = d2 < r * r
+        nz = np.sqrt(np.clip(r * r - d2, 0, None)) / r
+        shade = np.clip((light[0] * (xx - cx) / r + light[1] * (yy - cy) / r + light[2] * nz), 0, 1)
+        image[inside] = (np.asarray(colour) * (0.15 + 0.85 * shade[..., None]))[inside]
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+def paint_pictures(size=64):
+    from skimage import data, transform
+    photos = {name: transform.resize(getattr(data, name)(), (size, size), anti_aliasing=True).astype(np.float32)
+              for name in ("astronaut", "coffee")}
+    return {**photos, "shaded_scene": shaded_scene(size)}
+
+
+def bench_paint(counts, steps, picture_path=None):
+    """PSNR and SSIM of paint mode (greedy coarse-to-fine with the tracer's strokes leading) against the
+    tracer's strokes and random strokes, all fitted the same number of steps through the real painter."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+    from core.strokes import paint as painterly
+    results, shown = {}, []
+    for name, picture in paint_pictures().items():
+        row = [picture]
+        for count in counts:
+            for kind in ("greedy", "tracer", "random"):
+                started, cpu = time.perf_counter(), time.process_time()
+                points, brush, colours = painterly.paint(picture, count, steps, kind)
+                seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+                drawn = numpy_runtime.render(points, brush, picture.shape[0], colours)
+                mse = float(((drawn - picture) ** 2).mean())
+                results[f"{name}_{count}_{'paint_mode' if kind == 'greedy' else kind + '_baseline'}"] = {
+                    "psnr": round(float(peak_signal_noise_ratio(picture, drawn, data_range=1)), 2),
+                    "own_psnr": round(10 * np.log10(1 / mse), 2),
+                    "ssim": round(float(structural_similarity(picture, drawn, channel_axis=-1, data_range=1)), 3),
+                    "strokes": count, "steps": steps, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2)}
+                print(name, count, kind, json.dumps(results[f"{name}_{count}_{'paint_mode' if kind == 'greedy' else kind + '_baseline'}"]),
+                      file=sys.stderr, flush=True)
+                if kind == "greedy":
+                    row.append(drawn)
+        shown.append(np.concatenate([np.pad(im, ((2, 2), (2, 2), (0, 0)), constant_values=1) for im in row], 1))
+    if picture_path:
+        write_image(picture_path, np.concatenate(shown, 0).repeat(3, 0).repeat(3, 1))
+    return results
+
+
 def refined_label(refine, rounds):
     return f"refined_{refine}" + (f"_rounds_{rounds}" if rounds > 1 else "")
 
@@ -173,8 +232,10 @@ def main():
     parser.add_argument("--picture", help="PNG of held-out characters: target, agent alone, refined")
     parser.add_argument("--rounds", type=int, default=1, help="refinement rounds of the recurrent agent")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 is faster on a busy machine)")
-    parser.add_argument("--sections", nargs="+", default=["generator", "agents", "lines"],
-                        choices=["generator", "agents", "lines"])
+    parser.add_argument("--sections", nargs="+", default=["generator", "agents", "lines", "paint"],
+                        choices=["generator", "agents", "lines", "paint"])
+    parser.add_argument("--paint-steps", type=int, default=30, help="paint mode: fitting steps of every method")
+    parser.add_argument("--paint-picture", help="PNG: each picture, then paint mode at 32 and 128 strokes")
     parser.add_argument("--strokes", type=int, default=8, help="lines mode: at most this many strokes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -188,7 +249,13 @@ def main():
                     "seconds: wall clock on a 2-core machine shared with other jobs (see load_average); cpu_seconds: "
                     "this process's CPU time (all its threads), which leaves out the time other jobs held the cores",
             **{name: bench_lines(score, name, args.count, args.strokes) for name in ("kanji", "hershey")}}
-    if args.sections == ["lines"]:
+    if "paint" in args.sections:
+        result["painterly_64px"] = {
+            "note": "64 px pictures (skimage's astronaut and coffee photos, a numpy-rendered shaded scene); paint mode "
+                    "= coarse-to-fine greedy placement led by the tracer's strokes; baselines: the tracer's strokes "
+                    "(padded with random ones) and random strokes, all fitted the same steps through the real painter",
+            **bench_paint((32, 128), args.paint_steps, args.paint_picture)}
+    if set(args.sections) <= {"lines", "paint"}:
         result["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
         print(json.dumps(result))
         return

@@ -1,0 +1,189 @@
+"""Painterly strokes for shaded pictures and photos (numpy alone): K coloured strokes of any width fitted
+through the real painter, where tracing a skeleton cannot work.
+
+The canvas is the painter's composite: strokes laid in order on white paper,
+``canvas <- canvas (1 - alpha_k) + colour_k alpha_k`` (``runtime.composite``).  Its backward pass,
+written here, gives every stroke's coverage and colour their gradients; the coverage's flows on
+through the runtime's hand-written painter gradients to the control points and the brush.  Adam then
+minimises the picture's error (MSE at full size and 4x pooled), coarse to fine: the first strokes are
+wide and placed where the error is largest, later ones narrower (the order is the painting order).
+
+First guesses, for the bench's comparison at the same number of steps: ``"greedy"`` (error-weighted
+places, coarse to fine), ``"random"`` (uniform places and widths) and ``"tracer"`` (the tracer's
+strokes of the picture's ink, padded with random ones up to K).
+"""
+
+import math
+
+import numpy as np
+
+from . import runtime as R
+from . import tracer
+from .constants import N_POINTS
+
+F32 = np.float32
+PAINT_SIZE = 64         # the working square (pixels)
+PAINT_LR = 0.03
+LENGTH = 2.0
+TRACED_FIRST = True
+
+
+def composite_backward(alphas, colours, grad, paper=1.0):
+    """Gradients of ``runtime.composite`` (alphas (K, H, W), colours (K, 3)) given that of the canvas (H, W, 3)."""
+    k = len(alphas)
+    canvases = np.empty((k + 1,) + alphas.shape[1:] + (3,), F32)
+    canvases[0] = paper
+    for i in range(k):
+        canvases[i + 1] = canvases[i] * (1 - alphas[i, ..., None]) + colours[i] * alphas[i, ..., None]
+    g_alpha, g_colour = np.zeros_like(alphas), np.zeros((k, 3), F32)
+    g = grad.astype(F32)
+    for i in reversed(range(k)):
+        a = alphas[i, ..., None]
+        g_alpha[i] = (g * (colours[i] - canvases[i])).sum(-1)
+        g_colour[i] = (g * a).sum((0, 1))
+        g = g * (1 - a)
+    return canvases[-1], g_alpha, g_colour
+
+
+def picture_loss(canvas, picture):
+    """MSE at full size + MSE 4x pooled over the three channels, and its gradient."""
+    diff = canvas - picture
+    loss, grad = float((diff * diff).mean(dtype=np.float64)), 2 * diff / F32(diff.size)
+    h, w = diff.shape[0] // 4 * 4, diff.shape[1] // 4 * 4
+    pooled = diff[:h, :w].reshape(h // 4, 4, w // 4, 4, 3).mean((1, 3))
+    loss += float((pooled * pooled).mean(dtype=np.float64))
+    spread = np.repeat(np.repeat(2 * pooled / F32(pooled.size * 16), 4, 0), 4, 1)
+    grad[:h, :w] += spread
+    return loss, grad
+
+
+def _line_strokes(centres, angles, lengths, brush):
+    """Straight strokes of N_POINTS points through ``centres`` (K, 2) in [-1, 1] at ``angles``, ``lengths``."""
+    t = np.linspace(-0.5, 0.5, N_POINTS)[None, :, None]
+    direction = np.stack([np.cos(angles), np.sin(angles)], -1)[:, None]
+    xy = np.clip(centres[:, None] + t * lengths[:, None, None] * direction, -0.98, 0.98)
+    points = np.concatenate([xy, np.full(xy.shape[:2] + (1,), 0.9)], -1)
+    return points.astype(F32), np.asarray(brush, F32)
+
+
+def _colour_at(picture, xy):
+    size = picture.shape[0]
+    px = np.clip(((xy + 1) * size / 2).astype(int), 0, size - 1)
+    return picture[px[:, 1], px[:, 0]].astype(F32)
+
+
+def _ink(picture):
+    ink = 1 - picture.min(-1)
+    return (ink - ink.min()) / max(float(np.ptp(ink)), 1e-6)
+
+
+def first_guess(picture, count, kind, rng):
+    """(points, brush, colours) of ``count`` strokes for an RGB picture (S, S, 3) in [0, 1]."""
+    size = picture.shape[0]
+    if kind == "greedy":
+        error = np.abs(picture - 1).sum(-1) + 0.05
+        # coarse to fine: wide strokes first, narrower later
+        brush = np.geomspace(0.9, 0.15, count)
+        grey = picture.mean(-1)
+        gy, gx = np.gradient(grey)
+        weights = (error / error.sum()).ravel()
+        cells = rng.choice(size * size, count, p=weights)
+        ys, xs = np.divmod(cells, size)
+        centres = np.stack([(xs + rng.uniform(0, 1, count)) / size * 2 - 1,
+                            (ys + rng.uniform(0, 1, count)) / size * 2 - 1], -1)
+        angles = np.arctan2(gy[ys, xs], gx[ys, xs]) + np.pi / 2     # along the edges, across the gradient
+        lengths = 2 * np.geomspace(0.5, 0.12, count)
+    else:
+        centres = rng.uniform(-0.9, 0.9, (count, 2))
+        angles = rng.uniform(0, np.pi, count)
+        lengths = rng.uniform(0.1, 0.6, count)
+        brush = rng.uniform(0.15, 0.9, count)
+    points, brush = _line_strokes(centres, angles, lengths, brush)
+    if kind == "tracer":
+        ink = _ink(picture)
+        traced_points, traced_brush = tracer.to_strokes(tracer.trace(ink)[:count], size)
+        if len(traced_points):
+            traced_points[..., 2] = 0.9
+            points = np.concatenate([traced_points, points[len(traced_points):]])
+            brush = np.concatenate([traced_brush, brush[len(traced_points):]]).astype(F32)
+    colours = _colour_at(picture, points[:, N_POINTS // 2, :2])
+    return points, brush, colours
+
+
+def fit(picture, points, brush, colours, steps, lr=PAINT_LR):
+    """Adam on the strokes' raw parameters and colours against ``picture`` (S, S, 3); returns the strokes."""
+    from .lines import to_raw
+    size = picture.shape[0]
+    params = list(to_raw(points, brush)) + [np.asarray(colours, F32).copy()]
+    first, second = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+    for step in range(1, steps + 1):
+        pts, br = R.activate(params[0], params[1])
+        xy, radius, state = R.stroke_samples(pts, br, size)
+        stamped = [R.stamp(x, r, size) for x, r in zip(xy, radius)]
+        alphas = np.stack([a for a, _ in stamped])
+        canvas, *_ = composite_backward(alphas, params[2], np.zeros((size, size, 3), F32))
+        _, g_canvas = picture_loss(canvas, picture)
+        _, g_alphas, g_colours = composite_backward(alphas, params[2], g_canvas)
+        g_xy, g_radius = np.zeros_like(xy), np.zeros_like(radius)
+        for k, (_, winner) in enumerate(stamped):
+            g_xy[k], g_radius[k] = R.stamp_backward(xy[k], radius[k], winner, g_alphas[k])
+        g_points, g_brush = R.stroke_samples_backward(state, g_xy, g_radius)
+        g_raw = np.concatenate([g_points[..., :2] * (1 - pts[..., :2] ** 2),
+                                g_points[..., 2:] * pts[..., 2:] * (1 - pts[..., 2:])], -1)
+        grads = [g_raw, g_brush * br * (1 - br), g_colours]
+        for p, g, m, v in zip(params, grads, first, second):
+            m *= F32(0.9)
+            m += F32(0.1) * g
+            v *= F32(0.999)
+            v += F32(0.001) * g * g
+            p -= F32(lr / (1 - 0.9 ** step)) * m / (np.sqrt(v) / F32(math.sqrt(1 - 0.999 ** step)) + F32(1e-8))
+        np.clip(params[2], 0, 1, out=params[2])
+    points, brush = R.activate(params[0], params[1])
+    return points, brush, params[2]
+
+
+def _placed(picture, canvas, count, brush_range, rng):
+    """``count`` new strokes where the canvas differs most from the picture, along its edges."""
+    size = picture.shape[0]
+    error = np.abs(picture - canvas).sum(-1) ** 2 + 1e-6
+    cells = rng.choice(size * size, count, p=(error / error.sum()).ravel())
+    ys, xs = np.divmod(cells, size)
+    gy, gx = np.gradient(picture.mean(-1))
+    centres = np.stack([(xs + rng.uniform(0, 1, count)) / size * 2 - 1,
+                        (ys + rng.uniform(0, 1, count)) / size * 2 - 1], -1)
+    angles = np.arctan2(gy[ys, xs], gx[ys, xs]) + np.pi / 2
+    brush = rng.uniform(*brush_range, count)
+    points, brush = _line_strokes(centres, angles, LENGTH * (4 * R.brush_radius(brush) + 0.1), brush)
+    return points, brush, _colour_at(picture, centres)
+
+
+STAGES = ((0.25, (0.6, 1.0)), (0.25, (0.3, 0.6)), (0.5, (0.1, 0.35)))   # share of strokes and steps, brush range
+
+
+def paint(picture, count, steps=60, kind="greedy", seed=0):
+    """Fitted strokes (points, brush, colours) of ``count`` strokes for an RGB picture (S, S, 3).
+
+    ``greedy``: coarse to fine, in three stages (wide, middle, narrow strokes), each placing its
+    strokes where the canvas so far is furthest from the picture and fitting all the strokes so far;
+    the others start from all their strokes (random or traced) and are fitted the same ``steps``."""
+    picture = np.asarray(picture, F32)[..., :3]
+    rng = np.random.default_rng(seed)
+    if kind != "greedy":
+        points, brush, colours = first_guess(picture, count, kind, rng)
+        return fit(picture, points, brush, colours, steps)
+    size = picture.shape[0]
+    points, brush, colours = np.zeros((0, N_POINTS, 3), F32), np.zeros(0, F32), np.zeros((0, 3), F32)
+    placed, done = 0, 0
+    for i, (share, brush_range) in enumerate(STAGES):
+        new = count - placed if i == len(STAGES) - 1 else max(1, int(round(share * count)))
+        stage_steps = steps - done if i == len(STAGES) - 1 else int(round(share * steps))
+        canvas = R.render(points, brush, size, colours) if len(points) else np.ones_like(picture)
+        p, b, c = _placed(picture, canvas, new, brush_range, rng)
+        if i == 0 and TRACED_FIRST:          # every first guess: the tracer's strokes lead the coarse stage
+            tp, tb, tc = first_guess(picture, new, "tracer", rng)
+            traced = min(len(tracer.trace(_ink(picture))), new)
+            p[:traced], b[:traced], c[:traced] = tp[:traced], tb[:traced], tc[:traced]
+        points, brush, colours = np.concatenate([points, p]), np.concatenate([brush, b]), np.concatenate([colours, c])
+        points, brush, colours = fit(picture, points, brush, colours, stage_steps)
+        placed, done = placed + new, done + stage_steps
+    return points, brush, colours

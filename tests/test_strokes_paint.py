@@ -1,0 +1,52 @@
+"""Painterly mode (issue 18): the composite's gradient, and fitting brings the canvas closer. Quality: bench/strokes.py."""
+
+import numpy as np
+
+from core.strokes import paint, runtime
+from core.strokes.cli import image_to_strokes
+
+
+def test_composite_backward_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    alphas = rng.uniform(0, 1, (3, 6, 6)).astype(np.float32)
+    colours = rng.uniform(0, 1, (3, 3)).astype(np.float32)
+    weights = rng.normal(0, 1, (6, 6, 3)).astype(np.float32)
+    canvas, g_alpha, g_colour = paint.composite_backward(alphas, colours, weights)
+    assert np.allclose(canvas, runtime.composite(alphas, colours), atol=1e-6)
+
+    def value(a, c):
+        return float((runtime.composite(a, c).astype(np.float64) * weights).sum())
+    eps = 1e-3
+    for index in [(0, 2, 3), (2, 5, 0), (1, 0, 0)]:
+        up, down = alphas.copy(), alphas.copy()
+        up[index] += eps
+        down[index] -= eps
+        assert abs((value(up, colours) - value(down, colours)) / (2 * eps) - g_alpha[index]) < 1e-2
+    for index in [(0, 1), (2, 2)]:
+        up, down = colours.copy(), colours.copy()
+        up[index] += eps
+        down[index] -= eps
+        assert abs((value(alphas, up) - value(alphas, down)) / (2 * eps) - g_colour[index]) < 1e-2
+
+
+def test_fitted_strokes_come_closer_to_the_picture_than_their_first_guess():
+    picture = np.ones((64, 64, 3), np.float32)
+    picture[:, :32] = (0.8, 0.2, 0.1)                 # half red, a blue disc
+    yy, xx = np.mgrid[:64, :64]
+    picture[np.hypot(yy - 40, xx - 44) < 12] = (0.1, 0.2, 0.9)
+    rng = np.random.default_rng(1)
+    points, brush, colours = paint.first_guess(picture, 8, "random", rng)
+    before = paint.picture_loss(runtime.render(points, brush, 64, colours), picture)[0]
+    points, brush, colours = paint.fit(picture, points, brush, colours, 15)
+    after = paint.picture_loss(runtime.render(points, brush, 64, colours), picture)[0]
+    assert after < 0.7 * before
+    assert colours.min() >= 0 and colours.max() <= 1
+
+
+def test_paint_mode_returns_the_strokes_asked_for_with_colours():
+    image = np.ones((40, 60, 4), np.float32)
+    image[10:30, 5:30, :3] = (0.9, 0.6, 0.1)
+    image[:, 50:, 3] = 0                                # transparent: paper
+    result = image_to_strokes(image, "shade.png", strokes=6, refine=4, mode="paint")
+    assert result["points"].shape == (6, 16, 3) and result["colours"].shape == (6, 3)
+    assert result["side"] == 60 and result["runtime"] == "numpy"
