@@ -14,7 +14,7 @@ from mathutils import Vector
 
 from ..core.errors import AtelierError
 from ..core.sketch.runtime import SketchModel, slerp
-from ..core.sketch.personal import personal_dataset
+from ..core.sketch.personal import personal_dataset, training_options
 from ..core.sketch.strokes import grease_pencil_to_stroke3, save_npz, stroke3_to_grease_pencil, stroke3_to_polylines
 from . import gpencil
 from .jobs import WorkerOperator
@@ -274,12 +274,13 @@ class ATELIER_OT_sketch_train(WorkerOperator, bpy.types.Operator):
         obj = context.active_object
         drawings = artist_drawings(obj, settings.train_from)
         data = self.temporary_folder() / "drawings.npz"
-        save_npz(data, personal_dataset(drawings))
+        dataset = personal_dataset(drawings)
+        save_npz(data, dataset)
         self.count = len(drawings)
         name = bpy.path.clean_name(obj.name)
         self.output = unique_model_path(f"sketch_{name}")
         self.scene_name = context.scene.name
-        return ["sketch", "train", str(data), "--preset", "small", "--minutes", f"{settings.train_minutes:g}",
+        return ["sketch", "train", str(data), *training_options(dataset), "--minutes", f"{settings.train_minutes:g}",
                 "-o", str(self.output)]
 
     def _keep(self, context, message):

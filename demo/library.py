@@ -9,7 +9,7 @@ import numpy as np
 from paper import paper_scene
 
 OWN_DRAWINGS = 24
-TRAIN_MINUTES = 1.5
+TRAIN_MINUTES = 3.0
 
 
 def addon(bpy, module):
