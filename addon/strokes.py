@@ -33,7 +33,9 @@ class AtelierStrokesSettings(bpy.types.PropertyGroup):
                                         "picture (any picture; a line drawing may get extra strokes)"),
                ("LINES", "Line art", "The fewest clean strokes that redraw a line drawing: traced and drawn first "
                                      "guesses, polished, joined where they continue each other, unneeded ones "
-                                     "removed (fast)")],
+                                     "removed (fast)"),
+               ("PAINT", "Painterly", "Shaded pictures and photos: coloured strokes of any width, wide ones first, "
+                                      "placed where the picture differs most and polished (Polish steps) against it")],
         description="How the picture is redrawn")
     strokes: bpy.props.IntProperty(name="Strokes", default=8, min=1, max=32,
                                    description="At most this many strokes (fewer when a new one no longer helps)")
@@ -142,7 +144,7 @@ class ATELIER_OT_strokes_image_to_strokes(WorkerOperator, bpy.types.Operator):
         self.placement = placement(context, image)
         self.scene_name, self.frame = context.scene.name, context.scene.frame_current
         argv = ["strokes", "paint", str(path), "--strokes", str(settings.strokes), "--refine", str(settings.refine),
-                "--rounds", str(settings.rounds), "--mode", "lines" if settings.style == "LINES" else "agent",
+                "--rounds", str(settings.rounds), "--mode", {"LINES": "lines", "PAINT": "paint"}.get(settings.style, "agent"),
                 "-o", str(svg), "--json", str(folder / "strokes.json")]
         return argv + (["--colour"] if settings.colour else []) + (["--invert"] if settings.invert else [])
 
@@ -154,7 +156,7 @@ class ATELIER_OT_strokes_image_to_strokes(WorkerOperator, bpy.types.Operator):
         material = gpencil.new_stroke_material(f"{name} ink", (0.0, 0.0, 0.0, 1.0))
         obj = gpencil.create_drawing(context, name, gp_strokes(result, matrix, size), animate=settings.animate,
                                      frame_start=self.frame, frame_count=settings.frames, material=material)
-        if settings.colour:
+        if settings.colour or settings.style == "PAINT":
             material.grease_pencil.color = (1.0, 1.0, 1.0, 1.0)  # vertex colours carry the strokes' colours
         for selected in context.selected_objects:
             selected.select_set(False)
@@ -192,9 +194,11 @@ def _draw(layout, context):
 def _draw_polish(layout, context):
     settings = settings_of(context)
     column = layout.column()
-    column.active = settings.style == "FREE"     # line art polishes for a fixed short time
+    column.active = settings.style != "LINES"    # line art polishes for a fixed short time
     column.prop(settings, "refine")
-    column.prop(settings, "rounds")
+    row = column.row()
+    row.active = settings.style == "FREE"
+    row.prop(settings, "rounds")
 
 
 def _draw_svg(layout, context):

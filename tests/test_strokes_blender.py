@@ -56,6 +56,10 @@ def test_line_art_style_draws_the_cross_as_two_clean_strokes(blender):
     assert drawing.type == "GREASEPENCIL" and drawing.name.startswith("Lines")
     assert len(gpencil.read_strokes(drawing)) == 2
 
+    settings.style, settings.strokes, settings.refine = "PAINT", 5, 3      # painterly: coloured strokes
+    assert bpy.ops.atelier.strokes_image_to_strokes() == {"FINISHED"}
+    assert len(gpencil.read_strokes(bpy.context.active_object)) == 5
+
 
 def test_bad_input_is_reported_not_raised_as_a_traceback(blender):
     bpy = blender
