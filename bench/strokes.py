@@ -180,9 +180,10 @@ def paint_pictures(size=64):
     return {**photos, "shaded_scene": shaded_scene(size)}
 
 
-def bench_paint(counts, steps, picture_path=None):
+def bench_paint(counts, steps, picture_path=None, budget=None):
     """PSNR and SSIM of paint mode (greedy coarse-to-fine with the tracer's strokes leading) against the
-    tracer's strokes and random strokes, all fitted the same number of steps through the real painter."""
+    tracer's strokes and random strokes, all fitted through the real painter for the same number of steps
+    or, with ``budget`` (CPU seconds per 32 strokes), the same CPU time (steps then only a cap)."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
     from core.strokes import paint as painterly
     results, shown = {}, []
@@ -191,7 +192,8 @@ def bench_paint(counts, steps, picture_path=None):
         for count in counts:
             for kind in ("greedy", "tracer", "random"):
                 started, cpu = time.perf_counter(), time.process_time()
-                points, brush, colours = painterly.paint(picture, count, steps, kind)
+                points, brush, colours = painterly.paint(picture, count, steps, kind,
+                                                         budget=None if budget is None else budget * count / 32)
                 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
                 drawn = numpy_runtime.render(points, brush, picture.shape[0], colours)
                 mse = float(((drawn - picture) ** 2).mean())
@@ -199,7 +201,7 @@ def bench_paint(counts, steps, picture_path=None):
                     "psnr": round(float(peak_signal_noise_ratio(picture, drawn, data_range=1)), 2),
                     "own_psnr": round(10 * np.log10(1 / mse), 2),
                     "ssim": round(float(structural_similarity(picture, drawn, channel_axis=-1, data_range=1)), 3),
-                    "strokes": count, "steps": steps, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2)}
+                    "strokes": count, "max_steps": steps, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2)}
                 print(name, count, kind, json.dumps(results[f"{name}_{count}_{'paint_mode' if kind == 'greedy' else kind + '_baseline'}"]),
                       file=sys.stderr, flush=True)
                 if kind == "greedy":
@@ -236,6 +238,9 @@ def main():
                         choices=["generator", "agents", "lines", "paint"])
     parser.add_argument("--paint-steps", type=int, default=30, help="paint mode: fitting steps of every method")
     parser.add_argument("--paint-picture", help="PNG: each picture, then paint mode at 32 and 128 strokes")
+    parser.add_argument("--paint-budget", type=float,
+                        help="paint: CPU seconds per 32 strokes for every method (the same time budget); "
+                             "--paint-steps is then a cap")
     parser.add_argument("--strokes", type=int, default=8, help="lines mode: at most this many strokes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -254,7 +259,8 @@ def main():
             "note": "64 px pictures (skimage's astronaut and coffee photos, a numpy-rendered shaded scene); paint mode "
                     "= coarse-to-fine greedy placement led by the tracer's strokes; baselines: the tracer's strokes "
                     "(padded with random ones) and random strokes, all fitted the same steps through the real painter",
-            **bench_paint((32, 128), args.paint_steps, args.paint_picture)}
+            "budget_cpu_seconds_per_32_strokes": args.paint_budget,
+            **bench_paint((32, 128), args.paint_steps, args.paint_picture, args.paint_budget)}
     if set(args.sections) <= {"lines", "paint"}:
         result["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
         print(json.dumps(result))

@@ -110,13 +110,17 @@ def first_guess(picture, count, kind, rng):
     return points, brush, colours
 
 
-def fit(picture, points, brush, colours, steps, lr=PAINT_LR):
-    """Adam on the strokes' raw parameters and colours against ``picture`` (S, S, 3); returns the strokes."""
+def fit(picture, points, brush, colours, steps, lr=PAINT_LR, until=None):
+    """Adam on the strokes' raw parameters and colours against ``picture`` (S, S, 3); returns the strokes.
+    ``until``: stop early once this process's CPU time (``time.process_time``) passes it."""
+    import time
     from .lines import to_raw
     size = picture.shape[0]
     params = list(to_raw(points, brush)) + [np.asarray(colours, F32).copy()]
     first, second = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
     for step in range(1, steps + 1):
+        if until is not None and time.process_time() > until:
+            break
         pts, br = R.activate(params[0], params[1])
         xy, radius, state = R.stroke_samples(pts, br, size)
         stamped = [R.stamp(x, r, size) for x, r in zip(xy, radius)]
@@ -160,17 +164,20 @@ def _placed(picture, canvas, count, brush_range, rng):
 STAGES = ((0.25, (0.6, 1.0)), (0.25, (0.3, 0.6)), (0.5, (0.1, 0.35)))   # share of strokes and steps, brush range
 
 
-def paint(picture, count, steps=60, kind="greedy", seed=0):
+def paint(picture, count, steps=60, kind="greedy", seed=0, budget=None):
     """Fitted strokes (points, brush, colours) of ``count`` strokes for an RGB picture (S, S, 3).
 
     ``greedy``: coarse to fine, in three stages (wide, middle, narrow strokes), each placing its
     strokes where the canvas so far is furthest from the picture and fitting all the strokes so far;
-    the others start from all their strokes (random or traced) and are fitted the same ``steps``."""
+    the others start from all their strokes (random or traced) and are fitted the same ``steps``.
+    ``budget``: CPU seconds instead (``steps`` is then a cap), shared by the stages as the steps are."""
+    import time
     picture = np.asarray(picture, F32)[..., :3]
     rng = np.random.default_rng(seed)
+    start = time.process_time()
     if kind != "greedy":
         points, brush, colours = first_guess(picture, count, kind, rng)
-        return fit(picture, points, brush, colours, steps)
+        return fit(picture, points, brush, colours, steps, until=None if budget is None else start + budget)
     size = picture.shape[0]
     points, brush, colours = np.zeros((0, N_POINTS, 3), F32), np.zeros(0, F32), np.zeros((0, 3), F32)
     placed, done = 0, 0
@@ -184,6 +191,7 @@ def paint(picture, count, steps=60, kind="greedy", seed=0):
             traced = min(len(tracer.trace(_ink(picture))), new)
             p[:traced], b[:traced], c[:traced] = tp[:traced], tb[:traced], tc[:traced]
         points, brush, colours = np.concatenate([points, p]), np.concatenate([brush, b]), np.concatenate([colours, c])
-        points, brush, colours = fit(picture, points, brush, colours, stage_steps)
+        until = None if budget is None else start + budget * (sum(x for x, _ in STAGES[:i + 1]))
+        points, brush, colours = fit(picture, points, brush, colours, stage_steps, until=until)
         placed, done = placed + new, done + stage_steps
     return points, brush, colours
