@@ -536,6 +536,25 @@ def load_nca(path):
             raise RuntimeError("the model loaded, yet 2 steps of it are not finite")
 
 
+def seeds_stylize_models(folder):
+    """Small stylisation networks of both configurations (their hyperparameters shrunk)."""
+    import torch
+    from core.stylize import model as sty
+    torch.manual_seed(0)
+    for name, config in (("fast", dict(sty.FAST, filters=[4, 8, 8, 8, 4, 4], resnet_blocks=1)),
+                         ("published", dict(sty.PUBLISHED, filters=[4, 4, 8, 8, 8, 4], resnet_blocks=1))):
+        generator = sty.Generator(5, **config)
+        sty.save(folder / f"{name}.safetensors", generator, {"hyperparameters": {"in_channels": 5, "config": config}})
+
+
+def load_stylize_model(path):
+    import numpy as np
+    from core.stylize import model as sty
+    generator, meta = sty.load(path)
+    channels = meta["hyperparameters"]["in_channels"]
+    sty.stylize_frames(generator, np.zeros((1, 12, 16, channels), np.float32), tile=16)
+
+
 # ---------------------------------------------------------------------------- sketch data
 
 def toy_stroke3(rng, count):
@@ -1194,6 +1213,7 @@ def load_worker(path):
 LOADERS = {loader.name: loader for loader in [
     Loader("model", load_model, seeds_models, suffix=".safetensors", mutate=mutate_model),
     Loader("nca", load_nca, seeds_nca, suffix=".safetensors", mutate=mutate_nca, nasty=_nasty_files("nca")),
+    Loader("stylize_model", load_stylize_model, seeds_stylize_models, suffix=".safetensors", mutate=mutate_model),
     Loader("sketch_model", load_sketch_model, seeds_sketch_models, suffix=".safetensors", mutate=mutate_model),
     Loader("sketch_torch", load_sketch_torch, seeds_sketch_models, suffix=".safetensors", mutate=mutate_model),
     Loader("npz", load_npz, seeds_npz, suffix=".npz", mutate=mutate_npz, nasty=_nasty_files("npz")),

@@ -257,3 +257,25 @@ def test_stylize_tile_out_of_range_is_a_clear_error(tmp_path):
             run_command(["stylize", "run", str(tmp_path / "missing.safetensors"), "--frames", str(tmp_path),
                          "--tile", str(tile), "-o", str(tmp_path / "out")], SilentProgress())
     assert check_tile(16) == 16
+
+
+def test_stylize_model_hyperparameters_are_checked_before_building(tmp_path):
+    """The stylisation loader built whatever network the header described (filters of 100,000
+    channels: terabytes) before comparing it with the tensors; now sizes, then shapes on torch's
+    meta device, come first."""
+    from core.modelfile import read_model, save_model
+    from core.stylize import model as sty
+    fuzz.seeds_stylize_models(tmp_path)
+    tensors, meta = read_model(tmp_path / "fast.safetensors")
+    config = meta["hyperparameters"]["config"]
+    cases = {"huge.safetensors": (dict(config, filters=[100000] * 6), "a filter count is 100000"),
+             "deep.safetensors": (dict(config, resnet_blocks=10 ** 7), "resnet_blocks is 10000000"),
+             "other.safetensors": (dict(config, filters=[8] * 6), "do not match the network"),
+             "twice.safetensors": (dict(config, in_channels=3), "do not describe"),
+             "norm.safetensors": (dict(config, norm="batch"), "norm 'batch'")}
+    for name, (changed, problem) in cases.items():
+        save_model(tmp_path / name, "stylize", tensors, {"hyperparameters": {"in_channels": 5, "config": changed}})
+        with pytest.raises(AtelierError, match=f"{name}: .*{problem}"):
+            sty.load(tmp_path / name)
+    fuzz.load_stylize_model(tmp_path / "fast.safetensors")
+    fuzz.load_stylize_model(tmp_path / "published.safetensors")

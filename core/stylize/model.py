@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from ..errors import AtelierError, Cancelled
 from ..modelfile import read_model, save_model
+from ..validate import check_int, shown
 
 KIND = "stylize"
 
@@ -255,9 +256,45 @@ def save(path, generator, meta):
     save_model(path, KIND, tensors, meta)
 
 
+def check_hyperparameters(path, meta, tensors):
+    """The network a model file describes, checked before anything is built: sane sizes, then the
+    shapes of a copy built on torch's "meta" device (no memory) against the file's tensors."""
+    hyper = meta.get("hyperparameters")
+    config = hyper.get("config") if isinstance(hyper, dict) else None
+    if not isinstance(config, dict):
+        raise AtelierError(f"{shown(path)}: not a stylisation model (no network hyperparameters)")
+    check_int(path, "in_channels", hyper.get("in_channels"), 1, 64)
+    filters = config.get("filters")
+    if not isinstance(filters, list) or len(filters) != 6:
+        raise AtelierError(f"{shown(path)}: filters must be a list of 6 channel counts")
+    for count in filters:
+        check_int(path, "a filter count", count, 1, 1024)
+    check_int(path, "resnet_blocks", config.get("resnet_blocks"), 0, 64)
+    if check_int(path, "outer_kernel", config.get("outer_kernel"), 1, 15) % 2 == 0:
+        raise AtelierError(f"{shown(path)}: outer_kernel must be odd")
+    if config.get("norm") not in ("none", "instance"):
+        raise AtelierError(f"{shown(path)}: norm {str(config.get('norm'))[:40]!r} is not 'none' or 'instance'")
+    for flag in ("smoothers", "tanh", "residual"):
+        if not isinstance(config.get(flag, False), bool):
+            raise AtelierError(f"{shown(path)}: {flag} must be true or false")
+    try:
+        with torch.device("meta"):
+            expected = {name: tuple(value.shape) for name, value in Generator(hyper["in_channels"], **config)
+                        .state_dict().items() if value.dtype.is_floating_point}
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise AtelierError(f"{shown(path)}: its hyperparameters do not describe this Atelier's stylisation "
+                           f"network ({str(error)[:120]})") from None
+    found = {name: tuple(value.shape) for name, value in tensors.items()}
+    if found != expected:
+        wrong = sorted(set(found) ^ set(expected)) or sorted(k for k in found if found[k] != expected[k])
+        raise AtelierError(f"{shown(path)}: its tensors do not match the network its hyperparameters describe "
+                           f"({', '.join(wrong[:3])}{', ...' if len(wrong) > 3 else ''})")
+
+
 def load(path):
     """Return ``(generator in eval mode, meta)`` from a model file."""
     tensors, meta = read_model(path, KIND)
+    check_hyperparameters(path, meta, tensors)
     try:
         hyper = meta["hyperparameters"]
         generator = Generator(hyper["in_channels"], **hyper["config"])
