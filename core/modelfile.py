@@ -39,7 +39,7 @@ MAX_MODEL_BYTES = 1 << 30  # the largest shipped model is a few MB; checkpoints 
 def save_model(path, kind: str, tensors: dict, meta: dict | None = None):
     """Write ``tensors`` (name -> numpy array) and ``meta`` as a model of ``kind``, atomically."""
     document = {"kind": kind, "format_version": FORMAT_VERSION, **(meta or {})}
-    header = {"__metadata__": {"atelier": json.dumps(document, sort_keys=True)}}
+    header: dict[str, dict] = {"__metadata__": {"atelier": json.dumps(document, sort_keys=True)}}
     blobs, offset = [], 0
     for name in sorted(tensors):
         array = np.ascontiguousarray(np.asarray(tensors[name]))
