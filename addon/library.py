@@ -14,6 +14,7 @@ from pathlib import Path
 import bpy
 
 from ..core.errors import AtelierError
+from ..core.validate import shown
 from ..core.library import FEATURES, Library
 from ..core.modelfile import MODEL_SUFFIX
 from .preferences import models_dir
@@ -136,9 +137,9 @@ class ATELIER_OT_model_rename(ModelFileOperator, bpy.types.Operator):
         try:
             target = library().rename(self.path, self.new_name)
         except AtelierError as error:
-            self.report({"ERROR"}, str(error))
+            self.report({"ERROR"}, shown(str(error)))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Renamed to {target.name}")
+        self.report({"INFO"}, shown(f"Renamed to {target.name}"))
         return {"FINISHED"}
 
 
@@ -157,9 +158,9 @@ class ATELIER_OT_model_delete(ModelFileOperator, bpy.types.Operator):
         try:
             library().delete(self.path)
         except AtelierError as error:
-            self.report({"ERROR"}, str(error))
+            self.report({"ERROR"}, shown(str(error)))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Deleted {Path(self.path).name}")
+        self.report({"INFO"}, shown(f"Deleted {Path(self.path).name}"))
         return {"FINISHED"}
 
 
@@ -182,14 +183,15 @@ class ATELIER_OT_model_import(bpy.types.Operator):
         entry = library().find(source) if source.is_file() else None
         kinds = FEATURES.get(self.feature, ((),))[0]
         if entry is None or (kinds and entry.kind not in kinds):
-            self.report({"ERROR"}, f"{source}: not a {FEATURE_LABELS.get(self.feature, 'an Atelier')} model file")
+            self.report({"ERROR"},
+                        shown(f"{source}: not a {FEATURE_LABELS.get(self.feature, 'an Atelier')} model file"))
             return {"CANCELLED"}
         target, n = models_dir() / source.name, 1
         while target.exists():
             n += 1
             target = models_dir() / f"{source.stem}_{n}{source.suffix}"
         shutil.copy2(source, target)
-        self.report({"INFO"}, f"Imported {source.name} into {models_dir()}")
+        self.report({"INFO"}, shown(f"Imported {source.name} into {models_dir()}"))
         return {"FINISHED"}
 
 

@@ -19,6 +19,7 @@ import bpy
 import numpy as np
 
 from ..core.errors import AtelierError
+from ..core.validate import shown
 from ..core.imageio import write_image
 from ..core.stylize.frames import frame_files
 from .images import image_to_array
@@ -195,7 +196,7 @@ class ATELIER_OT_stylize_live(bpy.types.Operator):
         try:
             _sessions[context.scene.name] = LiveSession(context.scene)
         except AtelierError as error:
-            self.report({"ERROR"}, str(error))
+            self.report({"ERROR"}, shown(str(error)))
             return {"CANCELLED"}
         self._timer = context.window_manager.event_timer_add(TICK_SECONDS, window=context.window)
         context.window_manager.modal_handler_add(self)
@@ -218,7 +219,8 @@ class ATELIER_OT_stylize_live(bpy.types.Operator):
         context.scene.atelier_stylize.live_stop = False
         session = _sessions.pop(context.scene.name, None)
         if session is not None:
-            self.report({"INFO"}, session.stop() + f"; UI stalls over 100 ms: {session.stalls} of {session.ticks}")
+            self.report({"INFO"},
+                        shown(session.stop() + f"; UI stalls over 100 ms: {session.stalls} of {session.ticks}"))
         return {"FINISHED"}
 
 

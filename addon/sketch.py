@@ -13,6 +13,7 @@ import numpy as np
 from mathutils import Vector
 
 from ..core.errors import AtelierError
+from ..core.validate import shown
 from ..core.sketch.runtime import SketchModel, slerp
 from ..core.sketch.personal import personal_dataset, training_options
 from ..core.sketch.strokes import grease_pencil_to_stroke3, save_npz, stroke3_to_grease_pencil, stroke3_to_polylines
@@ -139,7 +140,7 @@ class SketchOperator:
             settings = settings_of(context)
             return self.run(context, settings, load_model(settings.model))
         except AtelierError as error:
-            self.report({"ERROR"}, str(error))
+            self.report({"ERROR"}, shown(str(error)))
             return {"CANCELLED"}
 
 
@@ -164,7 +165,7 @@ class ATELIER_OT_sketch_auto_draw(SketchOperator, bpy.types.Operator):
         if not strokes:
             raise AtelierError(f"{model.path.name}: the model drew nothing at this temperature; try another seed")
         new_drawing(context, f"Sketch {model.name}", strokes)
-        self.report({"INFO"}, f"Drew {len(sketches)} sketches with {model.name}")
+        self.report({"INFO"}, shown(f"Drew {len(sketches)} sketches with {model.name}"))
         return {"FINISHED"}
 
 
@@ -288,8 +289,9 @@ class ATELIER_OT_sketch_train(WorkerOperator, bpy.types.Operator):
         return message
 
     def finish(self, context, summary):
-        self.report({"INFO"}, self._keep(context, f"Sketch-RNN trained on {self.count} drawings "
-                                                  f"({summary.get('steps', '?')} steps): {self.output.name}"))
+        message = self._keep(context, f"Sketch-RNN trained on {self.count} drawings "
+                                      f"({summary.get('steps', '?')} steps): {self.output.name}")
+        self.report({"INFO"}, shown(message))
         return {"FINISHED"}
 
     def cancelled(self, context, figures):
