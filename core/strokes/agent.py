@@ -321,9 +321,10 @@ def train_agent(path, generator, images, minutes, progress, recurrent=False, ste
             optimiser.step()
             step, loss_value = step + 1, loss.item()
             progress.update(time.monotonic() - started, step=step, loss=loss_value)
-    except (KeyboardInterrupt, Cancelled):
+    except (KeyboardInterrupt, Cancelled) as error:
         save_agent(path, agent, recurrent, steps, data, {"steps": step, "loss": loss_value, "interrupted": True,
                                                          **earlier, **total_steps(earlier, step)})
+        error.kept = str(path)  # the CLI and the worker say where the model is
         raise
     save_agent(path, agent, recurrent, steps, data, {"steps": step, "loss": loss_value, **earlier,
                                                      "seconds": round(time.monotonic() - started, 1),

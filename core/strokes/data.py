@@ -191,7 +191,7 @@ def _split(count, split):
     return indices[(indices % 5 == 0) == (split == "test")] if split in ("train", "test") else indices
 
 
-_KEYS = {}
+_KEYS: dict = {}  # set name -> its items' content keys, computed once a process
 
 
 def item_keys(name):

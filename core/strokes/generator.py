@@ -21,7 +21,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..errors import Cancelled
+from ..errors import AtelierError, Cancelled
 from ..modelfile import read_model, save_model
 from .data import random_strokes
 from .painter import render_alpha
@@ -98,7 +98,11 @@ def save_generator(path, model, training):
 def load_generator(path, device="cpu"):
     tensors, meta = read_model(path, KIND)
     model = Generator()
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()})
+    try:
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()})
+    except RuntimeError as error:
+        raise AtelierError(f"{path}: generator weights do not match this Atelier's generator "
+                           f"({str(error)[:120]})") from None
     return model.to(device).eval(), meta
 
 
@@ -144,8 +148,9 @@ def train_generator(path, minutes, progress, batch=64, seed=0, device="cpu", pre
             optimiser.step()
             step, loss_value = step + 1, loss.item()
             progress.update(time.monotonic() - started, step=step, bce=loss_value)
-    except (KeyboardInterrupt, Cancelled):
+    except (KeyboardInterrupt, Cancelled) as error:
         save_generator(path, model, {"steps": step, "bce": loss_value, "interrupted": True})
+        error.kept = str(path)  # the CLI and the worker say where the model is
         raise
     fidelity = evaluate_generator(model, device=device)
     save_generator(path, model, {"steps": step, "bce": loss_value, "seconds": round(time.monotonic() - started, 1),
