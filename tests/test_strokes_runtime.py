@@ -207,8 +207,11 @@ def test_area_and_bilinear_resizes_match_opencv():
         assert np.allclose(runtime.resize_bilinear(image, h, w), expected, atol=1e-3)
 
 
-def test_runtime_choice():
-    assert choose_runtime("numpy") == "numpy" and choose_runtime("torch") == choose_runtime("auto") == "torch"
+def test_runtime_choice(monkeypatch):
+    monkeypatch.setenv("ATELIER_DEVICE", "auto")
+    assert choose_runtime("numpy") == choose_runtime("auto") == "numpy" and choose_runtime("torch") == "torch"
+    monkeypatch.setenv("ATELIER_DEVICE", "cuda")  # a GPU asked for: the torch code
+    assert choose_runtime("auto") == "torch"
     with pytest.raises(AtelierError, match="--runtime"):
         choose_runtime("jax")
     image = np.ones((40, 50, 3), np.float32)

@@ -11,6 +11,7 @@ runtime (``runtime.py``); the training commands need torch.
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +85,9 @@ def train_agent_command(args, progress):
 
 
 def choose_runtime(runtime):
-    """"numpy" or "torch" for ``runtime`` in RUNTIMES: "auto" is torch where it is installed, else numpy
-    (Blender's own Python has numpy but no torch)."""
+    """"numpy" or "torch" for ``runtime`` in RUNTIMES.  "auto" is numpy unless ``ATELIER_DEVICE`` asks
+    for CUDA (and torch is installed): on a CPU the numpy runtime paints the same strokes 4-20x faster
+    (``bench/strokes_runtime.py``, figures in bench/RESULTS.md), and Blender's own Python has no torch."""
     if runtime not in RUNTIMES:
         raise AtelierError(f"--runtime {runtime}: choose one of {', '.join(RUNTIMES)}")
     try:
@@ -94,7 +96,8 @@ def choose_runtime(runtime):
         torch_found = False
     if runtime == "torch" and not torch_found:
         raise AtelierError("--runtime torch: torch is not installed in this Python (use --runtime numpy)")
-    return "torch" if runtime == "torch" or (runtime == "auto" and torch_found) else "numpy"
+    wants_gpu = os.environ.get("ATELIER_DEVICE", "auto").lower() == "cuda"
+    return "torch" if runtime == "torch" or (runtime == "auto" and torch_found and wants_gpu) else "numpy"
 
 
 def image_to_strokes(image, name, agent_path=None, strokes=8, invert=None, colour=False, refine=REFINE, rounds=1,
