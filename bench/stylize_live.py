@@ -89,6 +89,8 @@ def quality(frames, first, final, work, threads, score, atelier):
     write_image(key, first)
     live_model = work / "live_60s.safetensors"
     process = start_live(frames, key, previews, live_model, threads)
+    # the clock starts with training, as batch's --minutes does: the first preview is written after step 1
+    wait_until(lambda: previews.is_dir() and any(previews.glob("*.png")), 300)
     started = time.monotonic()
     wait_until(lambda: time.monotonic() - started > 20, 25)
     write_image(key, final)  # the artist's final painting

@@ -8,7 +8,8 @@ One process keeps the generator and its Adam state for the whole session.  With 
 at the keyframe files between training steps; a changed painting replaces the training targets
 in place (no restart, no new optimiser), and for the next FOCUS_STEPS steps half of every batch is
 drawn from the changed region, so the change reaches the previews in seconds rather than after the
-network has revisited that region by chance.  Every PREVIEW_SECONDS (and soon after a change) the
+network has revisited that region by chance, and the learning rate restarts its decay.  Soon after a
+change, then every PREVIEW_SECONDS, doubling up to MAX_PREVIEW_SECONDS while nothing changes, the
 preview frames are stylised and written atomically under their frame names.  SIGINT, SIGTERM or the
 worker's cancel stop the session, and the model is saved: stopping is how a live session ends.
 """
@@ -22,13 +23,17 @@ import numpy as np
 
 from ..errors import AtelierError, Cancelled
 
-PREVIEW_SECONDS = 3.0      # previews of the current network this often
+PREVIEW_SECONDS = 3.0      # previews of the current network this often after a change, then
+MAX_PREVIEW_SECONDS = 24.0  # ... twice as far apart each time while nothing changes, up to this
+                           # (a preview pass costs as much as a few training steps on a CPU)
 AFTER_CHANGE_SECONDS = 1.0  # ... and this soon after a keyframe changed (training on the change first)
 WATCH_SECONDS = 0.25       # how often the keyframe files are looked at
 FOCUS_STEPS = 40           # steps after a change in which half of each batch comes from the changed region
 CHANGE_THRESHOLD = 1.0 / 255  # a pixel moved by more than one 8-bit level is a painted change
-LIVE_LR = 2e-3             # constant after warm-up: a live session has no end to decay towards
-WARMUP_STEPS = 50
+LIVE_LR = 4e-3             # the batch trainer's peak rate (core.stylize.model.train)
+WARMUP_STEPS = 10          # about the batch trainer's 5 % of a minute's steps
+DECAY_STEPS = 300          # cosine from LIVE_LR down to LR_FLOOR x it over this many steps after each
+LR_FLOOR = 0.1             # change: a warm restart, so a new painting is learnt fast and then settles
 
 
 class LiveTrainer:
@@ -48,7 +53,7 @@ class LiveTrainer:
         self.optimiser = torch.optim.Adam(self.generator.parameters(), lr=LIVE_LR, betas=(0.5, 0.999))
         self.focus = None                          # (keyframe slot, centres) of the latest change
         self.focus_left = 0
-        self.steps, self.loss = 0, math.nan
+        self.steps, self.loss, self.changed_at = 0, math.nan, 0
         self._sampler()
 
     def _sampler(self):
@@ -72,6 +77,7 @@ class LiveTrainer:
                 & (centres[:, 2] >= xs.min() - half) & (centres[:, 2] <= xs.max() + patch - half))
         if near.any():
             self.focus, self.focus_left = centres[near], FOCUS_STEPS
+        self.changed_at = self.steps  # restart the learning-rate cosine
         return int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
 
     def _batch(self):
@@ -86,12 +92,21 @@ class LiveTrainer:
             x, y = self.torch.cat([x[batch // 2:], fx]), self.torch.cat([y[batch // 2:], fy])
         return x.to(self.device), y.to(self.device)
 
+    def learning_rate(self):
+        """Warm-up, then a cosine from LIVE_LR to LR_FLOOR x LIVE_LR over DECAY_STEPS, restarted by every
+        keyframe change (SGDR, Loshchilov & Hutter 2017): lr = floor + (1 - floor)(1 + cos(pi t / T)) / 2."""
+        since = self.steps - self.changed_at
+        if self.steps < WARMUP_STEPS:
+            return LIVE_LR * (self.steps + 1) / WARMUP_STEPS
+        t = min(since, DECAY_STEPS) / DECAY_STEPS
+        return LIVE_LR * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * t)))
+
     def step(self):
         import torch.nn.functional as F
         from torch import nn
         from .model import pyramid_loss
         for group in self.optimiser.param_groups:
-            group["lr"] = LIVE_LR * min(1.0, (self.steps + 1) / WARMUP_STEPS)
+            group["lr"] = self.learning_rate()
         x, y = self._batch()
         out = self.generator(x)
         loss = F.l1_loss(out, y) + pyramid_loss(out, y)
@@ -181,6 +196,7 @@ def live_command(args, progress):
 
     started = time.monotonic()
     next_preview, next_look, changes, previews_written = started, started, 0, 0
+    preview_every = PREVIEW_SECONDS
     budget = args.minutes * 60.0 if args.minutes else math.inf
     progress.stage("live training (stop to keep the model)", budget if math.isfinite(budget) else 1)
     stop = _stop_on_signals()
@@ -193,11 +209,13 @@ def live_command(args, progress):
                     if trainer.update_keyframe(index, painting) is not None:
                         changes += 1
                         next_preview = min(next_preview, now + AFTER_CHANGE_SECONDS)
+                        preview_every = PREVIEW_SECONDS
             trainer.step()
             if time.monotonic() >= next_preview:
                 write_previews()
                 previews_written += 1
-                next_preview = time.monotonic() + PREVIEW_SECONDS
+                next_preview = time.monotonic() + preview_every
+                preview_every = min(2 * preview_every, MAX_PREVIEW_SECONDS)
             progress.update(min(time.monotonic() - started, budget) if math.isfinite(budget) else 0,
                             step=trainer.steps, loss=trainer.loss, changes=changes)
     except (Cancelled, KeyboardInterrupt):
