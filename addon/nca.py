@@ -26,6 +26,7 @@ Everything is created in one operator call, so one undo removes it.
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import bpy
 import bpy.utils.previews
@@ -48,7 +49,7 @@ QUALITY_ITEMS = [(str(params), f"{QUALITY_WORDS[params][0]}: {params} bytes",
                  for params, channels in PARAMS_TO_CHANNELS.items()]
 
 
-_previews = {}  # "collection": the bpy.utils.previews collection holding the live training preview
+_previews: dict = {}  # "collection": the bpy.utils.previews collection holding the live training preview
 
 
 def preview_icon(create=False):
@@ -388,8 +389,8 @@ def add_group_to_material(material, group):
 
 
 class NCAPanel:
-    bl_space_type = "NODE_EDITOR"
-    bl_region_type = "UI"
+    bl_space_type: Any = "NODE_EDITOR"  # (a mixin: Blender checks these when the panel registers)
+    bl_region_type: Any = "UI"
     bl_category = "Atelier"
 
     @classmethod

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import bpy
 
+from ..core.validate import shown
 from .registration import register_classes, unregister_classes
 
 ADDON_PACKAGE = __package__.rpartition(".")[0]  # the extension's package, e.g. bl_ext.user_default.atelier
@@ -211,7 +212,7 @@ class ATELIER_OT_check_worker(bpy.types.Operator):
         if prefs is not None:
             prefs.check_report = json.dumps(report)
         if "error" in report:
-            self.report({"ERROR"}, f"Atelier worker: {report['error']}")
+            self.report({"ERROR"}, shown(f"Atelier worker: {report['error']}"))
             return {"CANCELLED"}
         self.report({"INFO"}, f"Atelier worker: Python {report['python_version']}, torch "
                               f"{report.get('torch') or 'none'}, μNCA kernel {report.get('kernel')}")

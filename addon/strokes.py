@@ -16,6 +16,7 @@ from mathutils import Matrix, Vector
 
 from ..core.errors import AtelierError
 from ..core.strokes.cli import REFINE
+from ..core.validate import shown
 from . import gpencil
 from .images import image_file_for_worker
 from .jobs import WorkerOperator
@@ -163,7 +164,7 @@ class ATELIER_OT_strokes_image_to_strokes(WorkerOperator, bpy.types.Operator):
         obj.select_set(True)
         context.view_layer.objects.active = obj
         saved = f"; SVG saved as {summary['svg']}" if settings.save_svg else ""
-        self.report({"INFO"}, f"Drew {summary['strokes']} strokes{saved}")
+        self.report({"INFO"}, shown(f"Drew {summary['strokes']} strokes{saved}"))
         return {"FINISHED"}
 
 

@@ -32,7 +32,7 @@ def test_interrupt_in_the_first_seconds_keeps_a_usable_model(tmp_path):
     finally:
         process.kill()
     assert process.returncode == 130, stderr[-2000:]
-    assert f"kept in {output}" in stderr
+    assert f"kept the model so far: {output}" in stderr
     model = files.load(output)  # loads, and is no rule that blows up: render and bake accept it
     assert model.params == 68 and np.isfinite(model.w).all()
     files.check_rollout(model, "kept")

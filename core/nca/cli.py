@@ -71,9 +71,9 @@ def run_train(args, progress):
                            names=[args.name] if args.name else None, compile=not args.eager,
                            patch_weight=args.patch_weight, pyramid=args.pyramid,
                            palette_weight=args.palette_weight, preview=args.preview)
-    except BaseException as error:
-        if isinstance(error, (KeyboardInterrupt, Cancelled)) and Path(args.output).is_file():
-            print(f"\natelier nca train: stopped; the model so far is kept in {args.output}", file=sys.stderr)
+    except (KeyboardInterrupt, Cancelled) as error:
+        if Path(args.output).is_file():
+            error.kept = str(args.output)  # the CLI and the worker say where the model is
         raise
     if note:
         summary["note"] = note

@@ -25,7 +25,7 @@ from .kernels import build_prebuilt, kernel_report, library  # noqa: F401  (the 
 from .rule import perception_kernels
 
 RUN_STEPS = 16  # steps of run() a kernel call
-_spare = []  # a state buffer whose backward pass is done: touching fresh pages costs more than the rule
+_spare: list = []  # a state buffer whose backward pass is done: touching fresh pages costs more than the rule
 
 
 def _library(channels):

@@ -53,8 +53,8 @@ X86_LEVELS = (("x86-64-v4", ["-march=x86-64-v4", "-mprefer-vector-width=512"], 4
 # on 2 threads (68 and 588 parameters, 2.1 GHz AVX-512 Xeon, 2026-12-06): rounded down
 TORCH_SLOWDOWN = 5
 
-_libraries = {}  # library name -> Kernel, or None where none loads
-_cpu_levels = {}  # prebuilt folder -> the CPU's x86-64 level (0 elsewhere)
+_libraries: dict = {}  # library name -> Kernel, or None where none loads
+_cpu_levels: dict = {}  # prebuilt folder -> the CPU's x86-64 level (0 elsewhere)
 
 
 @dataclass
