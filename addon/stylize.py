@@ -27,7 +27,7 @@ import bpy
 
 from ..core.errors import AtelierError
 from ..core.scale.cluster import MalformedAddress, Unreachable, check_reachable, is_loopback, split_address
-from ..core.validate import shown
+from ..core.validate import encodes_as_utf8, shown
 from .images import image_file_for_worker
 from ..core.stylize.cli import END_MARKER, FOLLOW_TIMEOUT_S
 from ..core.stylize.frames import frame_files
@@ -154,14 +154,6 @@ class MotionRender:
         scene.frame_set(self.saved["frame"])
 
 
-def _encodes(text):
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
 def stylised_scene(scene, context=None):
     """The scene that holds Atelier's strips for ``scene``, "<scene> · Stylised", made on first use with
     ``scene``'s size, frame rate and range, and shown in the Sequencer of the current workspace.
@@ -193,7 +185,7 @@ def add_sequence_strip(scene, folder, name, context=None):
     channel = max((strip.channel for strip in editor.strips_all), default=0) + 1
     # function arguments must be UTF-8, properties take any file name (not-UTF-8 bytes as \udcXX surrogates):
     # such names go in through the properties
-    utf8 = all(_encodes(str(path)) for path in files)
+    utf8 = all(encodes_as_utf8(str(path)) for path in files)
     strip = editor.strips.new_image(name=name, filepath=str(files[0]) if utf8 else "//frame.png", channel=channel,
                                     frame_start=scene.frame_start)
     for path in files[1:]:

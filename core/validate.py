@@ -162,7 +162,8 @@ def _short(value):
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _encodes(text):
+def encodes_as_utf8(text):
+    """Whether ``text`` (a str, maybe with surrogate escapes of non-UTF-8 bytes) is valid UTF-8."""
     try:
         text.encode("utf-8")
         return True
@@ -179,10 +180,10 @@ def library_name(path, write=False):
     ``write`` the library writes to a temporary ASCII name that is then moved (or copied) to ``path``.
     """
     text = os.fspath(path)
-    if _encodes(text):
+    if encodes_as_utf8(text):
         yield text
         return
-    suffix = Path(text).suffix if _encodes(Path(text).suffix) else ""
+    suffix = Path(text).suffix if encodes_as_utf8(Path(text).suffix) else ""
     folder = tempfile.mkdtemp(prefix="atelier-name-")
     alias = os.path.join(folder, "file" + suffix)
     try:

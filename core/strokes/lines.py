@@ -81,12 +81,7 @@ def refine(points, brush, target, steps, size, deadline=None, lr=LINES_LR):
         if deadline is not None and time.perf_counter() > deadline:
             break
         _, *grads, _ = loss_and_grad(params[0], params[1], target, ink, size)
-        for p, g, m, v in zip(params, grads, first, second):
-            m *= F32(0.9)
-            m += F32(0.1) * g
-            v *= F32(0.999)
-            v += F32(0.001) * g * g
-            p -= F32(lr / (1 - 0.9 ** step)) * m / (np.sqrt(v) / F32(math.sqrt(1 - 0.999 ** step)) + F32(1e-8))
+        R.adam_step(params, grads, first, second, step, lr)
     return R.activate(*params)
 
 

@@ -13,8 +13,6 @@ places, coarse to fine), ``"random"`` (uniform places and widths) and ``"tracer"
 strokes of the picture's ink, padded with random ones up to K).
 """
 
-import math
-
 import numpy as np
 
 from . import runtime as R
@@ -135,12 +133,7 @@ def fit(picture, points, brush, colours, steps, lr=PAINT_LR, until=None):
         g_raw = np.concatenate([g_points[..., :2] * (1 - pts[..., :2] ** 2),
                                 g_points[..., 2:] * pts[..., 2:] * (1 - pts[..., 2:])], -1)
         grads = [g_raw, g_brush * br * (1 - br), g_colours]
-        for p, g, m, v in zip(params, grads, first, second):
-            m *= F32(0.9)
-            m += F32(0.1) * g
-            v *= F32(0.999)
-            v += F32(0.001) * g * g
-            p -= F32(lr / (1 - 0.9 ** step)) * m / (np.sqrt(v) / F32(math.sqrt(1 - 0.999 ** step)) + F32(1e-8))
+        R.adam_step(params, grads, first, second, step, lr)
         np.clip(params[2], 0, 1, out=params[2])
     points, brush = R.activate(params[0], params[1])
     return points, brush, params[2]

@@ -469,25 +469,28 @@ def refinement_loss(raw_points, raw_brush, target, ink=None):
     return loss, g_raw, g_brush * brush * (1 - brush)
 
 
+def adam_step(params, grads, first, second, step, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    """One Adam update (Kingma & Ba 2015) of every array in ``params``, in place, in torch's form:
+    m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g²,  p -= lr / (1 - b1^t) · m / (sqrt(v) / sqrt(1 - b2^t) + eps)."""
+    for p, g, m, v in zip(params, grads, first, second):
+        m *= F32(beta1)
+        m += F32(1 - beta1) * g
+        v *= F32(beta2)
+        v += F32(1 - beta2) * g * g
+        p -= F32(lr / (1 - beta1 ** step)) * m / (np.sqrt(v) / F32(math.sqrt(1 - beta2 ** step)) + F32(eps))
+
+
 def refine(raw_points, raw_brush, target, iterations, lr=REFINE_LR, progress=None):
     """Inference refinement (``agent.refine``): Adam (Kingma & Ba 2015; torch's defaults: betas 0.9, 0.999,
     eps 1e-8) on the raw stroke parameters through the real painter and :func:`refinement_loss`."""
     params = [np.array(raw_points, F32), np.array(raw_brush, F32)]
     first, second = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
     ink = ink_pixels(target)
     if progress:
         progress.stage("refining strokes", iterations)
     for step in range(1, iterations + 1):
         loss, *grads = refinement_loss(params[0], params[1], target, ink)
-        for p, g, m, v in zip(params, grads, first, second):
-            m *= F32(beta1)
-            m += F32(1 - beta1) * g
-            v *= F32(beta2)
-            v += F32(1 - beta2) * g * g
-            # torch's form: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-            denom = np.sqrt(v) / F32(math.sqrt(1 - beta2 ** step)) + F32(eps)
-            p -= F32(lr / (1 - beta1 ** step)) * m / denom
+        adam_step(params, grads, first, second, step, lr)
         if progress:
             progress.update(step, loss=loss)
     return params[0], params[1]
