@@ -27,6 +27,9 @@ from pathlib import Path
 import bpy
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the source tree's `core`, whichever Python runs this script
+from core.paths import PREBUILT_KERNELS  # noqa: E402
+
 WHEELS_LIST = ROOT / "tools" / "wheels.txt"
 STAGING = ROOT / "build" / "extension"
 WHEEL_CACHE = ROOT / "wheels"
@@ -37,8 +40,6 @@ PIP_PLATFORMS = {
     "windows-x64": ["win_amd64"],
     "macos-arm64": [f"macosx_{major}_0_arm64" for major in range(11, 16)],
 }
-# the compiled C kernels' folder inside the extension (core.nca.fast looks there first)
-KERNEL_FOLDER = ("core", "nca", "prebuilt")
 # big or private folders never copied into the staging tree (the manifest excludes the rest)
 NOT_STAGED = {".git", ".venv", ".venv-blender", "wheels", "build", "dist", "out", "__pycache__", ".pytest_cache",
               ".whl", ".gl"}
@@ -101,7 +102,8 @@ def prebuild_kernels(staged, platform):
         return []
     if platform_tag() != platform:
         return []
-    return build_prebuilt(staged.joinpath(*KERNEL_FOLDER, platform))
+    # the compiled C kernels' folder inside the extension, where core.nca.fast looks first
+    return build_prebuilt(staged / PREBUILT_KERNELS.relative_to(ROOT) / platform)
 
 
 def build(output_dir=ROOT / "dist", light=False, platforms=("linux-x64",)):

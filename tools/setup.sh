@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up: system libraries for grease-pencil rendering, .venv with pinned packages,
-# Atelier installed in development mode.  Quick when already done; says which step failed and why.
+# Atelier installed in development mode (as `atelier.core`, with the checkout's `core` on sys.path).
+# Quick when already done; says which step failed and why.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +37,11 @@ if [ ! -x .venv/bin/python ]; then
   step "creating .venv"
   "$PYTHON" -m venv .venv || fail "could not create .venv with $PYTHON"
 fi
+# The source tree's `core` (the installed package is `atelier.core`), for `python -m core.cli` and the
+# scripts in bench/, demo/ and tools/ wherever they run from: the checkout on .venv's sys.path.
+.venv/bin/python -c 'import sys, sysconfig; from pathlib import Path
+Path(sysconfig.get_paths()["purelib"], "atelier-checkout.pth").write_text(sys.argv[1] + "\n")' "$PWD" \
+  || fail "could not put the checkout on .venv's sys.path"
 stamp=.venv/.atelier-setup
 wanted=$(sha256sum pyproject.toml tools/setup.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
