@@ -19,14 +19,13 @@ import numpy as np
 
 from .errors import AtelierError
 from .modelfile import MODEL_SUFFIX, read_model
-from .paths import cache_dir
+from .paths import asset_folder, cache_dir
 
-ASSETS = Path(__file__).resolve().parent / "assets"
 # feature -> (model kinds it uses, folder of the models shipped for it)
 FEATURES = {
-    "nca": (("nca",), ASSETS / "nca" / "presets"),
-    "sketch": (("sketch_rnn",), ASSETS / "sketch"),
-    "strokes": (("strokenet_agent",), ASSETS / "strokes"),
+    "nca": (("nca",), asset_folder("nca") / "presets"),
+    "sketch": (("sketch_rnn",), asset_folder("sketch")),
+    "strokes": (("strokenet_agent",), asset_folder("strokes")),
     "stylize": (("stylize",), None),
 }
 THUMBNAIL_SIZE = 96

@@ -1,23 +1,28 @@
 """``atelier demo run``: the headless-Blender demo (``demo/run.py``) in a subprocess with bpy."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from ..errors import AtelierError
+from ..paths import ROOT
 
-DEMO_SCRIPT = Path(__file__).resolve().parents[2] / "demo" / "run.py"
+DEMO_SCRIPT = ROOT / "demo" / "run.py"
 
 
 def run_demo(args, progress):
     if not DEMO_SCRIPT.exists():
-        raise AtelierError(f"{DEMO_SCRIPT}: the demo ships with the source tree, not with the extension zip")
+        raise AtelierError(f"{DEMO_SCRIPT}: the demo ships with the source tree, not with the extension zip "
+                           "or the installed package")
     command = [sys.executable, str(DEMO_SCRIPT), "--out", str(args.output)]
     if args.only:
         command += ["--only", args.only]
+    # demo/run.py imports the source tree's top-level `core` (the installed package is `atelier.core`)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     summary = None
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as demo:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as demo:
         for line in demo.stdout:  # the demo's log goes to stderr, its JSON summary is ours
             if line.startswith("{"):
                 summary = json.loads(line)
