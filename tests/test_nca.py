@@ -136,6 +136,36 @@ def test_training_falls_back_to_torch_when_no_kernels_build(monkeypatch):
     assert summary["kernel"].startswith("torch") and summary["iterations"] == 2 and model.params == 68
 
 
+
+def test_training_runs_eagerly_when_torch_compile_fails(monkeypatch):
+    """A step torch.compile cannot build switches training to eager torch (same numbers) and says so."""
+    import torch
+
+    from core.nca import kernels
+    from core.nca.train import train
+    from core.progress import SilentProgress
+
+    def broken_compile(function, **options):
+        def compiled(*args):
+            raise RuntimeError("no working C++ compiler")
+        return compiled
+
+    stages = []
+
+    class Recorder(SilentProgress):
+        def stage(self, description, total=None):
+            stages.append(description)
+            super().stage(description, total)
+
+    monkeypatch.setattr(kernels, "FLAG_SETS", ())
+    monkeypatch.setenv("ATELIER_NCA_PREBUILT", "")
+    monkeypatch.setattr(kernels, "_libraries", {})
+    monkeypatch.setattr(kernels, "compiler", lambda: "cc")
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    summary, _ = train(EXEMPLARS / "spots.png", None, iterations=2, size=32, min_steps=4, max_steps=8,
+                       progress=Recorder())
+    assert summary["iterations"] == 2 and "torch.compile failed: RuntimeError" in stages[-1]
+
 def test_patch_loss_equals_its_convolution_form():
     """Gathering the sampled patches and the C radix sort compute the same loss and gradient
     as projecting every patch by convolution and torch.sort."""

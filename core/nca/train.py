@@ -36,9 +36,21 @@ from . import fast, files, kernels
 from .exemplars import as_exemplar
 from .model import MicroNCA, eager_step, rgb, step
 from .quantize import quantize, weight_scales
-from .rule import channels_for, parameter_count, seed_state
+from .rule import PARAMS_TO_CHANNELS, channels_for, parameter_count, seed_state
 
-MIN_SIDE, MAX_SIDE = 32, 8192
+MIN_SIDE, MAX_SIDE = 32, 8192  # exemplar sides: enough cells to show a texture; more is only slower to read
+MIN_GRID, MAX_GRID = 32, 1024  # training grid sides: the losses' coarsest scale pools by 4 and needs 7x7 patches
+MAX_PATCH_WEIGHT = 100.0       # the default, where the nearest-patch term nearly alone drives training
+MAX_PALETTE_WEIGHT = 1000.0    # far above any useful weight: a bound that catches typing mistakes
+PYRAMIDS = (3, 5)              # levels of the nearest-patch term (see train_many)
+LR_FLOOR = 0.1                 # the cosine ends at a tenth of the peak rate: the int8 fine-tuning at the end still moves
+GRADIENT_EPSILON = 1e-8        # keeps a zero gradient finite when gradients are normalised to unit norm
+FIRST_RULE_DECAY = 0.5         # how much of its state the first, unscored checkpoint's rule forgets a step
+EVAL_SEED = 1                  # the seed and loss directions of every evaluation: fixed, so scores compare
+TORCH_CPU_HORIZONS = (256,)    # torch's step on a CPU cannot afford the judge's horizons every few seconds
+# the errors by which torch.compile says it cannot build the step here (no working C++ compiler or
+# Triton, an unsupported backend: all RuntimeErrors; OSError when a compiler process cannot start)
+COMPILE_FAILURES = (RuntimeError, OSError)
 
 
 def load_exemplar(path, size=128):
@@ -214,6 +226,169 @@ def train(exemplar_path, output=None, **options):
     return summaries[0], models[0]
 
 
+def check_options(params, size, patch_weight, pyramid, palette_weight):
+    """Refuse, with the option's name, settings that training cannot honour."""
+    if params not in PARAMS_TO_CHANNELS:
+        raise AtelierError(f"--params {params}: μNCA sizes are {_sizes_in_words()} parameters")
+    if not MIN_GRID <= size <= MAX_GRID:
+        raise AtelierError(f"--grid {size}: the training grid must have {MIN_GRID} to {MAX_GRID} cells a side")
+    if not 0 <= patch_weight <= MAX_PATCH_WEIGHT:
+        raise AtelierError(f"--patch-weight {patch_weight}: must lie in [0, {MAX_PATCH_WEIGHT}]")
+    if pyramid not in PYRAMIDS:
+        raise AtelierError(f"--pyramid {pyramid}: 3 or 5 levels")
+    if not 0 <= palette_weight <= MAX_PALETTE_WEIGHT:
+        raise AtelierError(f"--palette-weight {palette_weight}: must lie in [0, {MAX_PALETTE_WEIGHT}]")
+
+
+def _sizes_in_words():
+    sizes = [str(params) for params in PARAMS_TO_CHANNELS]
+    return ", ".join(sizes[:-1]) + " or " + sizes[-1]
+
+
+class TextureLoss:
+    """The training loss of M models, one value each: sliced Wasserstein over pixels and 5x5
+    patches, plus ``patch_weight`` x the nearest-patch term, plus ``palette_weight`` x the
+    sliced Wasserstein of single pixels' colours (terms of weight 0 are not computed)."""
+
+    def __init__(self, targets, size, patch_weight, pyramid, palette_weight):
+        levels = PatchNearestNeighbour.LEVELS if pyramid == 3 else PatchNearestNeighbour.PYRAMID5
+        levels = [(pool, patch) for pool, patch in levels if min(size, *targets.shape[-2:]) // pool >= patch]
+        self.patch_weight, self.palette_weight = patch_weight, palette_weight
+        self.sliced = SlicedWasserstein(targets)
+        self.nearest = PatchNearestNeighbour(targets, levels=levels) if patch_weight else None
+        self.palette = SlicedWasserstein(targets, levels=SlicedWasserstein.COLOURS) if palette_weight else None
+
+    def __call__(self, images, generator):
+        """images (M, B, 3, H, W) -> loss per model (M,)."""
+        loss = self.sliced(images, generator)
+        if self.nearest:
+            loss = loss + self.patch_weight * self.nearest(images, generator)
+        return loss + self.palette_weight * self.palette(images, generator) if self.palette else loss
+
+    def description(self):
+        """The loss in words, for the model file's hyperparameters."""
+        return ("sliced-Wasserstein: pixels + 5x5 patches at 3 scales, + overflow"
+                + (f" + {self.patch_weight:g} x nearest patches at (pooling, side) {list(self.nearest.levels)}"
+                   if self.nearest else "")
+                + (f" + {self.palette_weight:g} x sliced-Wasserstein of pixel colours" if self.palette else ""))
+
+
+def seed_states(rng, models, batch, channels, size, device):
+    """Fresh seeds for M models, (M, batch, C, size, size), drawn from ``rng`` in one go."""
+    return torch.from_numpy(seed_state(rng, models * batch, channels, size, size)).to(device).unflatten(0, (models, batch))
+
+
+def grow(x, w, b, steps, perception, c_kernels, one_step=eager_step):
+    """``steps`` steps of the rules (w, b) on x (M, B, C, H, W): the C kernels where they run
+    (differentiable when gradients are on), else ``one_step`` of torch ``steps`` times."""
+    if c_kernels:
+        return fast.rollout(x, w, b, steps) if torch.is_grad_enabled() else fast.run(x, w, b, steps)
+    for _ in range(steps):
+        x = one_step(x, perception, w, b)
+    return x
+
+
+def evaluate(model, texture_loss, horizons, c_kernels, size, device):
+    """Worst loss of each int8 model over long rollouts from a fresh seed (fixed directions):
+    the texture must appear and then stay.  A rule whose state leaves render's limit scores
+    infinity, since render and bake would refuse it."""
+    with torch.no_grad():
+        w, b = fake_quantize(model.w, model.b)
+        s = seed_states(np.random.default_rng(EVAL_SEED), len(w), 1, model.channels, size, device)
+        done, scores = 0, []
+        for horizon in horizons:
+            s, done = grow(s, w, b, horizon - done, model.kernels, c_kernels), horizon
+            fixed = torch.Generator(device=device).manual_seed(EVAL_SEED)
+            score = (texture_loss(rgb(s), fixed) + overflow_loss(s)).cpu().numpy()
+            score[~(s.flatten(1).abs().amax(1).cpu().numpy() <= files.STATE_LIMIT)] = math.inf
+            scores.append(score)
+    return [float(x) if math.isfinite(x) else math.inf for x in np.max(scores, 0)]
+
+
+def normalise_gradients(model):
+    """Each parameter's gradient scaled to unit norm, per model: the NCA papers' guard against
+    gradients exploding through long rollouts."""
+    for p in model.parameters():
+        p.grad /= p.grad.flatten(1).norm(dim=1).view(-1, *[1] * (p.dim() - 1)) + GRADIENT_EPSILON
+
+
+def set_learning_rate(optimizer, peak, fraction):
+    """Cosine decay from ``peak`` to LR_FLOOR x peak over the budget."""
+    for group in optimizer.param_groups:
+        group["lr"] = peak * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))))
+
+
+def exemplar_name(path):
+    """The name a model takes from its exemplar file: the file name without its last suffix."""
+    return str(path).replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
+def preview_paths(preview, count):
+    """One preview PNG per model: ``preview`` itself, or its numbered siblings when M models share it."""
+    if not preview:
+        return []
+    previews = [preview] * count if isinstance(preview, (str, bytes)) or hasattr(preview, "__fspath__") else list(preview)
+    if count > 1 and len(set(map(str, previews))) < count:
+        previews = [Path(p).with_name(f"{Path(p).stem}_{m}{Path(p).suffix}") for m, p in enumerate(previews)]
+    return previews
+
+
+def write_previews(paths, x):
+    """The last sample of each model's batch x (M, B, C, H, W) as its preview PNG."""
+    from ..imageio import write_image
+    for m, path in enumerate(paths):
+        write_image(path, rgb(x[m, -1]).detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+
+
+class Checkpoints:
+    """The best rule of each of M models so far, written to its output (atomically) as soon as
+    it is kept, with the training figures of the moment in its metadata."""
+
+    def __init__(self, outputs, names, exemplars, hyperparameters, device, started):
+        self.outputs, self.names, self.exemplars = outputs, names, exemplars
+        self.hyperparameters, self.device, self.started = hyperparameters, device, started
+        self.kernel = None  # known once the kernels are loaded, after the first checkpoint
+        self.best = [{"score": math.inf} for _ in outputs]
+
+    def meta(self, m, iteration, final=False):
+        best = self.best[m]
+        return {"name": self.names[m], "hyperparameters": dict(self.hyperparameters),
+                "training": {"iterations": iteration, "seconds": round(time.monotonic() - self.started, 1),
+                             "best_iteration": best.get("iteration"),
+                             "best_eval_loss": best["score"] if math.isfinite(best["score"]) else None,
+                             "device": self.device, "kernel": self.kernel,
+                             "exemplar": self.exemplars[m], "finished": final}}
+
+    def _write(self, m, iteration):
+        if self.outputs[m]:
+            files.save(self.outputs[m], self.model(m, iteration))
+
+    def model(self, m, iteration, final=False):
+        return files.from_float(self.best[m]["w"], self.best[m]["b"], self.meta(m, iteration, final))
+
+    def keep_first(self, model):
+        """The first checkpoint, unscored, before anything slow (compiling kernels, evaluating),
+        so an interrupt from then on leaves a model that loads and renders.  The random initial
+        rule grows without bound within a few hundred steps (render and bake would refuse it), so
+        the checkpoint is that rule with its state decaying by FIRST_RULE_DECAY a step: bounded,
+        a plain texture."""
+        channels = model.channels
+        for m in range(len(self.best)):
+            first = model.w[m].detach().cpu().numpy().copy()
+            first[:, :channels] -= FIRST_RULE_DECAY * np.eye(channels, dtype=first.dtype)
+            self.best[m].update(iteration=0, w=first, b=model.b[m].detach().cpu().numpy().copy())
+            self._write(m, 0)
+
+    def keep_better(self, scores, model, iteration):
+        """Keep (and write) each rule whose score beats its best; an infinite score (a rule that
+        blew up) is never kept, the first unscored checkpoint stays instead."""
+        for m, score in enumerate(scores):
+            if math.isfinite(score) and score < self.best[m]["score"]:
+                self.best[m].update(score=score, iteration=iteration, w=model.w[m].detach().cpu().numpy().copy(),
+                                    b=model.b[m].detach().cpu().numpy().copy())
+                self._write(m, iteration)
+
+
 def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, iterations=None,
                size=128, batch=4, pool_size=256, min_steps=32, max_steps=127, lr=2e-3,
                qat_fraction=0.2, eval_every_s=20.0, seed=0, names=None, compile=True, patch_weight=100.0,
@@ -232,16 +407,7 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
     The first checkpoint is written as soon as the model exists (unscored), so an interrupt in
     the first seconds still leaves a model that loads; later checkpoints replace it only with
     models whose long-rollout score is finite."""
-    if params not in (68, 150, 264, 588):
-        raise AtelierError(f"--params {params}: μNCA sizes are 68, 150, 264 or 588 parameters")
-    if not 32 <= size <= 1024:  # the losses' coarsest scale pools by 4 and needs 7x7 patches
-        raise AtelierError(f"--grid {size}: the training grid must have 32 to 1024 cells a side")
-    if not 0 <= patch_weight <= 100:
-        raise AtelierError(f"--patch-weight {patch_weight}: must lie in [0, 100]")
-    if pyramid not in (3, 5):
-        raise AtelierError(f"--pyramid {pyramid}: 3 or 5 levels")
-    if not 0 <= palette_weight <= 1000:
-        raise AtelierError(f"--palette-weight {palette_weight}: must lie in [0, 1000]")
+    check_options(params, size, patch_weight, pyramid, palette_weight)
     channels, count = channels_for(params), len(exemplar_paths)
     device = torch_device()
     exemplars = [load_exemplar(path) for path in exemplar_paths]
@@ -251,163 +417,84 @@ def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, 
     rng = np.random.default_rng(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     targets = torch.from_numpy(np.stack([np.moveaxis(e, -1, 0) for e in exemplars])).to(device)
-    levels = PatchNearestNeighbour.LEVELS if pyramid == 3 else PatchNearestNeighbour.PYRAMID5
-    levels = [(pool, patch) for pool, patch in levels if min(size, *targets.shape[-2:]) // pool >= patch]
-    sliced = SlicedWasserstein(targets)
-    nearest = PatchNearestNeighbour(targets, levels=levels) if patch_weight else None
-    palette = SlicedWasserstein(targets, levels=SlicedWasserstein.COLOURS) if palette_weight else None
-
-    def loss_fn(images, generator):
-        loss = sliced(images, generator)
-        if nearest:
-            loss = loss + patch_weight * nearest(images, generator)
-        return loss + palette_weight * palette(images, generator) if palette else loss
-
+    texture_loss = TextureLoss(targets, size, patch_weight, pyramid, palette_weight)
     model = MicroNCA(channels, count).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    previews = ([preview] * count if isinstance(preview, (str, bytes)) or hasattr(preview, "__fspath__")
-                else list(preview)) if preview else []
-    if previews and count > 1 and len(set(map(str, previews))) < count:
-        previews = [Path(p).with_name(f"{Path(p).stem}_{m}{Path(p).suffix}") for m, p in enumerate(previews)]
+    previews = preview_paths(preview, count)
+    started = time.monotonic()
+    hyperparameters = {"params": params, "channels": channels, "grid": size, "batch": batch, "pool": pool_size,
+                       "rollout": [min_steps, max_steps], "lr": lr, "loss": texture_loss.description()}
+    checkpoints = Checkpoints(outputs, names or [exemplar_name(path) for path in exemplar_paths],
+                              [str(path) for path in exemplar_paths], hyperparameters, device.type, started)
+    checkpoints.keep_first(model)
 
-    def seeds(n, generator_rng):
-        return torch.from_numpy(seed_state(generator_rng, count * n, channels, size, size)).to(device)\
-            .unflatten(0, (count, n))
-
-    best = [{"score": math.inf} for _ in range(count)]
-    history, started, last_eval, it, kernel = [], time.monotonic(), -math.inf, 0, None
-
-    def summary_meta(m, final=False):
-        name = names[m] if names else str(exemplar_paths[m]).replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
-        return {"name": name,
-                "hyperparameters": {"params": params, "channels": channels, "grid": size, "batch": batch,
-                                    "pool": pool_size, "rollout": [min_steps, max_steps], "lr": lr,
-                                    "loss": "sliced-Wasserstein: pixels + 5x5 patches at 3 scales, + overflow"
-                                            + (f" + {patch_weight:g} x nearest patches at (pooling, side) "
-                                               f"{list(nearest.levels)}" if patch_weight else "")
-                                            + (f" + {palette_weight:g} x sliced-Wasserstein of pixel colours"
-                                               if palette_weight else "")},
-                "training": {"iterations": it, "seconds": round(time.monotonic() - started, 1),
-                             "best_iteration": best[m].get("iteration"),
-                             "best_eval_loss": best[m]["score"] if math.isfinite(best[m]["score"]) else None,
-                             "device": device.type, "kernel": kernel,
-                             "exemplar": str(exemplar_paths[m]), "finished": final}}
-
-    def checkpoint(scores):
-        """Keep (and write) each rule whose score beats its best; an infinite score (a rule that
-        blew up) is never kept, the first unscored checkpoint stays instead."""
-        for m, score in enumerate(scores):
-            if math.isfinite(score) and score < best[m]["score"]:
-                best[m].update(score=score, iteration=it, w=model.w[m].detach().cpu().numpy().copy(),
-                               b=model.b[m].detach().cpu().numpy().copy())
-                if outputs[m]:
-                    files.save(outputs[m], files.from_float(best[m]["w"], best[m]["b"], summary_meta(m)))
-
-    # the first checkpoint, unscored, before anything slow (compiling kernels, evaluating): an
-    # interrupt from now on leaves a model that loads and renders.  The random initial rule itself
-    # grows without bound within a few hundred steps (render and bake would refuse it), so the
-    # checkpoint is that rule with its state decaying by half a step: bounded, a plain texture.
-    for m in range(count):
-        first = model.w[m].detach().cpu().numpy().copy()
-        first[:, :channels] -= 0.5 * np.eye(channels, dtype=first.dtype)
-        best[m].update(iteration=0, w=first, b=model.b[m].detach().cpu().numpy().copy())
-        if outputs[m]:
-            files.save(outputs[m], files.from_float(best[m]["w"], best[m]["b"], summary_meta(m)))
-
-    pool = seeds(pool_size, rng)  # (M, pool, C, H, W)
+    pool = seed_states(rng, count, pool_size, channels, size, device)  # (M, pool, C, H, W)
     budget = minutes * 60.0
     c_kernels = fast.available(channels, device)  # else torch's step, compiled if it can be
     # torch.compile builds C++ (CPU) or Triton's launchers (GPU) with the system compiler: none, no compile
     run_step = torch.compile(step, dynamic=False) if compile and not c_kernels and kernels.compiler() else eager_step
     kernel = kernels.kernel_report(channels)["kernel"] if device.type == "cpu" else f"torch ({device.type})"
-
-    def grow(x, w, b, steps, one_step=eager_step):
-        """``steps`` steps of the rule: the C kernels where they run, else torch's step."""
-        if c_kernels:
-            return fast.rollout(x, w, b, steps) if torch.is_grad_enabled() else fast.run(x, w, b, steps)
-        for _ in range(steps):
-            x = one_step(x, model.kernels, w, b)
-        return x
-
-    # the judge looks at 1000 and 2000 steps from a seed; torch's step on a CPU can afford 256
-    horizons = (1000, 2000) if c_kernels or device.type == "cuda" else (256,)
-
-    def evaluate():
-        """Worst loss of each int8 model over long rollouts from a fresh seed (fixed directions):
-        the texture must appear and then stay."""
-        with torch.no_grad():
-            w, b = fake_quantize(model.w, model.b)
-            s, done, scores = seeds(1, np.random.default_rng(1)), 0, []
-            for horizon in horizons:
-                s, done = grow(s, w, b, horizon - done), horizon
-                fixed = torch.Generator(device=device).manual_seed(1)
-                score = (loss_fn(rgb(s), fixed) + overflow_loss(s)).cpu().numpy()
-                # a rule whose state leaves render's limit would be refused by render and bake
-                score[~(s.flatten(1).abs().amax(1).cpu().numpy() <= files.STATE_LIMIT)] = math.inf
-                scores.append(score)
-        return [float(x) if math.isfinite(x) else math.inf for x in np.max(scores, 0)]
-
-    last_preview = -math.inf
-
-    def write_previews(x):
-        from ..imageio import write_image
-        for m, path in enumerate(previews):
-            write_image(path, rgb(x[m, -1]).detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
-
+    checkpoints.kernel = kernel
+    horizons = files.HORIZONS if c_kernels or device.type == "cuda" else TORCH_CPU_HORIZONS
+    stage = f"μNCA {params} on {kernel}"  # (the console shows its first 24 characters)
     if progress:
-        progress.stage(f"μNCA {params} on {kernel}", total=iterations or budget)  # (the console shows 24 characters)
+        progress.stage(stage, total=iterations or budget)
+
+    it, history, last_eval, last_preview = 0, [], -math.inf, -math.inf
     try:
         while True:
             elapsed = time.monotonic() - started
             if (it >= iterations) if iterations else (elapsed >= budget):
                 break
             fraction = it / iterations if iterations else elapsed / budget
-            for group in optimizer.param_groups:  # cosine decay over the budget
-                group["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))))
+            set_learning_rate(optimizer, lr, fraction)
             index = torch.from_numpy(rng.choice(pool_size, batch, replace=False)).to(device)
             x = pool[:, index]
-            x[:, 0] = seeds(1, rng)[:, 0]  # seed injection
+            x[:, 0] = seed_states(rng, count, 1, channels, size, device)[:, 0]  # seed injection
             w, b = fake_quantize(model.w, model.b) if fraction >= 1 - qat_fraction else (model.w, model.b)
             steps = int(rng.integers(min_steps, max_steps + 1))
             try:
-                x = grow(x, w, b, steps, run_step)
-                per_model = loss_fn(rgb(x), generator) + overflow_loss(x)
+                x = grow(x, w, b, steps, model.kernels, c_kernels, run_step)
+                per_model = texture_loss(rgb(x), generator) + overflow_loss(x)
                 optimizer.zero_grad(set_to_none=True)
                 per_model.sum().backward()
-            except Exception:
+            except COMPILE_FAILURES as error:
                 if run_step is eager_step:
                     raise
-                run_step = eager_step  # torch.compile failed: eager computes the same numbers, slower
+                # torch.compile could not build the step here: eager torch computes the same numbers, slower
+                run_step = eager_step
+                if progress:
+                    progress.stage(f"{stage}, eager (torch.compile failed: {type(error).__name__})",
+                                   total=iterations or budget)
                 continue
-            for p in model.parameters():  # gradient normalisation, per model
-                p.grad /= p.grad.flatten(1).norm(dim=1).view(-1, *[1] * (p.dim() - 1)) + 1e-8
+            normalise_gradients(model)
             optimizer.step()
             pool[:, index] = x.detach()
             it += 1
             if previews and time.monotonic() - last_preview >= preview_every_s:
                 last_preview = time.monotonic()
-                write_previews(x)
+                write_previews(previews, x)
             history.append(per_model.detach().cpu().numpy())
             if time.monotonic() - last_eval >= eval_every_s or (iterations and it == iterations):
                 last_eval = time.monotonic()
-                checkpoint(evaluate())
+                checkpoints.keep_better(evaluate(model, texture_loss, horizons, c_kernels, size, device), model, it)
             if progress:
                 progress.update(it if iterations else time.monotonic() - started, iteration=it,
                                 loss=float(history[-1].mean()))
     except (KeyboardInterrupt, Cancelled):
-        if it:
-            checkpoint(evaluate())  # the current rule, if it beats the kept one
+        if it:  # the current rule, if it beats the kept one
+            checkpoints.keep_better(evaluate(model, texture_loss, horizons, c_kernels, size, device), model, it)
         raise
-    checkpoint(evaluate())
+    checkpoints.keep_better(evaluate(model, texture_loss, horizons, c_kernels, size, device), model, it)
     seconds = time.monotonic() - started
     summaries, models = [], []
-    for m in range(count):
-        models.append(files.from_float(best[m]["w"], best[m]["b"], summary_meta(m, final=True)))
+    for m, best in enumerate(checkpoints.best):
+        models.append(checkpoints.model(m, it, final=True))
         if outputs[m]:
             files.save(outputs[m], models[m])
         summaries.append({"model": str(outputs[m]) if outputs[m] else None, "params": parameter_count(channels),
                           "iterations": it, "seconds_per_iteration": round(seconds / max(it, 1), 4),
-                          "best_eval_loss": round(best[m]["score"], 5) if math.isfinite(best[m]["score"]) else None,
+                          "best_eval_loss": round(best["score"], 5) if math.isfinite(best["score"]) else None,
                           "final_loss": round(float(history[-1][m]), 5) if history else None,
                           "device": device.type, "kernel": kernel})
     return summaries, models
