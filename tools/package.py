@@ -14,13 +14,14 @@
   https://download.pytorch.org/whl/cpu on a machine where PyPI alone would pick the CUDA build).
 
 The source tree's own manifest has no ``wheels`` list (a development checkout has no wheels
-folder); the build copies the tree into ``build/extension`` and writes the list there.
+folder); the build copies the tree into a temporary folder, removed afterwards, and writes the list there.
 """
 
 import argparse
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -31,7 +32,6 @@ sys.path.insert(0, str(ROOT))  # the source tree's `core`, whichever Python runs
 from core.paths import PREBUILT_KERNELS  # noqa: E402
 
 WHEELS_LIST = ROOT / "tools" / "wheels.txt"
-STAGING = ROOT / "build" / "extension"
 WHEEL_CACHE = ROOT / "wheels"
 PYTHON_TAG = "3.11"  # Blender 5.0's Python
 # pip matches platform tags exactly: every tag a wheel of that platform may carry
@@ -77,21 +77,21 @@ def collect_wheels(platform):
     return sorted(folder.glob("*.whl"))
 
 
-def stage(wheels, platforms):
-    """Copy the source tree to STAGING and write its manifest with ``wheels`` and ``platforms``."""
-    if STAGING.exists():
-        shutil.rmtree(STAGING)
-    shutil.copytree(ROOT, STAGING, ignore=lambda folder, names: [n for n in names if n in NOT_STAGED])
+def stage(staging, wheels, platforms):
+    """Copy the source tree into ``staging`` and write its manifest with ``wheels`` and ``platforms``;
+    returns the copy's root."""
+    staged = Path(staging) / "extension"
+    shutil.copytree(ROOT, staged, ignore=lambda folder, names: [n for n in names if n in NOT_STAGED])
     text = (ROOT / "blender_manifest.toml").read_text()
     if wheels:
-        (STAGING / "wheels").mkdir()
+        (staged / "wheels").mkdir()
         for wheel in wheels:
-            shutil.copy2(wheel, STAGING / "wheels" / wheel.name)
+            shutil.copy2(wheel, staged / "wheels" / wheel.name)
         listed = ",\n".join(f'  "./wheels/{wheel.name}"' for wheel in wheels)
         quoted = ", ".join(f'"{platform}"' for platform in platforms)
         text = f"platforms = [{quoted}]\nwheels = [\n{listed},\n]\n\n" + text
-    (STAGING / "blender_manifest.toml").write_text(text)
-    return STAGING
+    (staged / "blender_manifest.toml").write_text(text)
+    return staged
 
 
 def prebuild_kernels(staged, platform):
@@ -112,18 +112,20 @@ def build(output_dir=ROOT / "dist", light=False, platforms=("linux-x64",)):
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     tool = [sys.executable, str(extension_tool())]
-    if light:
-        staged = stage([], ())
-        zips = [output_dir / f"atelier-{version}.zip"]
-        subprocess.run(tool + ["build", "--source-dir", str(staged), "--output-filepath", str(zips[0])], check=True)
-    else:
-        wheels = [wheel for platform in platforms for wheel in collect_wheels(platform)]
-        staged = stage(wheels, platforms)
-        for platform in platforms:
-            prebuild_kernels(staged, platform)
-        subprocess.run(tool + ["build", "--source-dir", str(staged), "--output-dir", str(output_dir),
-                               "--split-platforms"], check=True)
-        zips = [output_dir / f"atelier-{version}-{platform.replace('-', '_')}.zip" for platform in platforms]
+    with tempfile.TemporaryDirectory(prefix="atelier-extension-") as staging:
+        if light:
+            staged = stage(staging, [], ())
+            zips = [output_dir / f"atelier-{version}.zip"]
+            subprocess.run(tool + ["build", "--source-dir", str(staged), "--output-filepath", str(zips[0])],
+                           check=True)
+        else:
+            wheels = [wheel for platform in platforms for wheel in collect_wheels(platform)]
+            staged = stage(staging, wheels, platforms)
+            for platform in platforms:
+                prebuild_kernels(staged, platform)
+            subprocess.run(tool + ["build", "--source-dir", str(staged), "--output-dir", str(output_dir),
+                                   "--split-platforms"], check=True)
+            zips = [output_dir / f"atelier-{version}-{platform.replace('-', '_')}.zip" for platform in platforms]
     for archive in zips:
         subprocess.run(tool + ["validate", str(archive)], check=True)
     return zips
