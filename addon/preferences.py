@@ -17,9 +17,9 @@ import bpy
 
 from ..core.validate import shown
 from .registration import register_classes, unregister_classes
+from .worker_client import EXTENSION_ROOT
 
 ADDON_PACKAGE = __package__.rpartition(".")[0]  # the extension's package, e.g. bl_ext.user_default.atelier
-EXTENSION_ROOT = Path(__file__).resolve().parent.parent
 CHECK_SECONDS = 120  # importing torch from a cold disk can take a minute
 FULL_ZIP_HINT = ("install the Atelier zip for your platform that bundles torch (atelier-<version>-<platform>.zip), "
                  "or set Preferences > Add-ons > Atelier > Python with torch")

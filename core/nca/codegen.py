@@ -5,12 +5,10 @@ dequantised float32 tables W, B (eq. 2) and K (eq. 1), printed with 9 significan
 each constant is the exact float32 the numpy runtime uses.
 """
 
-from pathlib import Path
 from string import Template
 
+from ..paths import SHADERS
 from .rule import perception_kernels
-
-SHADERS = Path(__file__).resolve().parents[2] / "shaders"
 
 
 def _numbers(values):

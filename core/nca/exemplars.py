@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "nca"
+from ..paths import asset_folder
+
+ASSETS = asset_folder("nca")
 EXEMPLARS = ASSETS / "exemplars"
 PRESETS = ASSETS / "presets"
 SIZE = 128

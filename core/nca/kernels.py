@@ -32,10 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..paths import cache_dir
+from ..paths import PREBUILT_KERNELS as PREBUILT, SHADERS, cache_dir
 
-SHADERS = Path(__file__).resolve().parents[2] / "shaders"
-PREBUILT = Path(__file__).resolve().parent / "prebuilt"
 CHANNELS = (4, 6, 8, 12)
 LIBRARIES = {**{f"train{c}": ("nca_train.c", (f"C={c}",)) for c in CHANNELS}, "loss": ("nca_loss.c", ())}
 PROBE = "nca_cpu.c"

@@ -6,9 +6,10 @@ import numpy as np
 
 from ..atomic import write_text_atomic
 from ..errors import AtelierError
+from ..paths import asset_folder
 from .strokes import clean, load_dataset, save_npz, stroke3_to_polylines
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "sketch"
+ASSETS = asset_folder("sketch")
 
 
 def resolve_model(name):

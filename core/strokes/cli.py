@@ -19,8 +19,9 @@ import numpy as np
 from ..atomic import write_text_atomic
 from ..device import cpu_threads
 from ..errors import AtelierError
+from ..paths import asset_folder
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "strokes"
+ASSETS = asset_folder("strokes")
 SHIPPED_GENERATOR = ASSETS / "generator.safetensors"
 SHIPPED_AGENT = ASSETS / "agent_recurrent.safetensors"
 MAX_PIXELS = 8192 * 8192
