@@ -44,6 +44,7 @@ MAX_FRAMES = 32
 MAX_OSL_TILE = 128  # the OSL shader embeds the state tile as constants; larger ones compile too slowly
 QUALITY_WORDS = {68: ("Tiny", "stripes, spots, simple patterns"), 150: ("Small", "patterns with a little more detail"),
                  264: ("Medium", "irregular cells and tiles"), 588: ("Rich", "photos, bricks, richer structure")}
+assert tuple(QUALITY_WORDS) == tuple(PARAMS_TO_CHANNELS), "one quality word per μNCA size (core/nca/rule.py)"
 QUALITY_ITEMS = [(str(params), f"{QUALITY_WORDS[params][0]}: {params} bytes",
                   f"{channels} channels, {params} parameters stored in one byte each: {QUALITY_WORDS[params][1]}")
                  for params, channels in PARAMS_TO_CHANNELS.items()]

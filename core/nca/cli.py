@@ -3,14 +3,15 @@
 from pathlib import Path
 
 from ..errors import AtelierError, Cancelled
+from .rule import CHANNEL_COUNTS, SIZES, in_words
 
 
 def register(commands):
     """Add this group's commands to the ``atelier nca`` sub-parser."""
     train = commands.add_parser("train", help="train a μNCA on an exemplar image")
     train.add_argument("exemplar", help="exemplar image (PNG, JPEG, TIFF, EXR)")
-    train.add_argument("--params", type=int, default=68, choices=(68, 150, 264, 588),
-                       help="model size in parameters (4, 6, 8 or 12 channels)")
+    train.add_argument("--params", type=int, default=68, choices=SIZES,
+                       help=f"model size in parameters ({in_words(CHANNEL_COUNTS)} channels)")
     train.add_argument("--minutes", type=float, default=10.0, help="wall-clock training budget")
     train.add_argument("--iterations", type=int, help="stop after this many iterations instead")
     train.add_argument("--seed", type=int, default=0)

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import AtelierError
 from ..modelfile import read_model, save_model
 from ..validate import open_regular, read_file, shown
-from .rule import parameter_count, seed_state
+from .rule import CHANNEL_COUNTS, parameter_count, seed_state
 from .quantize import MAGIC, SCALES, check_quantized, dequantize, from_binary, quantize
 
 KIND = "nca"
@@ -83,7 +83,7 @@ def load(path):
         raise AtelierError(f"{path}: μNCA model lacks tensors {sorted(missing)}")
     w, b = tensors["w"].astype(np.float32), tensors["b"].astype(np.float32)
     channels = w.shape[0] if w.ndim == 2 else -1
-    if channels not in (4, 6, 8, 12) or w.shape != (channels, 4 * channels) or b.shape != (channels,) \
+    if channels not in CHANNEL_COUNTS or w.shape != (channels, 4 * channels) or b.shape != (channels,) \
             or tensors["w_q"].shape != w.shape or tensors["b_q"].shape != b.shape \
             or tensors["w_scale"].shape != (channels,) or tensors["block_scale"].shape != (4,) \
             or tensors["b_scale"].shape != (1,):

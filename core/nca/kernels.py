@@ -33,8 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..paths import PREBUILT_KERNELS as PREBUILT, SHADERS, cache_dir
+from .rule import CHANNEL_COUNTS
 
-CHANNELS = (4, 6, 8, 12)
+CHANNELS = CHANNEL_COUNTS  # one library per model size
 LIBRARIES = {**{f"train{c}": ("nca_train.c", (f"C={c}",)) for c in CHANNELS}, "loss": ("nca_loss.c", ())}
 PROBE = "nca_cpu.c"
 MANIFEST = "manifest.json"

@@ -28,7 +28,7 @@ import struct
 import numpy as np
 
 from ..errors import AtelierError
-from .rule import PARAMS_TO_CHANNELS
+from .rule import CHANNEL_COUNTS, in_words
 
 MAGIC = b"uNCA"
 BINARY_VERSION = 2
@@ -95,8 +95,8 @@ def from_binary(data, name="model"):
     version, channels = struct.unpack("<BB", data[4:6])
     if version != BINARY_VERSION:
         raise AtelierError(f"{name}: μNCA binary version {version} is not supported (expected {BINARY_VERSION})")
-    if channels not in PARAMS_TO_CHANNELS.values():
-        raise AtelierError(f"{name}: {channels} channels is not a μNCA size (4, 6, 8 or 12)")
+    if channels not in CHANNEL_COUNTS:
+        raise AtelierError(f"{name}: {channels} channels is not a μNCA size ({in_words(CHANNEL_COUNTS)})")
     offset = 6 + 2 * (channels + 5)
     expected = offset + channels * 4 * channels + channels
     if len(data) != expected:

@@ -20,7 +20,9 @@ numpy only, so it runs inside Blender.  The torch implementation is in model.py.
 
 import numpy as np
 
-PARAMS_TO_CHANNELS = {68: 4, 150: 6, 264: 8, 588: 12}
+PARAMS_TO_CHANNELS = {68: 4, 150: 6, 264: 8, 588: 12}  # the model sizes: every other list derives from this one
+SIZES = tuple(PARAMS_TO_CHANNELS)  # in parameters (= bytes of int8 weights)
+CHANNEL_COUNTS = tuple(PARAMS_TO_CHANNELS.values())
 
 LAPLACIAN = np.array([[1, 2, 1], [2, -12, 2], [1, 2, 1]], np.float32) / 16
 SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32) / 8
@@ -35,6 +37,12 @@ def parameter_count(channels):
 
 def channels_for(params):
     return PARAMS_TO_CHANNELS[params]
+
+
+def in_words(numbers):
+    """(68, 150, 264, 588) -> "68, 150, 264 or 588", for messages and help."""
+    words = [str(n) for n in numbers]
+    return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else "".join(words)
 
 
 def perception_kernels(channels):

@@ -36,7 +36,7 @@ from . import fast, files, kernels
 from .exemplars import as_exemplar
 from .model import MicroNCA, eager_step, rgb, step
 from .quantize import quantize, weight_scales
-from .rule import PARAMS_TO_CHANNELS, channels_for, parameter_count, seed_state
+from .rule import PARAMS_TO_CHANNELS, SIZES, channels_for, in_words, parameter_count, seed_state
 
 MIN_SIDE, MAX_SIDE = 32, 8192  # exemplar sides: enough cells to show a texture; more is only slower to read
 MIN_GRID, MAX_GRID = 32, 1024  # training grid sides: the losses' coarsest scale pools by 4 and needs 7x7 patches
@@ -229,7 +229,7 @@ def train(exemplar_path, output=None, **options):
 def check_options(params, size, patch_weight, pyramid, palette_weight):
     """Refuse, with the option's name, settings that training cannot honour."""
     if params not in PARAMS_TO_CHANNELS:
-        raise AtelierError(f"--params {params}: μNCA sizes are {_sizes_in_words()} parameters")
+        raise AtelierError(f"--params {params}: μNCA sizes are {in_words(SIZES)} parameters")
     if not MIN_GRID <= size <= MAX_GRID:
         raise AtelierError(f"--grid {size}: the training grid must have {MIN_GRID} to {MAX_GRID} cells a side")
     if not 0 <= patch_weight <= MAX_PATCH_WEIGHT:
@@ -238,11 +238,6 @@ def check_options(params, size, patch_weight, pyramid, palette_weight):
         raise AtelierError(f"--pyramid {pyramid}: 3 or 5 levels")
     if not 0 <= palette_weight <= MAX_PALETTE_WEIGHT:
         raise AtelierError(f"--palette-weight {palette_weight}: must lie in [0, {MAX_PALETTE_WEIGHT}]")
-
-
-def _sizes_in_words():
-    sizes = [str(params) for params in PARAMS_TO_CHANNELS]
-    return ", ".join(sizes[:-1]) + " or " + sizes[-1]
 
 
 class TextureLoss:
