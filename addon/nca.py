@@ -32,6 +32,7 @@ import bpy
 import bpy.utils.previews
 
 from ..core.errors import AtelierError
+from ..core.nca.defaults import TRAINING
 from ..core.nca.rule import PARAMS_TO_CHANNELS
 from ..core.osl import add_oslquery_to_path
 from .images import image_file_for_worker, image_to_array, load_image_copy
@@ -113,9 +114,9 @@ class AtelierNCASettings(bpy.types.PropertyGroup):
                                      description="The texture to imitate (it is only read)")
     file: bpy.props.StringProperty(name="Exemplar file", subtype="FILE_PATH", update=_exemplar_changed,
                                    description="The texture to imitate (it is only read)")
-    params: bpy.props.EnumProperty(name="Quality", default="68", items=QUALITY_ITEMS,
+    params: bpy.props.EnumProperty(name="Quality", default=str(TRAINING.params), items=QUALITY_ITEMS,
                                    description="Model size: bigger models learn richer textures, more slowly")
-    minutes: bpy.props.FloatProperty(name="Minutes", default=10.0, min=0.05, max=600.0,
+    minutes: bpy.props.FloatProperty(name="Minutes", default=TRAINING.minutes, min=0.05, max=600.0,
                                      description="Training time; Esc stops early and keeps the best model so far")
     mode: bpy.props.EnumProperty(name="Bake as", items=[
         ("IMAGE", "Image", "Packed seamless image tile(s): EEVEE and Cycles"),

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from ..errors import AtelierError, Cancelled
+from .defaults import PYRAMIDS, TRAINING
 from .rule import CHANNEL_COUNTS, SIZES, in_words
 
 
@@ -10,20 +11,19 @@ def register(commands):
     """Add this group's commands to the ``atelier nca`` sub-parser."""
     train = commands.add_parser("train", help="train a μNCA on an exemplar image")
     train.add_argument("exemplar", help="exemplar image (PNG, JPEG, TIFF, EXR)")
-    train.add_argument("--params", type=int, default=68, choices=SIZES,
+    train.add_argument("--params", type=int, default=TRAINING.params, choices=SIZES,
                        help=f"model size in parameters ({in_words(CHANNEL_COUNTS)} channels)")
-    train.add_argument("--minutes", type=float, default=10.0, help="wall-clock training budget")
+    train.add_argument("--minutes", type=float, default=TRAINING.minutes, help="wall-clock training budget")
     train.add_argument("--iterations", type=int, help="stop after this many iterations instead")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--grid", type=int, default=128, help="training grid size (cells a side)")
+    train.add_argument("--seed", type=int, default=TRAINING.seed)
+    train.add_argument("--grid", type=int, default=TRAINING.size, help="training grid size (cells a side)")
     train.add_argument("--name", help="name stored in the model (default: the exemplar's)")
-    # the same default as train_many's (not imported from it: that would load torch for every command)
-    train.add_argument("--patch-weight", type=float, default=100.0,
+    train.add_argument("--patch-weight", type=float, default=TRAINING.patch_weight,
                        help="weight of the nearest-patch loss term beside sliced Wasserstein (0: off; "
                             "see docs/nca.md)")
-    train.add_argument("--pyramid", type=int, default=3, choices=(3, 5),
+    train.add_argument("--pyramid", type=int, default=TRAINING.pyramid, choices=PYRAMIDS,
                        help="levels of the nearest-patch term: 3 (pooling 1, 2, 4) or 5 (+ pooling 8 and 16)")
-    train.add_argument("--palette-weight", type=float, default=0.0,
+    train.add_argument("--palette-weight", type=float, default=TRAINING.palette_weight,
                        help="weight of a colour-distribution term that keeps the exemplar's palette")
     train.add_argument("--preview", help="PNG rewritten every few seconds with the texture as it grows")
     train.add_argument("--eager", action="store_true",

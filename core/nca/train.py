@@ -33,7 +33,8 @@ from ..device import torch_device
 from ..errors import AtelierError, Cancelled
 from ..imageio import read_image
 from . import fast, files, kernels
-from .exemplars import as_exemplar
+from .defaults import PYRAMIDS, TRAINING
+from .exemplars import SIZE, as_exemplar
 from .model import MicroNCA, eager_step, rgb, step
 from .quantize import quantize, weight_scales
 from .rule import PARAMS_TO_CHANNELS, SIZES, channels_for, in_words, parameter_count, seed_state
@@ -42,7 +43,6 @@ MIN_SIDE, MAX_SIDE = 32, 8192  # exemplar sides: enough cells to show a texture;
 MIN_GRID, MAX_GRID = 32, 1024  # training grid sides: the losses' coarsest scale pools by 4 and needs 7x7 patches
 MAX_PATCH_WEIGHT = 100.0       # the default, where the nearest-patch term nearly alone drives training
 MAX_PALETTE_WEIGHT = 1000.0    # far above any useful weight: a bound that catches typing mistakes
-PYRAMIDS = (3, 5)              # levels of the nearest-patch term (see train_many)
 LR_FLOOR = 0.1                 # the cosine ends at a tenth of the peak rate: the int8 fine-tuning at the end still moves
 GRADIENT_EPSILON = 1e-8        # keeps a zero gradient finite when gradients are normalised to unit norm
 FIRST_RULE_DECAY = 0.5         # how much of its state the first, unscored checkpoint's rule forgets a step
@@ -53,7 +53,7 @@ TORCH_CPU_HORIZONS = (256,)    # torch's step on a CPU cannot afford the judge's
 COMPILE_FAILURES = (RuntimeError, OSError)
 
 
-def load_exemplar(path, size=128):
+def load_exemplar(path, size=SIZE):
     """Exemplar image -> (size', size'', 3) float32 RGB in [0, 1], shorter side ≤ ``size``.
 
     Greyscale, 16-bit and alpha images are accepted (grey is repeated, alpha dropped);
@@ -384,10 +384,12 @@ class Checkpoints:
                 self._write(m, iteration)
 
 
-def train_many(exemplar_paths, outputs, params=68, minutes=10.0, progress=None, iterations=None,
-               size=128, batch=4, pool_size=256, min_steps=32, max_steps=127, lr=2e-3,
-               qat_fraction=0.2, eval_every_s=20.0, seed=0, names=None, compile=True, patch_weight=100.0,
-               pyramid=3, palette_weight=0.0, preview=None, preview_every_s=3.0):
+def train_many(exemplar_paths, outputs, params=TRAINING.params, minutes=TRAINING.minutes, progress=None,
+               iterations=None, size=TRAINING.size, batch=TRAINING.batch, pool_size=TRAINING.pool_size,
+               min_steps=TRAINING.min_steps, max_steps=TRAINING.max_steps, lr=TRAINING.lr,
+               qat_fraction=TRAINING.qat_fraction, eval_every_s=TRAINING.eval_every_s, seed=TRAINING.seed,
+               names=None, compile=True, patch_weight=TRAINING.patch_weight, pyramid=TRAINING.pyramid,
+               palette_weight=TRAINING.palette_weight, preview=None, preview_every_s=TRAINING.preview_every_s):
     """Train one μNCA of ``params`` parameters per exemplar, side by side in one batched loop
     (the exemplars must then share a size), for at most ``minutes`` (or ``iterations``).
     The best model of each is written to its output; returns (summaries, models).

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..atomic import write_bytes_atomic, write_text_atomic
 from ..errors import AtelierError, Cancelled
+from ..nca.defaults import TRAINING
 from ..nca.rule import SIZES
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".bmp", ".webp"}
@@ -33,11 +34,11 @@ def register(commands):
                                 description="Train a μNCA for every exemplar image of DIR (see docs/scale.md).")
     batch.add_argument("exemplars", metavar="DIR", help="folder of exemplar images")
     batch.add_argument("-o", "--output", required=True, help="folder for the models and contact_sheet.png")
-    batch.add_argument("--params", type=int, default=68, choices=SIZES)
-    batch.add_argument("--minutes", type=float, default=10.0, help="training budget of each task")
+    batch.add_argument("--params", type=int, default=TRAINING.params, choices=SIZES)
+    batch.add_argument("--minutes", type=float, default=TRAINING.minutes, help="training budget of each task")
     batch.add_argument("--iterations", type=int, help="stop each training after this many iterations instead")
-    batch.add_argument("--grid", type=int, default=128, help="training grid size (cells a side)")
-    batch.add_argument("--seed", type=int, default=0)
+    batch.add_argument("--grid", type=int, default=TRAINING.size, help="training grid size (cells a side)")
+    batch.add_argument("--seed", type=int, default=TRAINING.seed)
     batch.add_argument("--per-task", type=int, default=1,
                        help="exemplars of one size trained side by side in one task (train_many; default 1)")
     batch.add_argument("--sheet-size", type=int, default=128, help="contact sheet: texture size (default 128)")
