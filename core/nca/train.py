@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from ..device import torch_device
 from ..errors import AtelierError, Cancelled
 from ..imageio import read_image
+from ..schedule import warmup_cosine
 from . import fast, files, kernels
 from .defaults import PYRAMIDS, TRAINING
 from .exemplars import SIZE, as_exemplar
@@ -307,12 +308,6 @@ def normalise_gradients(model):
         p.grad /= p.grad.flatten(1).norm(dim=1).view(-1, *[1] * (p.dim() - 1)) + GRADIENT_EPSILON
 
 
-def set_learning_rate(optimizer, peak, fraction):
-    """Cosine decay from ``peak`` to LR_FLOOR x peak over the budget."""
-    for group in optimizer.param_groups:
-        group["lr"] = peak * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))))
-
-
 def exemplar_name(path):
     """The name a model takes from its exemplar file: the file name without its last suffix."""
     return str(path).replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
@@ -444,7 +439,8 @@ def train_many(exemplar_paths, outputs, params=TRAINING.params, minutes=TRAINING
             if (it >= iterations) if iterations else (elapsed >= budget):
                 break
             fraction = it / iterations if iterations else elapsed / budget
-            set_learning_rate(optimizer, lr, fraction)
+            for group in optimizer.param_groups:  # cosine decay over the budget, no warm-up
+                group["lr"] = warmup_cosine(fraction, lr, floor=LR_FLOOR)
             index = torch.from_numpy(rng.choice(pool_size, batch, replace=False)).to(device)
             x = pool[:, index]
             x[:, 0] = seed_states(rng, count, 1, channels, size, device)[:, 0]  # seed injection

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from ..errors import AtelierError, Cancelled
 from ..modelfile import read_model, save_model
+from ..schedule import warmup_cosine
 from ..validate import check_int, shown
 
 KIND = "stylize"
@@ -40,6 +41,10 @@ PUBLISHED = dict(filters=[32, 64, 128, 128, 128, 64], resnet_blocks=7, outer_ker
 FAST = dict(filters=[16, 32, 64, 64, 32, 32], resnet_blocks=3, outer_kernel=3, norm="none",
             smoothers=False, tanh=False, residual=True, patch=32, batch=24)
 CONFIGS = {"published": PUBLISHED, "fast": FAST}
+# learning rate (core/schedule.py): a linear warm-up over the first 5 % of the budget, then a
+# cosine down to zero, so the last steps refine thin lines
+LR_WARMUP = 0.05
+LR_FLOOR = 0.0
 
 
 def _norm(kind, channels):
@@ -191,8 +196,6 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
     device = device or torch.device("cpu")
     generator = Generator(inputs.shape[-1], **config).to(device, memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
-    # linear warm-up over the first 5 %, then cosine decay: the last steps refine thin lines
-    schedule = lambda fraction: lr * min(1.0, fraction / 0.05) * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
     if adversarial:
         discriminator = Discriminator().to(device)
         d_optimiser = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -208,7 +211,8 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
         while (steps is None or step < steps) and (steps is not None or time.monotonic() - started < budget):
             elapsed = time.monotonic() - started
             for group in optimiser.param_groups:
-                group["lr"] = schedule((step + 1) / steps if steps is not None else max(elapsed / budget, 1e-3))
+                group["lr"] = warmup_cosine((step + 1) / steps if steps is not None else max(elapsed / budget, 1e-3),
+                                            lr, floor=LR_FLOOR, warmup=LR_WARMUP)
             x, y = (t.to(device, non_blocking=True) for t in sampler.sample(config["batch"]))
             out = generator(x)
             l1, perceptual = F.l1_loss(out, y), pyramid_loss(out, y)
