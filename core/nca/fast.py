@@ -25,7 +25,26 @@ from .kernels import build_prebuilt, kernel_report, library  # noqa: F401  (the 
 from .rule import perception_kernels
 
 RUN_STEPS = 16  # steps of run() a kernel call
-_spare: list = []  # a state buffer whose backward pass is done: touching fresh pages costs more than the rule
+
+
+class StateBuffers:
+    """The states of one rollout, kept after its backward pass for the next rollout of the same
+    training run: writing to freshly allocated pages (the kernel maps them in one by one) costs
+    more than the rule itself, and every rollout of a run needs about the same size.  Create one
+    per training run and pass it to every :func:`rollout`."""
+
+    def __init__(self):
+        self.spare = None  # a flat float32 buffer whose backward pass is done
+
+    def take(self, size):
+        """A flat float32 buffer of at least ``size`` numbers: the spare one if it is large enough."""
+        if self.spare is not None and self.spare.numel() >= size:
+            buffer, self.spare = self.spare, None
+            return buffer
+        return torch.empty(size)
+
+    def give_back(self, buffer):
+        self.spare = buffer
 
 
 def _library(channels):
@@ -48,19 +67,19 @@ class _Rollout(torch.autograd.Function):
     """``steps`` steps of M rules on their batches: s (M, B, C, H, W), w (M, C, 4C), b (M, C)."""
 
     @staticmethod
-    def forward(ctx, s, w, b, steps, library):
+    def forward(ctx, s, w, b, steps, library, buffers):
         models, batch, channels, height, width = s.shape
         threads = min(torch.get_num_threads(), models * batch)  # (threads take whole samples)
         kernels = torch.from_numpy(perception_kernels(channels))
         w, b = w.detach().contiguous(), b.detach().contiguous()
         size = (steps + 1) * s.numel()
-        buffer = _spare.pop() if _spare and _spare[-1].numel() >= size else torch.empty(size)
+        buffer = buffers.take(size)
         states = buffer[:size].view(steps + 1, models, batch, height, channels, width)  # the kernels' layout
         states[0] = _swap_channels_and_rows(s)
         library.nca_forward(_pointer(states), steps, models * batch, batch, height, width,
                             _pointer(w), _pointer(b), _pointer(kernels), threads)
         ctx.save_for_backward(states, w, kernels)
-        ctx.library, ctx.steps, ctx.threads, ctx.buffer = library, steps, threads, buffer
+        ctx.library, ctx.steps, ctx.threads, ctx.buffer, ctx.buffers = library, steps, threads, buffer, buffers
         return _swap_channels_and_rows(states[steps]).contiguous()
 
     @staticmethod
@@ -73,8 +92,8 @@ class _Rollout(torch.autograd.Function):
         ctx.library.nca_backward(_pointer(states), _pointer(grad), _pointer(work), ctx.steps, models * batch,
                                  batch, height, width, _pointer(w), _pointer(kernels), _pointer(dw),
                                  _pointer(db), ctx.threads)
-        _spare[:] = [ctx.buffer]
-        return _swap_channels_and_rows(grad), dw, db, None, None
+        ctx.buffers.give_back(ctx.buffer)
+        return _swap_channels_and_rows(grad), dw, db, None, None, None
 
 
 def _loss_library():
@@ -162,7 +181,8 @@ def run(s, w, b, steps):
     return _swap_channels_and_rows(states[0]).contiguous()
 
 
-def rollout(s, w, b, steps):
+def rollout(s, w, b, steps, buffers=None):
     """s (M, B, C, H, W) after ``steps`` steps of the rules w (M, C, 4C), b (M, C), differentiable
-    in s, w and b (one backward pass); needs :func:`available`."""
-    return _Rollout.apply(s.contiguous(), w, b, steps, _library(s.shape[2]))
+    in s, w and b (one backward pass); needs :func:`available`.  ``buffers``: the training run's
+    :class:`StateBuffers` (without it every call allocates its states afresh)."""
+    return _Rollout.apply(s.contiguous(), w, b, steps, _library(s.shape[2]), buffers or StateBuffers())

@@ -274,11 +274,12 @@ def seed_states(rng, models, batch, channels, size, device):
     return torch.from_numpy(seed_state(rng, models * batch, channels, size, size)).to(device).unflatten(0, (models, batch))
 
 
-def grow(x, w, b, steps, perception, c_kernels, one_step=eager_step):
+def grow(x, w, b, steps, perception, c_kernels, one_step=eager_step, buffers=None):
     """``steps`` steps of the rules (w, b) on x (M, B, C, H, W): the C kernels where they run
-    (differentiable when gradients are on), else ``one_step`` of torch ``steps`` times."""
+    (differentiable when gradients are on, reusing the run's state ``buffers``), else
+    ``one_step`` of torch ``steps`` times."""
     if c_kernels:
-        return fast.rollout(x, w, b, steps) if torch.is_grad_enabled() else fast.run(x, w, b, steps)
+        return fast.rollout(x, w, b, steps, buffers) if torch.is_grad_enabled() else fast.run(x, w, b, steps)
     for _ in range(steps):
         x = one_step(x, perception, w, b)
     return x
@@ -423,6 +424,7 @@ def train_many(exemplar_paths, outputs, params=TRAINING.params, minutes=TRAINING
     pool = seed_states(rng, count, pool_size, channels, size, device)  # (M, pool, C, H, W)
     budget = minutes * 60.0
     c_kernels = fast.available(channels, device)  # else torch's step, compiled if it can be
+    state_buffers = fast.StateBuffers()  # the rollouts' states, reused from one iteration to the next
     # torch.compile builds C++ (CPU) or Triton's launchers (GPU) with the system compiler: none, no compile
     run_step = torch.compile(step, dynamic=False) if compile and not c_kernels and kernels.compiler() else eager_step
     kernel = kernels.kernel_report(channels)["kernel"] if device.type == "cpu" else f"torch ({device.type})"
@@ -447,7 +449,7 @@ def train_many(exemplar_paths, outputs, params=TRAINING.params, minutes=TRAINING
             w, b = fake_quantize(model.w, model.b) if fraction >= 1 - qat_fraction else (model.w, model.b)
             steps = int(rng.integers(min_steps, max_steps + 1))
             try:
-                x = grow(x, w, b, steps, model.kernels, c_kernels, run_step)
+                x = grow(x, w, b, steps, model.kernels, c_kernels, run_step, state_buffers)
                 per_model = texture_loss(rgb(x), generator) + overflow_loss(x)
                 optimizer.zero_grad(set_to_none=True)
                 per_model.sum().backward()
