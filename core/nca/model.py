@@ -1,24 +1,35 @@
-"""The μNCA rule in torch, for training (the rule itself is described in rule.py)."""
+"""The μNCA rule in torch, for training (the rule and its equations are in rule.py).
+
+Paper: A. Mordvintsev, E. Niklasson, "μNCA: Texture Generation with Ultra-Compact Neural
+Cellular Automata", 2021, https://arxiv.org/abs/2111.13545 (after "Self-Organising Textures",
+Niklasson et al., Distill 2021, https://distill.pub/selforg/2021/textures/).
+"""
 
 import torch
 import torch.nn.functional as F
 
 from .rule import perception_kernels
 
+INIT_SCALE = 0.01  # small random W: the rule starts close to the identity s' = s + b, and training moves it from there
+
+
 class MicroNCA(torch.nn.Module):
     """M independent rules of C channels, trained side by side (one batched computation):
-    ``w`` is (M, C, 4C), ``b`` is (M, C)."""
+    ``w`` is (M, C, 4C), ``b`` is (M, C).  W starts at N(0, INIT_SCALE²), b at zero."""
 
     def __init__(self, channels, models=1):
         super().__init__()
         self.channels = channels
-        self.w = torch.nn.Parameter(torch.randn(models, channels, 4 * channels) * 0.01)
+        self.w = torch.nn.Parameter(torch.randn(models, channels, 4 * channels) * INIT_SCALE)
         self.b = torch.nn.Parameter(torch.zeros(models, channels))
         self.register_buffer("kernels", torch.from_numpy(perception_kernels(channels)))
 
 
 def step(s, kernels, w, b):
     """One step (eqs. 1-3) of M rules on their batches: s (M, B, C, H, W), w (M, C, 4C), b (M, C).
+
+        p_c = Σ_{dy,dx ∈ {-1,0,1}} K_c[1+dy, 1+dx] · s_c[y+dy, x+dx]   (torus wrap)
+        s'  = s + W · [s, p, |s|, |p|] + b
 
     Written with shifted views and broadcasting only, so ``torch.compile`` fuses the whole
     step (forward and backward) into a few loops instead of a dozen memory-bound kernels."""
@@ -53,6 +64,6 @@ def reference_step(s, kernels, w, b):
 
 
 def rgb(s):
-    """Eq. 4: colour of a (..., C, H, W) state, unclipped."""
+    """Eq. 4: colour of a (..., C, H, W) state, unclipped: RGB = s[:3] + 0.5."""
     return s[..., :3, :, :] + 0.5
 

@@ -1,9 +1,14 @@
-"""μNCA: ultra-compact neural cellular automata for textures (Mordvintsev & Niklasson, 2021).
+"""μNCA: ultra-compact neural cellular automata for textures.
+
+Papers: A. Mordvintsev, E. Niklasson, "μNCA: Texture Generation with Ultra-Compact Neural
+Cellular Automata", 2021, https://arxiv.org/abs/2111.13545; E. Niklasson, A. Mordvintsev,
+E. Randazzo, M. Levin, "Self-Organising Textures", Distill 2021,
+https://distill.pub/selforg/2021/textures/.
 
 A cell holds C numbers, the state s.  One step of the rule, applied to every cell of a
 torus at once:
 
-    p      = K_c * s_c                                  (eq. 1: fixed 3x3 filter per channel)
+    p_c    = K_c ⋆ s_c                                  (eq. 1: fixed 3x3 filter per channel)
     ds     = W · [s, p, |s|, |p|] + b                   (eq. 2: no hidden layer)
     s'     = s + ds                                     (eq. 3: residual update)
     RGB    = s[:3] + 0.5                                (eq. 4: the first three channels are colour)

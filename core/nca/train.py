@@ -1,18 +1,30 @@
 """Training a μNCA on an exemplar texture (after the paper's reference recipe).
 
-Read top to bottom:
+Papers: A. Mordvintsev, E. Niklasson, "μNCA: Texture Generation with Ultra-Compact Neural
+Cellular Automata", 2021, https://arxiv.org/abs/2111.13545; E. Niklasson et al., "Self-Organising
+Textures", Distill 2021, https://distill.pub/selforg/2021/textures/ (pool, seed injection,
+gradient normalisation).  The sliced-Wasserstein texture loss: E. Heitz et al., "A Sliced
+Wasserstein Loss for Neural Texture Synthesis", CVPR 2021, https://arxiv.org/abs/2006.07229.
+
+Read top to bottom (train_many):
 
 1. a pool of states starts as seeds; every iteration takes a batch from it and replaces
    one sample by a fresh seed (seed injection), so the rule learns both to grow the
    texture from noise and to keep it alive;
 2. the batch is run for a random number of steps (32-127), fully differentiable (on the CPU
    as one C kernel with its own backward pass through time, fast.py);
-3. loss = multi-scale sliced-Wasserstein distance between image patches of the batch and
-   of the exemplar (an optimal-transport loss; no VGG, nothing is downloaded)
-   + ``patch_weight`` (100 by default, so it dominates) x a nearest-patch term
-   (PatchNearestNeighbour) + an overflow regulariser that keeps states in [-1, 1];
-4. each parameter's gradient is normalised to unit norm (the NCA papers' trick against
-   exploding gradients through long rollouts), then Adam;
+3. the loss of each model, per sample of the batch and averaged,
+
+       L = L_SW + λ_patch · L_NN + λ_palette · L_palette + L_overflow
+
+   L_SW the multi-scale sliced-Wasserstein distance between image patches of the batch and of
+   the exemplar (an optimal-transport loss; no VGG, nothing is downloaded; SlicedWasserstein),
+   L_NN the nearest-patch term (PatchNearestNeighbour; λ_patch = 100 by default, so it
+   dominates), L_palette the sliced Wasserstein of single pixels' colours (off by default)
+   and L_overflow the penalty that keeps states in [-1, 1] (overflow_loss);
+4. each parameter's gradient is normalised to unit norm, g ← g / (‖g‖ + ε) (the NCA papers'
+   trick against exploding gradients through long rollouts), then Adam with the learning rate
+   of core/schedule.py (cosine to a floor of LR_FLOOR);
 5. the batch goes back into the pool.
 
 Every few seconds the int8 model is evaluated on long rollouts from a fresh seed; the best
@@ -74,11 +86,18 @@ def load_exemplar(path, size=SIZE):
 class SlicedWasserstein:
     """Multi-scale sliced-Wasserstein distance between patch distributions, one per model.
 
-    Levels are (pooling, patch size): single pixels (the colour distribution) and 5x5 patches
-    of the image average-pooled by 1, 2 and 4.  A random subset of (at most ``samples``) patch
-    positions of each image is projected on random unit directions; for each direction the
-    sorted projections of the synthesised patches are compared with those of the exemplar
-    (sorting is the 1-D optimal transport plan).  Directions and subsets are fresh each call.
+    Levels l are (pooling, patch size): single pixels (the colour distribution) and 5x5 patches
+    of the image average-pooled by 1, 2 and 4.  At each level, n = min(``samples``, positions)
+    random patches x_i of a synthesised image and t_i of the exemplar (flattened, 3·patch²
+    numbers) are projected on P = ``projections`` random unit directions v_k.  In one dimension
+    the optimal transport between two sets of n points pairs them in sorted order, so the
+    squared Wasserstein-2 distance along v_k is a sum over the sorted projections:
+
+        SW_l(x, t) = 1/(P·n) Σ_k Σ_i ( sort_i(v_k · x) − sort_i(v_k · t) )²
+
+        L_SW = Σ_l mean over the batch of SW_l
+
+    Directions and subsets are fresh each call (so over many calls every direction counts).
 
     On the CPU only the chosen patches are projected, by the C kernels of fast.py, rather than
     convolving the whole image with the directions and then picking: the same numbers, several
@@ -141,8 +160,16 @@ class PatchNearestNeighbour:
 
     Sliced Wasserstein matches the marginals of random projections, which for photos are
     nearly Gaussian: colour-matched noise then scores as well as the texture.  Nearest patches
-    tell them apart.  The search runs without gradients; the loss is the mean squared distance
-    to the chosen partners, so the backward pass touches only the matched pairs."""
+    tell them apart.  With n = ``samples`` random synthesised patches x_i and n' =
+    ``exemplar_samples`` exemplar patches t_j of D = 3·side² numbers at level l:
+
+        NN_l = ½ ( 1/(n·D) Σ_i min_j ‖x_i − t_j‖²  +  1/(n'·D) Σ_j min_i ‖t_j − x_i‖² )
+                   (nothing foreign)                 (nothing missing)
+
+        L_NN = 1/|levels| Σ_l mean over the batch of NN_l
+
+    The search (the argmin) runs without gradients; the loss is the mean squared distance to
+    the chosen partners, so the backward pass touches only the matched pairs."""
 
     LEVELS = ((1, 7), (2, 7), (4, 7))  # (pooling, patch side)
     PYRAMID5 = ((1, 7), (2, 7), (4, 7), (8, 5), (16, 3))  # + coarse levels seeing 40 and 48 cells
@@ -207,13 +234,18 @@ def _sorted(x):
 
 
 def overflow_loss(s):
-    """Penalty on states leaving [-1, 1] (keeps the rule bounded over long rollouts), per model."""
+    """Penalty on states leaving [-1, 1] (keeps the rule bounded over long rollouts), per model:
+
+        L_overflow = mean over samples, channels and cells of max(|s| − 1, 0)"""
     return (s.abs() - 1.0).clamp_min(0.0).flatten(1).mean(1)
 
 
 def fake_quantize(w, b):
-    """The int8 rounding of quantize.py (same scales) in the forward pass of M rules, w (M, C, 4C)
-    and b (M, C); identity gradient (straight-through estimator)."""
+    """The int8 rounding of quantize.py (same scales σ) in the forward pass of M rules, w (M, C, 4C)
+    and b (M, C), with the identity's gradient (the straight-through estimator, Bengio et al.
+    2013, https://arxiv.org/abs/1308.3432):
+
+        ŵ = w + stop_gradient(σ · clamp(round(w / σ), −127, 127) − w)"""
     per_model = [quantize(wm, bm) for wm, bm in zip(w.detach().cpu().numpy(), b.detach().cpu().numpy())]
     w_scale = torch.from_numpy(np.stack([weight_scales(q) for q in per_model])).to(w)
     b_scale = torch.from_numpy(np.stack([q["b_scale"] for q in per_model])).to(b)
@@ -242,9 +274,17 @@ def check_options(params, size, patch_weight, pyramid, palette_weight):
 
 
 class TextureLoss:
-    """The training loss of M models, one value each: sliced Wasserstein over pixels and 5x5
-    patches, plus ``patch_weight`` x the nearest-patch term, plus ``palette_weight`` x the
-    sliced Wasserstein of single pixels' colours (terms of weight 0 are not computed)."""
+    """The image part of the training loss of M models, one value each (terms of weight 0 are
+    not computed; the overflow penalty on the states is added beside it):
+
+        L = L_SW + λ_patch · L_NN + λ_palette · L_palette
+
+    L_SW: SlicedWasserstein over pixels and 5x5 patches; L_NN: PatchNearestNeighbour, with
+    λ_patch = ``patch_weight``; L_palette: the palette term, λ_palette = ``palette_weight``, the
+    sliced Wasserstein of single pixels' RGB colours c_i (synthesised) and e_i (exemplar) alone,
+    which compares the palette and its proportions:
+
+        L_palette = 1/(P·n) Σ_k Σ_i ( sort_i(v_k · c) − sort_i(v_k · e) )²   (unpooled pixels)"""
 
     def __init__(self, targets, size, patch_weight, pyramid, palette_weight):
         levels = PatchNearestNeighbour.LEVELS if pyramid == 3 else PatchNearestNeighbour.PYRAMID5
@@ -303,8 +343,8 @@ def evaluate(model, texture_loss, horizons, c_kernels, size, device):
 
 
 def normalise_gradients(model):
-    """Each parameter's gradient scaled to unit norm, per model: the NCA papers' guard against
-    gradients exploding through long rollouts."""
+    """Each parameter's gradient scaled to unit norm, per model, g ← g / (‖g‖ + ε): the NCA
+    papers' guard against gradients exploding through long rollouts."""
     for p in model.parameters():
         p.grad /= p.grad.flatten(1).norm(dim=1).view(-1, *[1] * (p.dim() - 1)) + GRADIENT_EPSILON
 
