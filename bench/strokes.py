@@ -173,39 +173,65 @@ def shaded_scene(size=64):
     return np.clip(image, 0, 1).astype(np.float32)
 
 
-def paint_pictures(size=64):
+PAINT_BENCH = ("astronaut", "coffee", "shaded_scene")
+PAINT_METHODS = {"greedy": "paint_mode", "tracer": "tracer_baseline", "random": "random_baseline"}
+
+
+def paint_pictures(names=PAINT_BENCH, size=64):
+    """The named pictures at ``size`` px: skimage's photos by name, and ``shaded_scene``."""
     from skimage import data, transform
-    photos = {name: transform.resize(getattr(data, name)(), (size, size), anti_aliasing=True).astype(np.float32)
-              for name in ("astronaut", "coffee")}
-    return {**photos, "shaded_scene": shaded_scene(size)}
+
+    def photo(name):
+        image = getattr(data, name)()
+        image = np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image[..., :3]
+        return transform.resize(image, (size, size), anti_aliasing=True).astype(np.float32)
+    return {name: shaded_scene(size) if name == "shaded_scene" else photo(name) for name in names}
 
 
-def bench_paint(counts, steps, picture_path=None, budget=None):
-    """PSNR and SSIM of paint mode (greedy coarse-to-fine with the tracer's strokes leading) against the
-    tracer's strokes and random strokes, all fitted through the real painter for the same number of steps
-    or, with ``budget`` (CPU seconds per 32 strokes), the same CPU time (steps then only a cap)."""
+def spread(values, digits):
+    return {"mean": round(float(np.mean(values)), digits), "min": round(float(np.min(values)), digits),
+            "max": round(float(np.max(values)), digits)}
+
+
+def bench_paint(counts, steps, picture_path=None, budget=None, seeds=1, names=PAINT_BENCH):
+    """PSNR and SSIM of paint mode against the tracer's strokes and random strokes, all fitted through the real
+    painter for the same number of steps or, with ``budget`` (CPU seconds per 32 strokes), the same CPU time
+    (steps then only a cap); ``seeds`` runs of each, interleaved seed by seed and method by method so that the
+    shared machine's load falls on every method alike; mean, min and max over the seeds."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
     from core.strokes import paint as painterly
     results, shown = {}, []
-    for name, picture in paint_pictures().items():
+    for name, picture in paint_pictures(names).items():
         row = [picture]
         for count in counts:
-            for kind in ("greedy", "tracer", "random"):
-                started, cpu = time.perf_counter(), time.process_time()
-                points, brush, colours = painterly.paint(picture, count, steps, kind,
-                                                         budget=None if budget is None else budget * count / 32)
-                seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-                drawn = numpy_runtime.render(points, brush, picture.shape[0], colours)
-                mse = float(((drawn - picture) ** 2).mean())
-                results[f"{name}_{count}_{'paint_mode' if kind == 'greedy' else kind + '_baseline'}"] = {
-                    "psnr": round(float(peak_signal_noise_ratio(picture, drawn, data_range=1)), 2),
-                    "own_psnr": round(10 * np.log10(1 / mse), 2),
-                    "ssim": round(float(structural_similarity(picture, drawn, channel_axis=-1, data_range=1)), 3),
-                    "strokes": count, "max_steps": steps, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2)}
-                print(name, count, kind, json.dumps(results[f"{name}_{count}_{'paint_mode' if kind == 'greedy' else kind + '_baseline'}"]),
-                      file=sys.stderr, flush=True)
-                if kind == "greedy":
-                    row.append(drawn)
+            runs = {kind: [] for kind in PAINT_METHODS}
+            for seed in range(seeds):
+                for kind in PAINT_METHODS:
+                    cpu = time.process_time()
+                    points, brush, colours = painterly.paint(picture, count, steps, kind, seed=seed,
+                                                             budget=None if budget is None else budget * count / 32)
+                    cpu = time.process_time() - cpu
+                    drawn = numpy_runtime.render(points, brush, picture.shape[0], colours)
+                    runs[kind].append({
+                        "psnr": float(peak_signal_noise_ratio(picture, drawn, data_range=1)),
+                        "own_psnr": float(10 * np.log10(1 / float(((drawn - picture) ** 2).mean()))),
+                        "ssim": float(structural_similarity(picture, drawn, channel_axis=-1, data_range=1)),
+                        "cpu_seconds": cpu})
+                    print(name, count, seed, kind, json.dumps(runs[kind][-1]), file=sys.stderr, flush=True)
+                    if kind == "greedy" and seed == 0:
+                        row.append(drawn)
+            case = {PAINT_METHODS[kind]: {"psnr": spread([r["psnr"] for r in rows], 2),
+                                          "own_psnr_mean": round(float(np.mean([r["own_psnr"] for r in rows])), 2),
+                                          "ssim": spread([r["ssim"] for r in rows], 3),
+                                          "cpu_seconds_mean": round(float(np.mean([r["cpu_seconds"] for r in rows])), 2)}
+                    for kind, rows in runs.items()}
+            paint_mode = case["paint_mode"]
+            baselines = [case[label] for label in PAINT_METHODS.values() if label != "paint_mode"]
+            case["paint_mode_mean_beats_both"] = all(
+                paint_mode[f]["mean"] > b[f]["mean"] for b in baselines for f in ("psnr", "ssim"))
+            case["paint_mode_worst_beats_best_of_both"] = all(
+                paint_mode[f]["min"] > b[f]["max"] for b in baselines for f in ("psnr", "ssim"))
+            results[f"{name}_{count}"] = case
         shown.append(np.concatenate([np.pad(im, ((2, 2), (2, 2), (0, 0)), constant_values=1) for im in row], 1))
     if picture_path:
         write_image(picture_path, np.concatenate(shown, 0).repeat(3, 0).repeat(3, 1))
@@ -241,6 +267,9 @@ def main():
     parser.add_argument("--paint-budget", type=float,
                         help="paint: CPU seconds per 32 strokes for every method (the same time budget); "
                              "--paint-steps is then a cap")
+    parser.add_argument("--paint-seeds", type=int, default=3, help="paint: runs of every method and case (seeds)")
+    parser.add_argument("--paint-names", nargs="+", default=list(PAINT_BENCH),
+                        help="paint: skimage.data pictures by name, or shaded_scene (e.g. chelsea rocket held out)")
     parser.add_argument("--strokes", type=int, default=8, help="lines mode: at most this many strokes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -260,7 +289,9 @@ def main():
                     "= coarse-to-fine greedy placement led by the tracer's strokes; baselines: the tracer's strokes "
                     "(padded with random ones) and random strokes, all fitted the same steps through the real painter",
             "budget_cpu_seconds_per_32_strokes": args.paint_budget,
-            **bench_paint((32, 128), args.paint_steps, args.paint_picture, args.paint_budget)}
+            "seeds": args.paint_seeds,
+            **bench_paint((32, 128), args.paint_steps, args.paint_picture, args.paint_budget, args.paint_seeds,
+                          args.paint_names)}
     if set(args.sections) <= {"lines", "paint"}:
         result["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
         print(json.dumps(result))

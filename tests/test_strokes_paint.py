@@ -50,3 +50,35 @@ def test_paint_mode_returns_the_strokes_asked_for_with_colours():
     result = image_to_strokes(image, "shade.png", strokes=6, refine=4, mode="paint")
     assert result["points"].shape == (6, 16, 3) and result["colours"].shape == (6, 3)
     assert result["side"] == 60 and result["runtime"] == "numpy"
+
+
+def _square_picture():
+    picture = np.ones((32, 32, 3), np.float32)
+    picture[4:16, 4:28] = (0.9, 0.3, 0.1)
+    return picture
+
+
+def test_removal_costs_match_rendering_without_each_stroke():
+    picture = _square_picture()
+    points, brush, colours = paint.first_guess(picture, 5, "random", np.random.default_rng(2))
+    alphas = runtime.render_alphas(points, brush, 32)
+    full = ((runtime.composite(alphas, colours) - picture) ** 2).sum()
+    costs = paint.removal_costs(alphas, colours, picture)
+    for k in range(5):
+        rest = np.arange(5) != k
+        without = ((runtime.composite(alphas[rest], colours[rest]) - picture) ** 2).sum()
+        assert abs(costs[k] - (without - full)) < 1e-3 * max(1.0, abs(full))
+
+
+def test_replacement_moves_a_stroke_that_does_not_pay_for_itself():
+    picture = _square_picture()
+    rng = np.random.default_rng(3)
+    points, brush, colours = paint.first_guess(picture, 4, "greedy", rng)
+    points[-1, :, :2] = (0.7, 0.8)                      # a dot of paper colour on the paper: removal costs nothing
+    colours[-1] = 1.0
+    useless = points[-1].copy()
+    before = paint.picture_loss(runtime.render(points, brush, 32, colours), picture)[0]
+    points, brush, colours = paint.replace_weak(picture, points, brush, colours, (0.6, 1.0), rng, share=0.5)
+    assert len(points) == 4
+    assert not any(np.allclose(p, useless) for p in points)
+    assert paint.picture_loss(runtime.render(points, brush, 32, colours), picture)[0] < before

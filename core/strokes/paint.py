@@ -6,7 +6,10 @@ The canvas is the painter's composite: strokes laid in order on white paper,
 written here, gives every stroke's coverage and colour their gradients; the coverage's flows on
 through the runtime's hand-written painter gradients to the control points and the brush.  Adam then
 minimises the picture's error (MSE at full size and 4x pooled), coarse to fine: the first strokes are
-wide and placed where the error is largest, later ones narrower (the order is the painting order).
+wide and fitted at half size, later ones narrower (the order is the painting order).  Each stroke is
+laid where the canvas so far is furthest from the picture, the best of a few candidates with its
+best colour (stroke-based rendering's greedy placement, Hertzmann 1998), and after each stage the
+strokes whose removal would barely change the error are taken away and laid again where it is largest.
 
 First guesses, for the bench's comparison at the same number of steps: ``"greedy"`` (error-weighted
 places, coarse to fine), ``"random"`` (uniform places and widths) and ``"tracer"`` (the tracer's
@@ -24,6 +27,10 @@ PAINT_SIZE = 64         # the working square (pixels)
 PAINT_LR = 0.03
 LENGTH = 2.0
 TRACED_FIRST = True
+CANDIDATES = 8          # candidate strokes tried for each one laid
+REPLACED = 0.2          # at most this share of the strokes is moved after a stage
+# share of the strokes, share of the steps (or CPU budget), brush range, working size (fraction of the picture's)
+STAGES = ((0.25, 0.2, (0.6, 1.0), 0.5), (0.25, 0.25, (0.3, 0.6), 1.0), (0.5, 0.55, (0.1, 0.35), 1.0))
 
 
 def composite_backward(alphas, colours, grad, paper=1.0):
@@ -139,29 +146,93 @@ def fit(picture, points, brush, colours, steps, lr=PAINT_LR, until=None):
     return points, brush, params[2]
 
 
-def _placed(picture, canvas, count, brush_range, rng):
-    """``count`` new strokes where the canvas differs most from the picture, along its edges."""
+def downsampled(picture, size):
+    """``picture`` (S, S, 3) averaged down to ``size`` pixels (S a multiple of ``size``)."""
+    k = picture.shape[0] // size
+    return picture.reshape(size, k, size, k, 3).mean((1, 3), dtype=F32) if k > 1 else picture
+
+
+def best_colour_and_gain(alphas, canvas, picture):
+    """For candidate strokes of coverage ``alphas`` (C, S, S) laid on ``canvas``: the colour (C, 3) that brings
+    the canvas closest to ``picture`` (least squares, clipped to [0, 1]) and how much squared error it removes."""
+    a = alphas[..., None]
+    residual = canvas - picture
+    # canvas + a (c - canvas) - picture = residual - a canvas + a c: least squares in c, one channel at a time
+    offset = residual - a * canvas
+    colours = np.clip(-(a * offset).sum((1, 2)) / np.maximum((a * a).sum((1, 2)), 1e-6), 0, 1).astype(F32)
+    after = offset + a * colours[:, None, None]
+    return colours, float((residual * residual).sum()) - (after * after).sum((1, 2, 3))
+
+
+def _placed(picture, canvas, count, brush_range, rng, tries=CANDIDATES):
+    """``count`` new strokes laid one by one on ``canvas``, each the best of ``tries`` candidates (with its best
+    colour) centred where the canvas differs most from the picture and running along the picture's edges."""
     size = picture.shape[0]
-    error = np.abs(picture - canvas).sum(-1) ** 2 + 1e-6
-    cells = rng.choice(size * size, count, p=(error / error.sum()).ravel())
-    ys, xs = np.divmod(cells, size)
     gy, gx = np.gradient(picture.mean(-1))
-    centres = np.stack([(xs + rng.uniform(0, 1, count)) / size * 2 - 1,
-                        (ys + rng.uniform(0, 1, count)) / size * 2 - 1], -1)
-    angles = np.arctan2(gy[ys, xs], gx[ys, xs]) + np.pi / 2
-    brush = rng.uniform(*brush_range, count)
-    points, brush = _line_strokes(centres, angles, LENGTH * (4 * R.brush_radius(brush) + 0.1), brush)
-    return points, brush, _colour_at(picture, centres)
+    canvas = canvas.copy()
+    chosen = []
+    for _ in range(count):
+        error = ((picture - canvas) ** 2).sum(-1) + 1e-6
+        cells = rng.choice(size * size, tries, p=(error / error.sum()).ravel())
+        ys, xs = np.divmod(cells, size)
+        centres = np.stack([(xs + rng.uniform(0, 1, tries)) / size * 2 - 1,
+                            (ys + rng.uniform(0, 1, tries)) / size * 2 - 1], -1)
+        angles = np.arctan2(gy[ys, xs], gx[ys, xs]) + np.pi / 2 + rng.normal(0, 0.3, tries)
+        brush = rng.uniform(*brush_range, tries)
+        lengths = LENGTH * (4 * R.brush_radius(brush) + 0.1) * rng.uniform(0.5, 1.5, tries)
+        points, brush = _line_strokes(centres, angles, lengths, brush)
+        alphas = R.render_alphas(points, brush, size)
+        colours, gains = best_colour_and_gain(alphas, canvas, picture)
+        best = int(np.argmax(gains))
+        a = alphas[best, ..., None]
+        canvas = canvas * (1 - a) + colours[best] * a
+        chosen.append((points[best], brush[best], colours[best]))
+    return (np.stack([p for p, _, _ in chosen]), np.asarray([b for _, b, _ in chosen], F32),
+            np.stack([c for _, _, c in chosen]))
 
 
-STAGES = ((0.25, (0.6, 1.0)), (0.25, (0.3, 0.6)), (0.5, (0.1, 0.35)))   # share of strokes and steps, brush range
+def removal_costs(alphas, colours, picture, paper=1.0):
+    """How much each stroke's removal would add to the squared error of the composite of all of them.
+
+    Strokes after k act on the canvas affinely, final = canvas_k T_k + S_k with T_k = prod_{j > k} (1 - alpha_j),
+    so removing stroke k changes the final canvas by -alpha_k (colour_k - canvas_{k-1}) T_k."""
+    k = len(alphas)
+    canvases = np.empty((k + 1,) + alphas.shape[1:] + (3,), F32)
+    canvases[0] = paper
+    for i in range(k):
+        canvases[i + 1] = canvases[i] * (1 - alphas[i, ..., None]) + colours[i] * alphas[i, ..., None]
+    residual = canvases[-1] - picture
+    through = np.ones(alphas.shape[1:] + (1,), F32)
+    costs = np.zeros(k)
+    for i in reversed(range(k)):
+        change = alphas[i, ..., None] * (colours[i] - canvases[i]) * through
+        costs[i] = float(((residual - change) ** 2 - residual ** 2).sum())
+        through = through * (1 - alphas[i, ..., None])
+    return costs
+
+
+def replace_weak(picture, points, brush, colours, brush_range, rng, share=REPLACED):
+    """Re-placement: the strokes whose removal costs least (at most ``share`` of them, and only those that pay
+    for under a tenth of a mean stroke) are taken away and laid again on top, where the error is largest."""
+    size = picture.shape[0]
+    costs = removal_costs(R.render_alphas(points, brush, size), colours, picture)
+    order = np.argsort(costs)[:int(share * len(costs))]
+    weak = order[costs[order] < 0.1 * max(float(costs.mean()), 1e-12)]
+    if not len(weak):
+        return points, brush, colours
+    keep = np.setdiff1d(np.arange(len(points)), weak)
+    points, brush, colours = points[keep], brush[keep], colours[keep]
+    canvas = R.render(points, brush, size, colours)
+    p, b, c = _placed(picture, canvas, len(weak), brush_range, rng)
+    return np.concatenate([points, p]), np.concatenate([brush, b]), np.concatenate([colours, c])
 
 
 def paint(picture, count, steps=60, kind="greedy", seed=0, budget=None):
     """Fitted strokes (points, brush, colours) of ``count`` strokes for an RGB picture (S, S, 3).
 
-    ``greedy``: coarse to fine, in three stages (wide, middle, narrow strokes), each placing its
-    strokes where the canvas so far is furthest from the picture and fitting all the strokes so far;
+    ``greedy``: coarse to fine, in stages (``STAGES``: wide, middle, narrow strokes), each laying its strokes
+    one by one where the canvas so far is furthest from the picture (the best of a few candidates), fitting
+    all the strokes so far (the first stage at half size), then moving those that do not pay for themselves;
     the others start from all their strokes (random or traced) and are fitted the same ``steps``.
     ``budget``: CPU seconds instead (``steps`` is then a cap), shared by the stages as the steps are."""
     import time
@@ -173,18 +244,23 @@ def paint(picture, count, steps=60, kind="greedy", seed=0, budget=None):
         return fit(picture, points, brush, colours, steps, until=None if budget is None else start + budget)
     size = picture.shape[0]
     points, brush, colours = np.zeros((0, N_POINTS, 3), F32), np.zeros(0, F32), np.zeros((0, 3), F32)
-    placed, done = 0, 0
-    for i, (share, brush_range) in enumerate(STAGES):
-        new = count - placed if i == len(STAGES) - 1 else max(1, int(round(share * count)))
-        stage_steps = steps - done if i == len(STAGES) - 1 else int(round(share * steps))
-        canvas = R.render(points, brush, size, colours) if len(points) else np.ones_like(picture)
-        p, b, c = _placed(picture, canvas, new, brush_range, rng)
+    placed, done, spent = 0, 0, 0.0
+    for i, (stroke_share, time_share, brush_range, scale) in enumerate(STAGES):
+        last = i == len(STAGES) - 1
+        new = count - placed if last else max(1, int(round(stroke_share * count)))
+        stage_steps = steps - done if last else int(round(time_share * steps))
+        working = downsampled(picture, max(1, int(size * scale)))
+        canvas = R.render(points, brush, len(working), colours) if len(points) else np.ones_like(working)
+        p, b, c = _placed(working, canvas, new, brush_range, rng)
         if i == 0 and TRACED_FIRST:          # every first guess: the tracer's strokes lead the coarse stage
             tp, tb, tc = first_guess(picture, new, "tracer", rng)
             traced = min(len(tracer.trace(_ink(picture))), new)
             p[:traced], b[:traced], c[:traced] = tp[:traced], tb[:traced], tc[:traced]
         points, brush, colours = np.concatenate([points, p]), np.concatenate([brush, b]), np.concatenate([colours, c])
-        until = None if budget is None else start + budget * (sum(x for x, _ in STAGES[:i + 1]))
-        points, brush, colours = fit(picture, points, brush, colours, stage_steps, until=until)
+        spent += time_share
+        until = None if budget is None else start + budget * spent
+        points, brush, colours = fit(working, points, brush, colours, stage_steps, until=until)
+        if not last:
+            points, brush, colours = replace_weak(working, points, brush, colours, brush_range, rng)
         placed, done = placed + new, done + stage_steps
     return points, brush, colours
