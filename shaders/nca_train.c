@@ -8,8 +8,7 @@
  *
  * Layout: N samples of H rows, each row the C channels' lines of X cells one after another,
  * (N, H, C, X), so the cells a row of the rule reads and writes are one memory stream instead
- * of C (against C planes of H rows, 588 parameters, 80 steps of a batch of 4 on 2 threads,
- * medians of 12 interleaved rounds: forward 0.071 → 0.069 s, backward 0.154 → 0.147 s).
+ * of C (a few per cent faster in both passes than C planes of H rows; bench/RESULTS.md).
  * Sample n uses model n / batch, whose W (C x 4C, row-major) and b (C) start at
  * w + (n / batch)·4C², b + (n / batch)·C.
  * The forward pass keeps only the C-channel state of every step; the backward pass recomputes
@@ -21,8 +20,8 @@
 #include <string.h>
 
 #include "nca_vector.h"  /* chunks of a row are V cells, one vector register's worth, so that a
-                            chunk's C sums stay in registers (on AVX2, chunks of 16 spilled: the
-                            backward pass ran 2-4x slower) */
+                            chunk's C sums stay in registers (wider chunks spill them to memory,
+                            and the backward pass then runs several times slower) */
 
 #define Y (4 * C)
 /* The dW tile: DW_I rows of W by DW_J columns of its s and p half, each with its |s| or |p|
@@ -75,9 +74,9 @@ static inline vec vabs(vec v) { return (vec)((ivec)v & 0x7fffffff); }
 
 /* From 6 channels on, step_row computes the W·y product on two chunks at once in blocks of
  * OUT_BLOCK outputs (rows of W): 12 or 8 sums in registers, and each broadcast weight serves both
- * chunks, a third fewer loads than one chunk at a time (588-parameter forward pass: 0.094 → 0.069 s,
- * 80 steps of a batch of 4 on 2 threads).  With 4 channels that was 12 % slower than feeding each
- * chunk's C sums straight from its perception, which then all fit in registers. */
+ * chunks, a third fewer loads than one chunk at a time (a quarter less time for the 588-parameter
+ * forward pass; bench/RESULTS.md).  With 4 channels, feeding each chunk's C sums straight from its
+ * perception is faster (they all fit in registers; pairing chunks takes 12 % longer). */
 #define CHUNKS (C >= 6 ? 2 : 1)
 #define OUT_BLOCK (C % 6 == 0 ? 6 : 4)
 
@@ -171,8 +170,8 @@ void nca_forward(float *states, int steps, int samples, int batch, int height, i
  * dL/dp = dy_p + sign(p)·dy_|p| (dy = Wᵀg) to the row's slot of the ring `dp`, laid out as
  * load_rows lays out states; adds g·yᵀ and g to dw_row (per lane).
  * rows: scratch for the row's s and p (2C lines) and g (C lines) of `stride` floats.
- * Cells go two chunks at a time: each weight of Wᵀg, broadcast once, serves both (588-parameter
- * backward pass with the dW tile below: 0.180 → 0.146 s, 80 steps of a batch of 4 on 2 threads). */
+ * Cells go two chunks at a time: each weight of Wᵀg, broadcast once, serves both, and the dW tile
+ * below stays in registers (a fifth less time for the 588-parameter backward pass; bench/RESULTS.md). */
 static void backward_row(const float *s, const float *g_all, float *g_next, float *dp, int height, int width,
                          int row, int stride, float *pad, float *rows, const float *w, const float *k,
                          float (*dw_row)[V]) {

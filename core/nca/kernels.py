@@ -49,7 +49,7 @@ X86_LEVELS = (("x86-64-v4", ["-march=x86-64-v4", "-mprefer-vector-width=512"], 4
               ("x86-64-v3", ["-march=x86-64-v3"], 3),
               ("x86-64-v2", ["-march=x86-64-v2"], 2))
 # training iterations with the torch step and the convolution loss against the C kernels, both
-# on 2 threads (68 and 588 parameters, 2.1 GHz AVX-512 Xeon, 2026-12-06): rounded down
+# on 2 threads, at 68 and 588 parameters: rounded down, so the message never overstates it
 TORCH_SLOWDOWN = 5
 
 _libraries: dict = {}  # library name -> Kernel, or None where none loads

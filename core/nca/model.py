@@ -45,9 +45,8 @@ def step(s, kernels, w, b):
 def eager_step(s, kernels, w, b):
     """:func:`step` for eager torch (no C compiler, so torch.compile cannot build it either): the
     perception as a depthwise convolution and W·y as a 1x1 convolution grouped by rule.  Run
-    eagerly, step's broadcast product makes a (M, B, C, 4C, H, W) tensor every step: 80 steps of
-    4 samples of 128x128 cells and their backward pass took 1.5 s at 68 parameters and 86 s at
-    588; this form 0.7 s and 1.6 s (2 threads)."""
+    eagerly, step's broadcast product would make a (M, B, C, 4C, H, W) tensor every step: about
+    twice as slow as this form at 68 parameters and fifty times at 588 (bench/RESULTS.md)."""
     models, batch, channels, height, width = s.shape
     flat = F.pad(s.reshape(models * batch, channels, height, width), (1, 1, 1, 1), mode="circular")
     p = F.conv2d(flat, kernels[:, None], groups=channels).view_as(s)

@@ -8,7 +8,8 @@ Quantisation (symmetric, round to nearest):
 W's columns come in four blocks, the inputs s, p, |s|, |p| of eq. 2.  The perception block's
 weights are typically 4-6x larger than the others, so one scale per row would leave the
 other blocks only a few levels: the block factor gives each its own range (on the spots
-preset the int8 texture went from 0.035 worse than the float one on the judge to 0.007 better).
+preset the int8 texture then scores as well as the float one on the judge, where row scales
+alone lose 0.035; bench/RESULTS.md).
 Scales are float16 numbers (kept as float32 in memory), so the compact file stays within
 parameters + 64 bytes.  Every runtime and code generator works from the dequantised numbers
 (float32), so they all compute the same rule.
