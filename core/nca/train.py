@@ -52,7 +52,7 @@ from .model import MicroNCA, eager_step, rgb, step
 from .quantize import quantize, weight_scales
 from .rule import PARAMS_TO_CHANNELS, SIZES, channels_for, in_words, parameter_count, seed_state
 
-MIN_SIDE, MAX_SIDE = 32, 8192  # exemplar sides: enough cells to show a texture; more is only slower to read
+MIN_SIDE, MAX_SIDE = 32, 8192  # exemplar sides: fewer cells show no texture; a texture needs only a few hundred
 MIN_GRID, MAX_GRID = 32, 1024  # training grid sides: the losses' coarsest scale pools by 4 and needs 7x7 patches
 MAX_PATCH_WEIGHT = 100.0       # the default, where the nearest-patch term nearly alone drives training
 MAX_PALETTE_WEIGHT = 1000.0    # far above any useful weight: a bound that catches typing mistakes
