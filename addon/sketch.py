@@ -16,7 +16,9 @@ from ..core.errors import AtelierError
 from ..core.validate import shown
 from ..core.sketch.runtime import SketchModel, slerp
 from ..core.sketch.personal import personal_dataset, training_options
-from ..core.sketch.strokes import grease_pencil_to_stroke3, save_npz, stroke3_to_grease_pencil, stroke3_to_polylines
+from ..core.drawing.npz import save_npz
+from ..core.drawing.pen import stroke3_to_polylines
+from ..core.sketch.data import grease_pencil_to_stroke3, stroke3_to_grease_pencil
 from . import gpencil
 from .jobs import WorkerOperator
 from .library import chosen_model, draw_browser, model_items, select

@@ -572,7 +572,7 @@ def toy_stroke3(rng, count):
 
 def seeds_npz(folder):
     import numpy as np
-    from core.sketch.strokes import save_npz
+    from core.drawing.npz import save_npz
     rng = random.Random(0)
     save_npz(folder / "int16.npz", {k: [np.round(s).astype(np.int16) for s in toy_stroke3(rng, n)]
                                      for k, n in (("train", 4), ("valid", 2), ("test", 2))})
@@ -632,7 +632,7 @@ def mutate_npz(ctx, data):
 
 
 def load_npz(path):
-    from core.sketch.strokes import load_npz as load
+    from core.drawing.npz import load_npz as load
     load(path)
 
 
@@ -662,7 +662,7 @@ def seeds_ndjson(folder):
 
 
 def load_ndjson(path):
-    from core.sketch.strokes import load_ndjson as load
+    from core.drawing.quickdraw import load_ndjson as load
     load(path)
 
 
@@ -704,7 +704,7 @@ def seeds_svg(folder):
 
 
 def load_svg(path):
-    from core.sketch.strokes import load_svg as load
+    from core.drawing.svg import load_svg as load
     load(path)
 
 

@@ -35,7 +35,7 @@ from core.sketch.model import (REFERENCE, SMALL, Batches, SketchRNN, evaluate, f
                                keep_freed_memory, kl_loss, load_torch_model, recurrent_dropout, reconstruction_loss,
                                to_tensors, train)
 from core.sketch.runtime import SketchModel  # noqa: E402
-from core.sketch.strokes import normalizing_scale  # noqa: E402
+from core.sketch.data import normalizing_scale  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "core/assets/sketch"
 SECTIONS = ["training", "sampling", "quality"]

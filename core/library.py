@@ -153,7 +153,7 @@ def nca_thumbnail(path):
 def sketch_thumbnail(path):
     """A 2x2 grid of the model's sketches (temperature 0.3, seed 0), dark ink on paper."""
     from .sketch.runtime import SketchModel
-    from .sketch.strokes import stroke3_to_polylines
+    from .drawing.pen import stroke3_to_polylines
     canvas = np.ones((THUMBNAIL_SIZE, THUMBNAIL_SIZE, 3), np.float32)
     cell = THUMBNAIL_SIZE // 2
     sketches = SketchModel(path).sample_drawings(SKETCH_THUMBNAIL_SAMPLES, 0.3, seed=0)

@@ -7,8 +7,6 @@ writes the Blender render of the drawings and ``strokes_demo.png``: pictures abo
 """
 
 import importlib
-import re
-import sysconfig
 from pathlib import Path
 
 import cv2
@@ -31,17 +29,14 @@ def _polylines(canvas, lines, colour=(0, 0, 0), thickness=7):
 
 
 def kanji_picture():
-    from core.strokes.data import svg_path_polyline
-    svg = Path(sysconfig.get_paths()["purelib"]) / "kanji" / f"{KANJI}.svg"
-    paths = re.findall(r'<path[^>]* d="([^"]+)"', svg.read_text(encoding="utf-8"))
-    return _polylines(_canvas(), [np.asarray(svg_path_polyline(d)) * TILE / 109 for d in paths])
+    from core.drawing.glyphs import kanjivg_folder
+    from core.drawing.svg import load_svg
+    return _polylines(_canvas(), [line * TILE / 109 for line in load_svg(kanjivg_folder() / f"{KANJI}.svg")])
 
 
 def hershey_picture(char="R"):
-    from HersheyFonts import HersheyFonts
-    font = HersheyFonts()
-    font.load_default_font("futural")
-    lines = [np.array(s, float) for s in font.strokes_for_text(char)]
+    from core.drawing.glyphs import hershey_glyphs
+    (lines,) = hershey_glyphs(["futural"], char)
     points = np.concatenate(lines)
     centre, extent = (points.max(0) + points.min(0)) / 2, (points.max(0) - points.min(0)).max()
     return _polylines(_canvas(), [((l - centre) / extent * 0.75 + 0.5) * TILE for l in lines])

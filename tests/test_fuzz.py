@@ -53,7 +53,7 @@ def test_the_fuzzer_tells_failures_apart(tmp_path):
 
 def test_fifo_and_devices_are_refused_without_blocking(tmp_path):
     from core.modelfile import read_model
-    from core.sketch.strokes import load_ndjson
+    from core.drawing.quickdraw import load_ndjson
     fifo = tmp_path / "model.safetensors"
     os.mkfifo(fifo)
     (tmp_path / "zero.ndjson").symlink_to("/dev/zero")
@@ -101,7 +101,7 @@ def test_reading_a_builtin_set_or_evaluating_can_be_stopped():
     evaluated, without a progress update, so neither Esc nor the fuzzer's budget could stop it."""
     from core.errors import Cancelled
     from core.progress import SilentProgress
-    from core.sketch.strokes import load_dataset
+    from core.sketch.data import load_dataset
     seen = []
 
     class StopAfterSome(SilentProgress):
@@ -169,7 +169,7 @@ def test_exr_writer_of_the_fuzzer_round_trips(tmp_path):
 
 
 def test_npz_forged_dtype_is_refused_not_run(tmp_path):
-    from core.sketch.strokes import load_npz
+    from core.drawing.npz import load_npz
     path = tmp_path / "forged.npz"
     path.write_bytes(fuzz.zip_bytes([("train.npy", fuzz.npy_header("|O", (1,)) + fuzz.FORGED_DTYPE_PICKLE)]))
     with pytest.raises(AtelierError, match="forged.npz"):
@@ -177,7 +177,7 @@ def test_npz_forged_dtype_is_refused_not_run(tmp_path):
 
 
 def test_npz_zip_bomb_is_refused_from_its_declared_size(tmp_path):
-    from core.sketch.strokes import load_npz
+    from core.drawing.npz import load_npz
     path = tmp_path / "bomb.npz"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("train.npy", bytes(300 << 20))
@@ -187,7 +187,7 @@ def test_npz_zip_bomb_is_refused_from_its_declared_size(tmp_path):
 
 def test_npz_empty_array_with_a_huge_dimension(tmp_path):
     """Found by the 10,000-input run: shape (0, 2**64) holds no items, yet numpy cannot shape it."""
-    from core.sketch.strokes import load_npz
+    from core.drawing.npz import load_npz
     path = tmp_path / "huge.npz"
     path.write_bytes(fuzz.zip_bytes([("train.npy", fuzz.npy_header("<f4", (0, 2 ** 64)))]))
     with pytest.raises(AtelierError, match=r"huge.npz.*shape \(0, 18446744073709551616\)"):
@@ -195,7 +195,7 @@ def test_npz_empty_array_with_a_huge_dimension(tmp_path):
 
 
 def test_ndjson_deep_nesting_huge_numbers_and_a_long_line(tmp_path):
-    from core.sketch.strokes import load_ndjson
+    from core.drawing.quickdraw import load_ndjson
     n = 80000
     lines = ['{"drawing": ' + "[" * 100000 + "]" * 100000 + "}", '{"drawing": [[[' + "9" * 400 + ", 1], [1, 2]]]}",
              '{"drawing": [[[1e999, 1], [1, 2]]]}',
@@ -209,7 +209,7 @@ def test_ndjson_deep_nesting_huge_numbers_and_a_long_line(tmp_path):
 
 
 def test_svg_unknown_encoding_and_deep_groups(tmp_path):
-    from core.sketch.strokes import load_svg
+    from core.drawing.svg import load_svg
     (tmp_path / "enc.svg").write_bytes(b'<?xml version="1.0" encoding="no-such"?><svg/>')
     with pytest.raises(AtelierError, match="enc.svg"):
         load_svg(tmp_path / "enc.svg")

@@ -11,10 +11,16 @@ import pytest
 import torch
 
 from core.cli import run_command
+from core.drawing.npz import load_npz, save_npz
+from core.drawing.pen import polylines_to_stroke3, stroke3_to_polylines, to_stroke3, to_stroke5
+from core.drawing.quickdraw import load_ndjson
+from core.drawing.simplify import rdp
+from core.drawing.svg import load_svg, parse_svg_path
 from core.errors import AtelierError, Cancelled
 from core.modelfile import save_model
 from core.progress import SilentProgress
-from core.sketch import strokes as S
+from core.sketch.data import (OFFSET_LIMIT, augment, clean, grease_pencil_to_stroke3, load_dataset,
+                              stroke3_to_grease_pencil)
 from core.sketch.model import (FusedLSTM, SMALL, SketchRNN, Batches, evaluate, kl_loss, load_torch_model,
                                reconstruction_loss, to_tensors, train)
 from core.sketch.runtime import SketchModel, slerp
@@ -35,7 +41,7 @@ def toy_sketches(count=40, seed=0):
     for i in range(count):
         size = rng.uniform(5, 20)
         lines = square(size) if i % 2 else [np.array([[0, 0], [size, size]]), np.array([[size, 0], [0, size]])]
-        sketches.append(S.polylines_to_stroke3(lines))
+        sketches.append(polylines_to_stroke3(lines))
     return sketches
 
 
@@ -43,62 +49,62 @@ def toy_sketches(count=40, seed=0):
 
 def test_polylines_stroke3_stroke5_round_trip():
     lines = square(10) + [np.array([[20.0, 0], [25, 5], [30, 0]])]
-    stroke3 = S.polylines_to_stroke3(lines)
+    stroke3 = polylines_to_stroke3(lines)
     assert stroke3.shape == (8, 3) and stroke3[:, 2].tolist() == [0, 0, 0, 0, 1, 0, 0, 1]
-    back = S.stroke3_to_polylines(stroke3)
+    back = stroke3_to_polylines(stroke3)
     assert len(back) == 2
     shift = lines[0][0] - back[0][0]
     for original, rebuilt in zip(lines, back):
         np.testing.assert_allclose(rebuilt + shift, original, atol=1e-5)
-    stroke5 = S.to_stroke5(stroke3, 12)
+    stroke5 = to_stroke5(stroke3, 12)
     assert stroke5.shape == (12, 5)
     assert np.all(stroke5[:8, 2] + stroke5[:8, 3] == 1) and np.all(stroke5[8:, 4] == 1)
-    np.testing.assert_array_equal(S.to_stroke3(stroke5), stroke3)
+    np.testing.assert_array_equal(to_stroke3(stroke5), stroke3)
     with pytest.raises(ValueError):
-        S.to_stroke5(stroke3, 5)
+        to_stroke5(stroke3, 5)
 
 
 def test_rdp_keeps_corners_and_drops_collinear_points():
     line = np.array([[0, 0], [1, 0.01], [2, 0], [3, 0], [3, 1], [3, 2]], float)
-    np.testing.assert_array_equal(S.rdp(line, 0.1), [[0, 0], [3, 0], [3, 2]])
-    assert S.rdp(line, 0.001).tolist() == [[0, 0], [1, 0.01], [2, 0], [3, 0], [3, 2]]
+    np.testing.assert_array_equal(rdp(line, 0.1), [[0, 0], [3, 0], [3, 2]])
+    assert rdp(line, 0.001).tolist() == [[0, 0], [1, 0.01], [2, 0], [3, 0], [3, 2]]
 
 
 def test_augment_keeps_pen_lifts_and_shape():
     rng = np.random.default_rng(0)
-    sketch = S.polylines_to_stroke3([np.column_stack([np.arange(30.0), np.sin(np.arange(30.0))]),
+    sketch = polylines_to_stroke3([np.column_stack([np.arange(30.0), np.sin(np.arange(30.0))]),
                                      np.array([[0.0, 5], [10, 5]])])
     for _ in range(10):
-        augmented = S.augment(sketch, rng, scale_factor=0.0, drop_probability=0.5)
+        augmented = augment(sketch, rng, scale_factor=0.0, drop_probability=0.5)
         assert augmented[:, 2].sum() == sketch[:, 2].sum()
         np.testing.assert_allclose(augmented[:, :2].sum(0), sketch[:, :2].sum(0), atol=1e-3)
         assert len(augmented) <= len(sketch)
-    scaled = S.augment(sketch, rng, scale_factor=0.15, drop_probability=0.0)
+    scaled = augment(sketch, rng, scale_factor=0.15, drop_probability=0.0)
     ratio = np.abs(scaled[:, :2]).sum(0) / np.abs(sketch[:, :2]).sum(0)
     assert np.all((ratio > 0.84) & (ratio < 1.16))
 
 
 def test_clean_drops_bad_sketches_and_clamps_gigantic_offsets():
-    good = S.polylines_to_stroke3(square())
+    good = polylines_to_stroke3(square())
     huge = good.copy()
     huge[1, 0] = 1e9
-    kept, counts = S.clean([np.zeros((0, 3)), good[:1], good, np.tile(good, (20, 1)), huge,
+    kept, counts = clean([np.zeros((0, 3)), good[:1], good, np.tile(good, (20, 1)), huge,
                             np.full((3, 3), np.nan)], max_len=30)
-    assert len(kept) == 2 and np.abs(kept[1][:, :2]).max() == S.OFFSET_LIMIT
+    assert len(kept) == 2 and np.abs(kept[1][:, :2]).max() == OFFSET_LIMIT
     assert counts == {"empty": 1, "single_point": 1, "too_long": 1, "not_finite": 1, "clamped": 1}
 
 
 def test_grease_pencil_points_to_stroke3_and_back():
     front = [np.array([[0, 0.5, 0], [1, 0.5, 0], [1, 0.5, 1]], float), np.array([[2, 0.5, 2], [3, 0.5, 2]], float)]
-    stroke3, placement = S.grease_pencil_to_stroke3(front)
-    lines = S.stroke3_to_polylines(stroke3)
+    stroke3, placement = grease_pencil_to_stroke3(front)
+    lines = stroke3_to_polylines(stroke3)
     assert len(lines) == 2 and np.ptp(np.concatenate(lines), axis=0).max() == pytest.approx(255)
     assert lines[0][2, 1] < lines[0][1, 1]  # z up becomes y down
-    back = S.stroke3_to_grease_pencil(stroke3, placement)
+    back = stroke3_to_grease_pencil(stroke3, placement)
     for original, rebuilt in zip(front, back):
         np.testing.assert_allclose(rebuilt, original, atol=1e-5)
     with pytest.raises(AtelierError, match="no strokes"):
-        S.grease_pencil_to_stroke3([])
+        grease_pencil_to_stroke3([])
 
 
 # ----------------------------------------------------------------------------- loaders
@@ -106,8 +112,8 @@ def test_grease_pencil_points_to_stroke3_and_back():
 def test_npz_round_trip_in_the_sketch_rnn_layout(tmp_path):
     splits = {"train": toy_sketches(6), "valid": toy_sketches(2), "test": toy_sketches(3)}
     path = tmp_path / "toy.npz"
-    S.save_npz(path, {k: [np.round(s).astype(np.int16) for s in v] for k, v in splits.items()})
-    loaded = S.load_npz(path)
+    save_npz(path, {k: [np.round(s).astype(np.int16) for s in v] for k, v in splits.items()})
+    loaded = load_npz(path)
     assert {k: len(v) for k, v in loaded.items()} == {"train": 6, "valid": 2, "test": 3}
     np.testing.assert_array_equal(loaded["train"][0], np.round(splits["train"][0]))
 
@@ -130,7 +136,7 @@ def test_malicious_npz_is_refused_without_running_it(tmp_path, monkeypatch):
     path = tmp_path / "evil.npz"
     _npz_with_pickle(path, _Evil())
     with pytest.raises(AtelierError, match=r"evil\.npz.*refused.*exec"):
-        S.load_npz(path)
+        load_npz(path)
     with pytest.raises(AtelierError, match="refused"):
         run_command(["sketch", "train", str(path), "-o", str(tmp_path / "m.safetensors"), "--steps", "1"],
                     SilentProgress())
@@ -141,10 +147,10 @@ def test_non_stroke_npz_files_get_clear_errors(tmp_path):
     plain = tmp_path / "plain.npz"
     np.savez(plain, train=np.zeros((4, 7)))
     with pytest.raises(AtelierError, match=r"plain\.npz.*not a stroke-3 sketch"):
-        S.load_npz(plain)
+        load_npz(plain)
     (tmp_path / "text.npz").write_text("hello")
     with pytest.raises(AtelierError, match="not a readable .npz"):
-        S.load_npz(tmp_path / "text.npz")
+        load_npz(tmp_path / "text.npz")
 
 
 def test_ndjson_raw_and_simplified_with_malformed_lines_counted(tmp_path):
@@ -153,10 +159,10 @@ def test_ndjson_raw_and_simplified_with_malformed_lines_counted(tmp_path):
     path = tmp_path / "cats.ndjson"
     path.write_text("\n".join([json.dumps(simplified), "{not json", json.dumps({"no": "drawing"}),
                                json.dumps(raw), ""]))
-    sketches, skipped = S.load_ndjson(path)
+    sketches, skipped = load_ndjson(path)
     assert skipped == 2 and len(sketches) == 2
     assert sketches[0][:, 2].tolist() == [0, 0, 1, 0, 1]
-    raw_points = np.concatenate(S.stroke3_to_polylines(sketches[1]))
+    raw_points = np.concatenate(stroke3_to_polylines(sketches[1]))
     assert len(raw_points) == 3  # the nearly straight start was simplified
     assert np.ptp(raw_points, axis=0).max() == pytest.approx(255, abs=1e-3)
 
@@ -165,26 +171,26 @@ def test_svg_paths_polylines_and_lines(tmp_path):
     path = tmp_path / "drawing.svg"
     path.write_text('<svg xmlns="http://www.w3.org/2000/svg"><path d="M10,10 l10,0 h5 v5 c0,5 5,5 5,0 z"/>'
                     '<polyline points="0,0 5,5 10,0"/><line x1="0" y1="20" x2="30" y2="20"/></svg>')
-    lines = S.load_svg(path, samples=4)
+    lines = load_svg(path, samples=4)
     assert len(lines) == 3
     np.testing.assert_allclose(lines[0][:4], [[10, 10], [20, 10], [25, 10], [25, 15]])
     np.testing.assert_allclose(lines[0][-1], [10, 10])  # z closes the path
     np.testing.assert_allclose(lines[0][-2], [30, 15])  # the curve's end point, relative to (25, 15)
     (tmp_path / "broken.svg").write_text("<svg><path d='M 1 2")
     with pytest.raises(AtelierError, match="broken.svg"):
-        S.load_svg(tmp_path / "broken.svg")
+        load_svg(tmp_path / "broken.svg")
 
 
 def test_svg_arcs_follow_their_ellipse():
-    half = S.parse_svg_path("M0,0 A10,10 0 0,1 20,0", samples=8)[0]  # sweep 1: clockwise on screen, i.e. over the top
+    half = parse_svg_path("M0,0 A10,10 0 0,1 20,0", samples=8)[0]  # sweep 1: clockwise on screen, i.e. over the top
     np.testing.assert_allclose(np.linalg.norm(half - [10, 0], axis=1), 10, atol=1e-9)
     assert half[:, 1].min() == pytest.approx(-10) and len(half) == 17
-    np.testing.assert_allclose(S.parse_svg_path("M0,0 a5 5 0 1020 0")[0], S.parse_svg_path("M0,0 a 5 5 0 1 0 20 0")[0])
-    assert S.parse_svg_path("M0,0 a5 5 0 1020 0")[0][:, 1].max() == pytest.approx(10)  # radii too small: scaled up
+    np.testing.assert_allclose(parse_svg_path("M0,0 a5 5 0 1020 0")[0], parse_svg_path("M0,0 a 5 5 0 1 0 20 0")[0])
+    assert parse_svg_path("M0,0 a5 5 0 1020 0")[0][:, 1].max() == pytest.approx(10)  # radii too small: scaled up
     # half of an ellipse (radii 20, 10) turned by 30 degrees, centred on the origin, from one vertex to the other
     turn = np.array([[np.cos(np.pi / 6), -np.sin(np.pi / 6)], [np.sin(np.pi / 6), np.cos(np.pi / 6)]])
     (x0, y0), (x1, y1) = turn @ [20, 0], turn @ [-20, 0]
-    arc = S.parse_svg_path(f"M{x0},{y0} A20,10 30 0 0 {x1},{y1}", samples=6)[0]
+    arc = parse_svg_path(f"M{x0},{y0} A20,10 30 0 0 {x1},{y1}", samples=6)[0]
     local = arc @ turn
     np.testing.assert_allclose((local[:, 0] / 20) ** 2 + (local[:, 1] / 10) ** 2, 1, atol=1e-9)
 
@@ -196,7 +202,7 @@ def test_svg_transforms_of_elements_and_groups_are_applied(tmp_path):
                     '<line x1="0" y1="0" x2="10" y2="0" transform="scale(2 3)"/></g>'
                     '<polyline points="0,0 0,10" transform="matrix(1 0 0 1 0 5) skewX(45)"/></g>'
                     '<path d="M10,0 L20,0" transform="rotate(180 15 0)"/></svg>')
-    lines = S.load_svg(path)
+    lines = load_svg(path)
     assert len(lines) == 3  # nothing from <defs>
     np.testing.assert_allclose(lines[0], [[100, 0], [100, 20]], atol=1e-9)  # scaled, turned, then moved
     np.testing.assert_allclose(lines[1], [[100, 5], [110, 15]], atol=1e-9)  # skewed, then moved
@@ -204,13 +210,13 @@ def test_svg_transforms_of_elements_and_groups_are_applied(tmp_path):
 
 
 def test_builtin_kanjivg_and_hershey_sets():
-    kanji, _ = S.load_dataset("kanji", limit=20)
-    hershey, _ = S.load_dataset("hershey", limit=50)
+    kanji, _ = load_dataset("kanji", limit=20)
+    hershey, _ = load_dataset("hershey", limit=50)
     for splits in (kanji, hershey):
         sketches = sum(splits.values(), [])
         assert sketches and all(s.ndim == 2 and s.shape[1] == 3 and s[-1, 2] == 1 for s in sketches)
     with pytest.raises(AtelierError, match="no such file"):
-        S.load_dataset("no_such_dataset")
+        load_dataset("no_such_dataset")
 
 
 # ----------------------------------------------------------------------------- model
@@ -265,7 +271,7 @@ def test_training_on_extreme_offsets_never_gives_nan(tmp_path):
     sketches = toy_sketches(16)
     for sketch in sketches[::3]:
         sketch[1:-1, :2] *= rng.choice([1e-4, 1e3])
-    sketches, _ = S.clean(sketches, TINY["max_seq_len"])
+    sketches, _ = clean(sketches, TINY["max_seq_len"])
     summary = train({"train": sketches}, tmp_path / "x.safetensors", TINY, steps=8, progress=SilentProgress())
     assert np.isfinite(summary["recon_loss"]) and np.isfinite(summary["kl_loss"])
 
@@ -358,7 +364,7 @@ def test_cli_train_eval_sample(tmp_path):
     svg_dir = tmp_path / "drawings"
     svg_dir.mkdir()
     for i, sketch in enumerate(toy_sketches(24)):
-        points = " ".join(f"{x:.1f},{y:.1f}" for line in S.stroke3_to_polylines(sketch) for x, y in line[:2])
+        points = " ".join(f"{x:.1f},{y:.1f}" for line in stroke3_to_polylines(sketch) for x, y in line[:2])
         (svg_dir / f"{i}.svg").write_text(f'<svg xmlns="http://www.w3.org/2000/svg"><polyline points="{points}"/></svg>')
     model = tmp_path / "m.safetensors"
     summary = run_command(["sketch", "train", str(svg_dir), "-o", str(model), "--steps", "3", "--preset", "small",
@@ -371,7 +377,7 @@ def test_cli_train_eval_sample(tmp_path):
                        str(tmp_path / "s.svg")], SilentProgress())
     assert out["count"] == 5 and (tmp_path / "s.svg").read_text().startswith("<svg")
     run_command(["sketch", "sample", "kanji", "-n", "3", "-o", str(tmp_path / "s.npz")], SilentProgress())
-    assert len(S.load_npz(tmp_path / "s.npz")["test"]) == 3
+    assert len(load_npz(tmp_path / "s.npz")["test"]) == 3
     with pytest.raises(AtelierError, match="say how long"):
         run_command(["sketch", "train", str(svg_dir), "-o", str(model)], SilentProgress())
     with pytest.raises(AtelierError, match="not an Atelier model"):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core.sketch import strokes as S
+from core.sketch import data as S
 from core.sketch.data_splits import content_key, disjoint, kanji_base, overlap, stroke3_key
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.drawing.svg import parse_svg_path
 from core.errors import AtelierError
 from core.imageio import read_image, write_image
 from core.modelfile import save_model
@@ -17,7 +18,7 @@ from core.progress import SilentProgress
 from core.strokes import painter
 from core.strokes.agent import Agent, agent_loss, draw, load_agent
 from core.strokes.cli import SHIPPED_AGENT, SHIPPED_GENERATOR, image_to_strokes
-from core.strokes.data import prepare, random_strokes, svg_path_polyline
+from core.strokes.data import prepare, random_strokes
 from core.strokes.generator import Generator, gaussian_blobs, load_generator, train_generator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +85,7 @@ def test_svg_and_grease_pencil_export():
     assert "<line" not in svg and "<g" not in svg  # one editable path per stroke, not a group of segments
     # the path is the painted curve: its nodes are the stroke's points (Catmull-Rom as cubic Béziers)
     first = re.search(r'<path d="([^"]+)"', svg).group(1)
-    nodes = svg_path_polyline(first, samples=1)
+    (nodes,) = parse_svg_path(first, samples=1)
     drawn = painter.grease_pencil_strokes(points, brush, samples=1)[0]["positions"]
     assert np.allclose(nodes, (drawn + 1) * 64, atol=0.01)
     gp = painter.grease_pencil_strokes(points, brush, samples=4)
@@ -97,7 +98,7 @@ def test_svg_and_grease_pencil_export():
 
 
 def test_svg_path_parser_follows_kanjivg_commands():
-    line = svg_path_polyline("M10,20c10,0,20,0,30,0s10,0,10,10L5,5", samples=4)
+    (line,) = parse_svg_path("M10,20c10,0,20,0,30,0s10,0,10,10L5,5", samples=4)
     assert np.allclose(line[0], [10, 20]) and np.allclose(line[4], [40, 20]) and np.allclose(line[-1], [5, 5])
 
 

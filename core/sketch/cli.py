@@ -5,9 +5,11 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_text_atomic
+from ..drawing.npz import save_npz
+from ..drawing.pen import stroke3_to_polylines
 from ..errors import AtelierError
 from ..paths import asset_folder
-from .strokes import clean, load_dataset, save_npz, stroke3_to_polylines
+from .data import clean, load_dataset
 
 ASSETS = asset_folder("sketch")
 

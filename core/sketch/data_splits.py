@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..drawing.pen import stroke3_to_polylines
+
 GRID = 256          # a glyph's longer side is quantised to this many steps before hashing
 SPLITS = ("train", "valid", "test")
 
@@ -38,7 +40,6 @@ def content_key(polylines, grid=GRID):
 
 def stroke3_key(stroke3, grid=GRID):
     """:func:`content_key` of a stroke-3 sketch (offsets, pen lifted after the row)."""
-    from .strokes import stroke3_to_polylines
     return content_key(stroke3_to_polylines(np.asarray(stroke3, np.float64)), grid)
 
 

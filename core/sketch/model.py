@@ -28,15 +28,15 @@ import torch
 from torch import nn
 
 from ..device import cpu_threads, torch_device
+from ..drawing.pen import to_stroke5
 from ..errors import AtelierError, Cancelled
 from ..validate import check_int, check_number, shown
 from ..modelfile import read_model, save_model
 from . import cells
-from .runtime import check_hyperparameters, check_model, parameter_shapes  # noqa: F401 (parameter_shapes: API)
-from .strokes import augment, normalizing_scale, to_stroke5
+from .data import augment, normalizing_scale
+from .runtime import KIND, check_hyperparameters, check_model, parameter_shapes  # noqa: F401 (parameter_shapes: API)
 
-KIND = "sketch_rnn"
-CHECKPOINT_KIND = "sketch_rnn_checkpoint"
+CHECKPOINT_KIND = "sketch_rnn_checkpoint"   # a model file with the optimiser's state, to resume training
 
 # The reference's defaults (magenta/sketch_rnn/model.py get_default_hparams).
 REFERENCE = dict(

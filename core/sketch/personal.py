@@ -16,7 +16,8 @@ numpy only: the add-on builds the set in Blender's process and the worker trains
 import numpy as np
 
 from ..errors import AtelierError
-from .strokes import polylines_to_stroke3, rdp, stroke3_to_polylines
+from ..drawing.pen import polylines_to_stroke3, stroke3_to_polylines
+from ..drawing.simplify import rdp
 
 MIN_DRAWINGS = 5           # fewer cannot make a style
 VARIANTS = 200             # per drawing: 20 drawings -> 4,000 training sketches

@@ -17,10 +17,11 @@ import numpy as np
 from ..errors import AtelierError
 from ..modelfile import read_model
 from ..validate import check_int, check_number, shown
+from ..drawing.pen import to_stroke5
 from . import cells
-from .strokes import OFFSET_LIMIT, to_stroke5
+from .data import OFFSET_LIMIT
 
-KIND = "sketch_rnn"
+KIND = "sketch_rnn"   # the model-file kind (core/modelfile.py), of the numpy runtime and of training
 
 # Sane ranges, checked before anything is built from a file's (or the command line's) numbers: the
 # reference sizes are 256/512/128/20/250, and these bound a network to a few GB at the very most.

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
+from ..drawing.glyphs import hershey_glyphs, kanjivg_files
+from ..drawing.svg import load_svg
 from ..errors import AtelierError
 from ..paths import cache_dir
 from .constants import N_POINTS, SIZE
@@ -27,6 +29,8 @@ MAX_KANJI_STROKES = 6   # characters an 8-stroke agent can plausibly redraw
 DATASETS = ("digits", "kanji", "hershey", "shapes")
 CHARACTER_SETS = ("kanji", "hershey", "shapes")     # drawn from known strokes (:func:`character_strokes`)
 SHAPES = 2000           # synthetic drawings in the "shapes" set
+HERSHEY_FONTS = ("futural", "futuram", "rowmans", "timesr", "scripts", "greek")
+HERSHEY_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
 def random_strokes(rng, count, steps=96):
@@ -78,72 +82,23 @@ def _digits():
     return np.stack([np.clip(cv2.resize(d, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC), 0, 1) for d in padded])
 
 
-_SVG_TOKEN = re.compile(r"[MmCcSsLlZz]|-?\d*\.?\d+(?:e-?\d+)?")
-
-
-def svg_path_polyline(d, samples=8):
-    """Points (m, 2) along an SVG path made of M/C/S/L commands (absolute or relative), as KanjiVG uses."""
-    tokens, out = _SVG_TOKEN.findall(d), []
-    pos, ctrl, cmd, i = np.zeros(2), None, None, 0
-    u = np.linspace(0, 1, samples + 1)[1:, None]
-    while i < len(tokens):
-        if tokens[i].isalpha():
-            cmd, i = tokens[i], i + 1
-            if cmd in "Zz":
-                continue
-        count = {"M": 2, "L": 2, "C": 6, "S": 4}[cmd.upper()]
-        values = np.array(tokens[i:i + count], float).reshape(-1, 2)
-        i += count
-        if cmd.islower():
-            values = values + pos
-        if cmd in "Mm":
-            pos, ctrl = values[0], None
-            out.append(pos[None])
-            cmd = "l" if cmd == "m" else "L"
-            continue
-        if cmd in "Ll":
-            pos, ctrl = values[0], None
-            out.append(pos[None])
-            continue
-        if cmd in "Cc":
-            c1, c2, end = values
-        else:
-            c1 = 2 * pos - ctrl if ctrl is not None else pos
-            c2, end = values
-        out.append((1 - u) ** 3 * pos + 3 * (1 - u) ** 2 * u * c1 + 3 * (1 - u) * u ** 2 * c2 + u ** 3 * end)
-        pos, ctrl = end, c2
-    return np.concatenate(out)
-
-
-def _kanji_folder():
-    import sysconfig
-    folder = Path(sysconfig.get_paths()["purelib"]) / "kanji"
-    if not folder.is_dir():
-        raise AtelierError(f"{folder}: KanjiVG data not found (pip install kanjivg)")
-    return folder
+def _kanji_files():
+    """The base file of each CJK unified ideograph in KanjiVG (no variants, no kana)."""
+    return [file for file in kanjivg_files()
+            if re.fullmatch(r"0[4-9][0-9a-fA-F]{3}", file.stem) and 0x4E00 <= int(file.stem, 16) <= 0x9FFF]
 
 
 def _kanji_strokes(fewest=1, most=MAX_KANJI_STROKES):
     characters = []
-    for svg in sorted(_kanji_folder().glob("0[4-9]???.svg")):
-        if not 0x4E00 <= int(svg.stem, 16) <= 0x9FFF:
-            continue
-        paths = re.findall(r'<path[^>]* d="([^"]+)"', svg.read_text(encoding="utf-8"))
-        if fewest <= len(paths) <= most:
-            characters.append(_fit_box([svg_path_polyline(d) for d in paths]))
+    for svg in _kanji_files():
+        strokes = load_svg(svg, samples=8)
+        if fewest <= len(strokes) <= most:
+            characters.append(_fit_box(strokes))
     return characters
 
 
 def _hershey_strokes():
-    from HersheyFonts import HersheyFonts
-    font, characters = HersheyFonts(), []
-    for name in ("futural", "futuram", "rowmans", "timesr", "scripts", "greek"):
-        font.load_default_font(name)
-        for char in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789":
-            lines = [np.array(s, float) for s in font.strokes_for_text(char)]
-            if lines:
-                characters.append(_fit_box(lines))
-    return characters
+    return [_fit_box(glyph) for glyph in hershey_glyphs(HERSHEY_FONTS, HERSHEY_CHARACTERS)]
 
 
 def _shape_drawings(count=SHAPES, seed=7):
