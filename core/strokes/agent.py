@@ -31,12 +31,10 @@ import torch.nn.functional as F
 
 from ..errors import AtelierError, Cancelled
 from ..modelfile import read_model, save_model
-from .constants import (CHAMFER, FAINT, N_POINTS, R_MAX, R_MIN, REFINE_LR, REFINE_POOLS, SIZE,
+from .constants import (AGENT_KIND, CHAMFER, FAINT, N_POINTS, R_MAX, R_MIN, REFINE_LR, REFINE_POOLS, SIZE,
                         SMOOTHNESS, brush_radius)
 from .data import PEN_RADIUS, resample
 from .painter import ink_union, render_alpha, render_polylines, stamp_cropped, stroke_samples
-
-KIND = "strokenet_agent"
 
 
 class Agent(nn.Module):
@@ -259,13 +257,13 @@ class TeacherForcing:
 
 def save_agent(path, model, recurrent, steps, data, training):
     tensors = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-    save_model(path, KIND, tensors, {"hyperparameters": {"recurrent": recurrent, "steps": steps, "size": SIZE,
+    save_model(path, AGENT_KIND, tensors, {"hyperparameters": {"recurrent": recurrent, "steps": steps, "size": SIZE,
                                                           "points": N_POINTS, "data": data,
                                                           "coordinates": model.coordinates}, "training": training})
 
 
 def load_agent(path, device="cpu"):
-    tensors, meta = read_model(path, KIND)
+    tensors, meta = read_model(path, AGENT_KIND)
     hyper = meta.get("hyperparameters", {})
     model = Agent(inputs=2 if hyper.get("recurrent") else 1, coordinates=hyper.get("coordinates", False))
     try:
@@ -294,7 +292,7 @@ def train_agent(path, generator, images, minutes, progress, recurrent=False, ste
             raise AtelierError(f"{resume}: a {'recurrent' if hyper.get('recurrent') else 'single-step'} agent; "
                                f"resume it with{'' if hyper.get('recurrent') else 'out'} --recurrent")
         agent.train()
-        earlier = read_model(resume, KIND)[1].get("training", {})
+        earlier = read_model(resume, AGENT_KIND)[1].get("training", {})
         earlier = {"resumed_from": str(resume), "earlier_steps": earlier.get("total_steps", earlier.get("steps", 0))}
     # the supervised teacher-forcing loss takes a larger step than the loss through the generator
     # (cosine decay to 5% over the budget: the last steps settle strokes to the pixel)

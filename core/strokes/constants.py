@@ -5,7 +5,10 @@ Blender's own Python) both import them from here, so the two can never disagree.
 no numpy, no torch.
 """
 
-SIZE = 64               # the agents' working square (pixels)
+AGENT_KIND = "strokenet_agent"           # model-file kinds (core/modelfile.py) of the two networks
+GENERATOR_KIND = "strokenet_generator"
+
+SIZE = 64               # the agents' and the generator's working square (pixels)
 N_POINTS = 16           # control points of a stroke (x, y, pressure)
 R_MIN, R_MAX = 0.004, 0.06   # brush radius as a fraction of the image size, for b = 0 and b = 1
 ALPHA = 0.5             # centripetal Catmull-Rom parametrisation (Yuksel et al. 2011)

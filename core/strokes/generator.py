@@ -23,11 +23,10 @@ import torch.nn.functional as F
 
 from ..errors import AtelierError, Cancelled
 from ..modelfile import read_model, save_model
+from .constants import GENERATOR_KIND, SIZE
 from .data import random_strokes
 from .painter import render_alpha
 
-KIND = "strokenet_generator"
-SIZE = 64
 MAP = 32          # position maps are MAP x MAP; the decoder upsamples to SIZE
 BLOB_SIGMA = 1.0  # pixels of the position map
 
@@ -92,11 +91,11 @@ class Generator(nn.Module):
 
 def save_generator(path, model, training):
     tensors = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-    save_model(path, KIND, tensors, {"hyperparameters": {"size": SIZE, "map": MAP}, "training": training})
+    save_model(path, GENERATOR_KIND, tensors, {"hyperparameters": {"size": SIZE, "map": MAP}, "training": training})
 
 
 def load_generator(path, device="cpu"):
-    tensors, meta = read_model(path, KIND)
+    tensors, meta = read_model(path, GENERATOR_KIND)
     model = Generator()
     try:
         model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()})

@@ -18,7 +18,7 @@ gradients) in numpy alone for Blender's own Python; the exports (:func:`grease_p
 import numpy as np
 import torch
 
-from .constants import ALPHA, N_POINTS, R_MAX, R_MIN, brush_radius, samples_per_segment  # noqa: F401 (re-exported)
+from .constants import ALPHA, N_POINTS, R_MAX, R_MIN, SIZE, brush_radius, samples_per_segment  # noqa: F401 (re-exported)
 from .runtime import grease_pencil_strokes, to_svg  # noqa: F401 (numpy exports, shared with the numpy runtime)
 
 
@@ -143,7 +143,7 @@ def ink_union(alphas):
     return 1 - torch.prod(1 - alphas, dim=0)
 
 
-def render(points, brush, size=64, colours=None):
+def render(points, brush, size=SIZE, colours=None):
     """numpy: strokes (K, n, 3), brush (K,) [, colours (K, 3)] -> RGB image (size, size, 3) in [0, 1], white paper."""
     points = torch.as_tensor(np.asarray(points, np.float32))
     brush = torch.as_tensor(np.asarray(brush, np.float32))

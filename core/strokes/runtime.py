@@ -29,10 +29,9 @@ import numpy as np
 
 from ..errors import AtelierError
 from ..modelfile import read_model
-from .constants import (ALPHA, CHAMFER, FAINT, N_POINTS, REFINE_LR, REFINE_POOLS, SIZE, SMOOTHNESS, brush_radius,
-                        samples_per_segment)
+from .constants import (AGENT_KIND, ALPHA, CHAMFER, FAINT, N_POINTS, REFINE_LR, REFINE_POOLS, SIZE, SMOOTHNESS,
+                        brush_radius, samples_per_segment)
 
-KIND = "strokenet_agent"
 F32 = np.float32
 
 
@@ -112,8 +111,8 @@ def conv3x3_relu(x, w, b):
 
 
 def load_agent(path):
-    """(numpy :class:`Agent`, hyperparameters) of an agent file (kind ``strokenet_agent``)."""
-    tensors, meta = read_model(path, KIND)
+    """(numpy :class:`Agent`, hyperparameters) of an agent file (kind :data:`~.constants.AGENT_KIND`)."""
+    tensors, meta = read_model(path, AGENT_KIND)
     hyper = meta.get("hyperparameters", {})
     return Agent(tensors, hyper, str(path)), hyper
 
