@@ -322,3 +322,10 @@ def test_train_agent_command_teaches_a_recurrent_agent_the_hershey_strokes(tmp_p
     result = atelier("train-agent", "--generator", SHIPPED_GENERATOR, "--data", "hershey", "--resume", out,
                      "-o", more, "--minutes", 0.02)
     assert result.returncode == 2 and "--recurrent" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_training_device_follows_atelier_device(monkeypatch):
+    from core.strokes.cli import _device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)   # a GPU the user asked not to use
+    monkeypatch.setenv("ATELIER_DEVICE", "cpu")
+    assert _device("auto") == "cpu" and _device(None) == "cpu"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_text_atomic
-from ..device import cpu_threads
+from ..device import cpu_threads, torch_device
 from ..errors import AtelierError
 from ..paths import asset_folder
 
@@ -39,9 +39,10 @@ def _torch():
 
 
 def _device(name):
+    """The training device: ``--device`` when it names one, else ``ATELIER_DEVICE`` (:func:`core.device.torch_device`)."""
     torch = _torch()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name in (None, "auto"):
+        name = torch_device().type
     if name == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
