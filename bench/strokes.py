@@ -21,12 +21,15 @@ Hershey set lost its copies of training glyphs: 43 held-out glyphs, none seen by
 
     .venv/bin/python bench/strokes.py [--count 40] [--refine 60] [--rounds 1] [--picture PNG] [--threads 2]
                                       [--sections generator agents lines paint] [--paint-picture PNG]
+                                      [--paint-budget S] [--paint-seeds 3] [--paint-names NAME ...]
 
 ``--picture`` also writes the first 6 held-out kanji and Hershey glyphs: target, the agent alone, refined.
 
 * shaded pictures (``--sections paint``): PSNR and SSIM (skimage; ``own_psnr`` computed here) of
   ``paint --mode paint`` at 32 and 128 strokes against the tracer's strokes and random strokes fitted
-  the same number of steps, on two photos and a rendered scene at 64 px.
+  through the same painter for the same number of steps or (``--paint-budget``) the same CPU time, on
+  two photos and a rendered scene at 64 px (``--paint-names``: any skimage picture, e.g. held-out ones);
+  ``--paint-seeds`` runs of each, interleaved, reported as mean, min and max.
 """
 
 import argparse

@@ -33,13 +33,19 @@ REPLACED = 0.2          # at most this share of the strokes is moved after a sta
 STAGES = ((0.25, 0.2, (0.6, 1.0), 0.5), (0.25, 0.25, (0.3, 0.6), 1.0), (0.5, 0.55, (0.1, 0.35), 1.0))
 
 
+def layers(alphas, colours, paper=1.0):
+    """The canvas before each stroke and after the last (K + 1, H, W, 3) of ``runtime.composite``."""
+    canvases = np.empty((len(alphas) + 1,) + alphas.shape[1:] + (3,), F32)
+    canvases[0] = paper
+    for i in range(len(alphas)):
+        canvases[i + 1] = canvases[i] * (1 - alphas[i, ..., None]) + colours[i] * alphas[i, ..., None]
+    return canvases
+
+
 def composite_backward(alphas, colours, grad, paper=1.0):
     """Gradients of ``runtime.composite`` (alphas (K, H, W), colours (K, 3)) given that of the canvas (H, W, 3)."""
     k = len(alphas)
-    canvases = np.empty((k + 1,) + alphas.shape[1:] + (3,), F32)
-    canvases[0] = paper
-    for i in range(k):
-        canvases[i + 1] = canvases[i] * (1 - alphas[i, ..., None]) + colours[i] * alphas[i, ..., None]
+    canvases = layers(alphas, colours, paper)
     g_alpha, g_colour = np.zeros_like(alphas), np.zeros((k, 3), F32)
     g = grad.astype(F32)
     for i in reversed(range(k)):
@@ -197,10 +203,7 @@ def removal_costs(alphas, colours, picture, paper=1.0):
     Strokes after k act on the canvas affinely, final = canvas_k T_k + S_k with T_k = prod_{j > k} (1 - alpha_j),
     so removing stroke k changes the final canvas by -alpha_k (colour_k - canvas_{k-1}) T_k."""
     k = len(alphas)
-    canvases = np.empty((k + 1,) + alphas.shape[1:] + (3,), F32)
-    canvases[0] = paper
-    for i in range(k):
-        canvases[i + 1] = canvases[i] * (1 - alphas[i, ..., None]) + colours[i] * alphas[i, ..., None]
+    canvases = layers(alphas, colours, paper)
     residual = canvases[-1] - picture
     through = np.ones(alphas.shape[1:] + (1,), F32)
     costs = np.zeros(k)
