@@ -97,6 +97,10 @@ def connect(address):
         if address == "local":
             ray.init(include_dashboard=False, **kwargs)
         else:
+            # the nodes run this driver's code, whatever the top package is called here (``core`` in
+            # the repository and the extension, ``atelier`` when pip-installed): Ray ships it with the job
+            kwargs["runtime_env"] = {"py_modules": [sys.modules[__name__.split(".")[0]]],
+                                     "excludes": ["__pycache__", "*.pyc"]}
             if is_loopback(address):
                 kwargs["_node_ip_address"] = "127.0.0.1"
             ray.init(address=address, **kwargs)
