@@ -1,5 +1,8 @@
 """Sketch-RNN (Ha & Eck, "A Neural Representation of Sketch Drawings", ICLR 2018) in PyTorch.
 
+Paper: https://arxiv.org/abs/1704.03477 (2017).  The reference implementation is Magenta's
+``sketch_rnn``; the cells and the output mixture are in ``cells.py``, shared with the numpy runtime.
+
 A sequence-to-sequence VAE over stroke-5 sequences:
 
 * encoder: a bidirectional LSTM reads the sketch; its two final hidden states give mu and
@@ -171,7 +174,13 @@ class SketchRNN(nn.Module):
 
     # ------------------------------------------------------------------ encoder (eq. 1-2)
     def encode(self, strokes, lengths, dropout=None):
-        """(B, T, 5) stroke-5 without S_0 and the true lengths -> (mu, sigma_hat)."""
+        """(B, T, 5) stroke-5 without S_0 and the true lengths -> (mu, sigma_hat).
+
+            h_fw = encode_fw(S),  h_bw = encode_bw(S reversed),  h = [h_fw; h_bw]      (eq. 1)
+            mu = W_mu h + b_mu,   sigma_hat = W_sigma h + b_sigma                       (eq. 2)
+
+        each direction's final hidden state taken at the sketch's own last step, not the padding's.
+        """
         p, e = self.p, self.hp["enc_rnn_size"]
         x = strokes[:, :int(lengths.max())].transpose(0, 1)  # time-major; padding after the longest is never read
         steps, batch = x.shape[:2]
@@ -197,12 +206,17 @@ class SketchRNN(nn.Module):
 
     # ------------------------------------------------------------------ decoder (eq. 3-6)
     def initial_state(self, z, batch, like):
+        """The decoder's first state: ``[h_0; c_0] = tanh(W_z z + b_z)`` (eq. 3), zeros without z."""
         if z is None:
             return like.new_zeros(batch, cells.state_size(self.hp))
         return torch.tanh(z @ self.p["init.W"] + self.p["init.b"])
 
     def decode(self, inputs, z, dropout=None):
-        """(B, T, 5) decoder inputs [S_0, S_1, ...] and z (or None) -> outputs y (B, T, 6M+3)."""
+        """(B, T, 5) decoder inputs [S_0, S_1, ...] and z (or None) -> outputs y (B, T, 6M+3) (eq. 4-6;
+        ``cells.mixture_parameters`` reads the mixture from y):
+
+            x_i = [S_{i-1}; z],  [h_i; c_i] = forward(x_i, [h_{i-1}; c_{i-1}]),  y_i = W_y h_i + b_y
+        """
         p, hp, n = self.p, self.hp, self.hp["dec_rnn_size"]
         strokes = inputs.transpose(0, 1)
         steps, batch = strokes.shape[:2]
@@ -225,7 +239,10 @@ class SketchRNN(nn.Module):
         return (hs @ p["output.W"] + p["output.b"]).transpose(0, 1)
 
     def forward(self, batch, lengths, generator=None, dropout=None):
-        """Returns (y, mu, sigma_hat); z is sampled with the reparameterisation trick."""
+        """Returns (y, mu, sigma_hat); z is sampled with the reparameterisation trick (eq. 2):
+
+            sigma = exp(sigma_hat / 2),  z = mu + sigma * N(0, I)
+        """
         mu = presig = z = None
         if self.hp["conditional"]:
             mu, presig = self.encode(batch[:, 1:], lengths, dropout)
@@ -237,25 +254,48 @@ class SketchRNN(nn.Module):
 # ---------------------------------------------------------------------------- loss (eq. 9-11)
 
 def reconstruction_loss(y, target, num_mixture, mask_pen=False):
-    """L_s + L_p (eq. 9), each summed over the batch's steps and divided by B * N_max.
+    """The reconstruction loss L_R = L_s + L_p (eq. 9), returned as ``(L_s, L_p)``:
 
-    The mixture density is summed in log space with logsumexp, so no offset, however large,
-    makes it 0 or NaN.  ``mask_pen`` counts pen states only until the end of each sketch (the
+        L_s = -1/N_max sum_{i=1..N_s} log( sum_{j=1..M} Pi_{j,i} N(dx_i, dy_i | mu_{x,j,i}, mu_{y,j,i},
+                                                                   sigma_{x,j,i}, sigma_{y,j,i}, rho_{xy,j,i}) )
+        L_p = -1/N_max sum_{i=1..N_max} sum_{k=1..3} p_{k,i} log q_{k,i}
+
+    N_s is the sketch's length (the steps before its end-of-sketch row), N_max the padded length,
+    p_{k,i} the pen state of the target and q_{k,i} the model's pen probabilities; both sums are
+    averaged over the batch.  The mixture density is summed in log space with logsumexp, so no
+    offset, however large, makes it 0 or NaN.  ``mask_pen`` counts pen states only up to N_s (the
     reference's evaluation); in training every step up to N_max counts.
     """
     log_pi, mu_x, mu_y, log_sx, log_sy, rho, pen_logits = cells.mixture_parameters(TORCH, y, num_mixture)
     log_density = cells.log_bivariate_normal(TORCH, target[..., 0:1], target[..., 1:2], mu_x, mu_y, log_sx, log_sy, rho)
-    drawing = 1 - target[..., 4]
-    normaliser = target.shape[0] * target.shape[1]
-    offsets = -(torch.logsumexp(log_pi + log_density, -1) * drawing).sum() / normaliser
-    pen = -(target[..., 2:] * torch.log_softmax(pen_logits, -1)).sum(-1)
-    pen = (pen * drawing if mask_pen else pen).sum() / normaliser
+    drawing = 1 - target[..., 4]                    # 1 for i <= N_s
+    normaliser = target.shape[0] * target.shape[1]  # B * N_max
+    offsets = -(torch.logsumexp(log_pi + log_density, -1) * drawing).sum() / normaliser    # L_s
+    pen = -(target[..., 2:] * torch.log_softmax(pen_logits, -1)).sum(-1)                  # -sum_k p_k log q_k
+    pen = (pen * drawing if mask_pen else pen).sum() / normaliser                           # L_p
     return offsets, pen
 
 
 def kl_loss(mu, presig):
-    """L_KL = -1/(2 N_z) sum(1 + sigma_hat - mu^2 - exp(sigma_hat)), averaged over the batch (eq. 10)."""
+    """The Kullback-Leibler divergence of q(z | S) = N(mu, sigma^2) from N(0, I), per dimension of z (eq. 10):
+
+        L_KL = -1/(2 N_z) sum_{k=1..N_z} (1 + sigma_hat_k - mu_k^2 - exp(sigma_hat_k))
+
+    averaged over the batch (``presig`` is sigma_hat = log sigma^2)."""
     return -0.5 * torch.mean(1 + presig - mu * mu - torch.exp(presig))
+
+
+def annealed_kl_weight(hp, step):
+    """The KL term's weight at ``step``, annealed from ``kl_weight_start`` up to w_KL (``kl_weight``)::
+
+        eta_step = 1 - (1 - eta_min) R^step
+        Loss     = L_R + w_KL eta_step max(L_KL, KL_min)        (eq. 11 with the annealing)
+
+    with R = ``kl_decay_rate``, eta_min = ``kl_weight_start`` / w_KL (so w_KL eta_step =
+    w_KL - (w_KL - kl_weight_start) R^step, as the reference computes it) and KL_min =
+    ``kl_tolerance``: below it the KL term has no gradient, the latent code keeps that much
+    information whatever the weight."""
+    return hp["kl_weight"] - (hp["kl_weight"] - hp["kl_weight_start"]) * hp["kl_decay_rate"] ** step
 
 
 # ---------------------------------------------------------------------------- data
@@ -430,8 +470,7 @@ def train(splits, out_path, hp, *, steps=None, minutes=None, resume=False, progr
             done = step - start_step
             if (steps and done >= steps) or (budget and time.monotonic() - started >= budget):
                 break
-            # eq. 11 annealing and the reference's learning-rate decay
-            kl_weight = hp["kl_weight"] - (hp["kl_weight"] - hp["kl_weight_start"]) * hp["kl_decay_rate"] ** step
+            kl_weight = annealed_kl_weight(hp, step)
             learning_rate = (hp["learning_rate"] - hp["min_learning_rate"]) * hp["decay_rate"] ** step + hp["min_learning_rate"]
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate
@@ -441,7 +480,7 @@ def train(splits, out_path, hp, *, steps=None, minutes=None, resume=False, progr
             loss = offsets + pen
             kl = kl_loss(mu, presig) if hp["conditional"] else torch.zeros((), device=device)
             if hp["conditional"]:
-                loss = loss + kl_weight * torch.clamp(kl, min=hp["kl_tolerance"])
+                loss = loss + kl_weight * torch.clamp(kl, min=hp["kl_tolerance"])   # w_KL eta_step max(L_KL, KL_min)
             if not torch.isfinite(loss):
                 raise AtelierError(f"training diverged at step {step} (loss {loss.item()}); "
                                    "the last good model is kept in the output file")

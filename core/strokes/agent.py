@@ -1,5 +1,8 @@
 """StrokeNet agents: image -> strokes, trained through the frozen generator (Zheng et al. 2019, section 3.3).
 
+Paper: Zheng, Jiang & Huang, "StrokeNet: A Neural Painting Environment", ICLR 2019,
+https://openreview.net/forum?id=HJxwDiActX (no arXiv version).
+
 * **single-step agent** - a VGG-like CNN (conv pairs, average pooling) on the target image with
   parallel heads: positions (tanh, n x 2), pressures (sigmoid, n), brush (sigmoid, 1).
   Loss = MSE(G(agent(target)), target) + lambda * sum_i |P_i - P_{i+1}|^2 (the neighbouring-point
@@ -86,7 +89,10 @@ def activate(raw_points, raw_brush):
 
 
 def image_loss(canvas, target, pools=(4,)):
-    """MSE at full resolution plus MSE of average-pooled images (a wider basin for thin ink)."""
+    """MSE at full resolution plus MSE of average-pooled images (a wider basin for thin ink)::
+
+        L_image = MSE(canvas, target) + sum_{k in pools} MSE(avgpool_k(canvas), avgpool_k(target))
+    """
     coarse = sum(F.mse_loss(F.avg_pool2d(canvas[:, None], k), F.avg_pool2d(target[:, None], k)) for k in pools)
     return F.mse_loss(canvas, target) + coarse
 
@@ -108,6 +114,12 @@ def unroll(agent, generator, target, steps):
 
 
 def agent_loss(agent, generator, target, recurrent, steps):
+    """The agent's training loss through the generator G, with lambda = ``SMOOTHNESS``::
+
+        single step:  L = L_image(G(agent(target)), target) + lambda sum_i |P_i - P_{i+1}|^2
+        recurrent:    L = sum_t w_t L_image(canvas_t, target) / sum_t w_t + lambda mean_t smoothness_t,
+                      canvas_t = canvas_{t-1} + (1 - canvas_{t-1}) G(stroke_t),  w_t from 0.2 to 1
+    """
     if not recurrent:
         points, brush = agent(target[:, None])
         return image_loss(generator(points, brush), target) + SMOOTHNESS * smoothness(points)

@@ -1,6 +1,7 @@
 """The StrokeNet generator: a differentiable neural approximation of the painting program.
 
-Zheng, Jiang & Huang, "StrokeNet: A Neural Painting Environment", ICLR 2019, section 3.2:
+Zheng, Jiang & Huang, "StrokeNet: A Neural Painting Environment", ICLR 2019, section 3.2
+(https://openreview.net/forum?id=HJxwDiActX; no arXiv version):
 
 * **position encoder** - each control point (x, y) becomes a feature map; it is pre-trained
   alone to put a Gaussian blob at the point, so the maps are spatial from the start.

@@ -1,5 +1,8 @@
 """The real (non-neural) painting program of StrokeNet (Zheng, Jiang & Huang, ICLR 2019, section 3.1).
 
+Paper: https://openreview.net/forum?id=HJxwDiActX (no arXiv version).  The spline is the centripetal
+Catmull-Rom of Yuksel, Schaefer & Keyser, "Parameterization and applications of Catmull-Rom curves", 2011.
+
 A stroke is ``n = 16`` control points ``(x, y, p)`` (position in [-1, 1], y down; pressure
 in [0, 1]), a brush value ``b`` in [0, 1] and a colour.  The program draws the centripetal
 Catmull-Rom spline through the points, samples it densely and stamps a round,
@@ -27,7 +30,12 @@ def catmull_rom(points, samples_per_segment):
 
     The knot spacing uses the xy distance to the power ALPHA (the first two columns); any
     further columns (pressure) ride along.  End tangents come from reflected phantom points.
-    Barry-Goldman pyramid: returns (..., (n - 1) * samples_per_segment + 1, d).
+    Barry-Goldman pyramid: returns (..., (n - 1) * samples_per_segment + 1, d)::
+
+        t_{k+1} = t_k + |P_{k+1} - P_k|^alpha        (alpha = 0.5: centripetal)
+        A_k = ((t_{k+1} - t) P_k + (t - t_k) P_{k+1}) / (t_{k+1} - t_k)              k = 0, 1, 2
+        B_k = ((t_{k+2} - t) A_k + (t - t_k) A_{k+1}) / (t_{k+2} - t_k)              k = 0, 1
+        C   = ((t_2 - t) B_0 + (t - t_1) B_1) / (t_2 - t_1),   t in [t_1, t_2)
     """
     first = 2 * points[..., :1, :] - points[..., 1:2, :]
     last = 2 * points[..., -1:, :] - points[..., -2:-1, :]
@@ -63,7 +71,11 @@ def stroke_samples(points, brush, size):
 
 
 def segment_coverage(pixel, a, b, ra, rb):
-    """Coverage of pixels (P, 1, 2) by capsules a-b (..., P or 1, k, 2) of radii ra-rb (see :func:`stamp`)."""
+    """Coverage of pixels (P, 1, 2) by capsules a-b (..., P or 1, k, 2) of radii ra-rb (see :func:`stamp`)::
+
+        s = clamp(((p - a) . (b - a)) / |b - a|^2, 0, 1),   d = |p - a - s (b - a)|,   r = r_a + s (r_b - r_a)
+        coverage = clamp(min(r - d + 1/2, 2 r), 0, 1)     (a half-pixel ramp at the edge, anti-aliasing)
+    """
     abx, aby = b[..., 0] - a[..., 0], b[..., 1] - a[..., 1]     # x and y apart: half the memory traffic of 2-vectors
     apx, apy = pixel[..., 0] - a[..., 0], pixel[..., 1] - a[..., 1]
     t = ((apx * abx + apy * aby) / (abx.square() + aby.square() + 1e-9)).clamp(0, 1)
