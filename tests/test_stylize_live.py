@@ -106,3 +106,34 @@ def test_blender_live_session_sends_painted_pixels_and_shows_previews(blender, t
     assert message.startswith("Live stopped after"), message
     assert settings.model.endswith(".safetensors") and "stylize_live_" in settings.model
     assert session.stalls <= 1, (session.stalls, session.slowest)  # main-thread work per tick stays short
+
+
+def test_the_averaged_weights_follow_a_change_at_once_and_settle_later():
+    """The previews' moving average restarts its warm-up at a keyframe change: its first step after the
+    change moves it most of the way to the trained weights, while long after a change it moves little."""
+    import torch
+    from core.stylize.live import LiveTrainer
+    from core.stylize.model import CONFIGS
+    rng = np.random.default_rng(0)
+    inputs = rng.random((2, 48, 48, 7)).astype(np.float32)
+    painting = rng.random((48, 48, 3)).astype(np.float32)
+    config = dict(CONFIGS["fast"], batch=2)
+    trainer = LiveTrainer(inputs, {0: painting}, {0: np.ones((48, 48), np.float32)}, config, torch.device("cpu"))
+
+    def gap():
+        return sum(float((a - g).detach().abs().sum()) for a, g in zip(trainer.averaged.parameters(),
+                                                               trainer.generator.parameters()))
+    for _ in range(60):
+        trainer.step()
+    settled_before = gap()
+    trainer.step()
+    settled_after = gap()
+    painting[REGION] = 1.0 - painting[REGION]
+    assert trainer.update_keyframe(0, painting) is not None
+    for _ in range(25):
+        trainer.step()
+    before_change_step = gap()
+    trainer.update_keyframe(0, 1.0 - painting)  # another change: the average restarts its warm-up
+    trainer.step()
+    assert gap() < 0.5 * before_change_step
+    assert settled_after > 0.5 * settled_before  # settled: one step barely closes the gap

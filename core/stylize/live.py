@@ -8,12 +8,15 @@ One process keeps the generator and its Adam state for the whole session.  With 
 at the keyframe files between training steps; a changed painting replaces the training targets
 in place (no restart, no new optimiser), and for the next FOCUS_STEPS steps half of every batch is
 drawn from the changed region, so the change reaches the previews in seconds rather than after the
-network has revisited that region by chance, and the learning rate restarts its decay.  Soon after a
+network has revisited that region by chance, and the learning rate restarts its decay.  The previews
+and the saved model are a moving average of the weights (``LiveTrainer.averaged``): a session has no
+end to anneal towards, and the average is as steady as annealing at whatever moment it stops.  Soon after a
 change, then every PREVIEW_SECONDS, doubling up to MAX_PREVIEW_SECONDS while nothing changes, the
 preview frames are stylised and written atomically under their frame names.  SIGINT, SIGTERM or the
 worker's cancel stop the session, and the model is saved: stopping is how a live session ends.
 """
 
+import copy
 import math
 import signal
 import time
@@ -22,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AtelierError, Cancelled
+from ..schedule import warmup_cosine
 
 PREVIEW_SECONDS = 3.0      # previews of the current network this often after a change, then
 MAX_PREVIEW_SECONDS = 24.0  # ... twice as far apart each time while nothing changes, up to this
@@ -32,8 +36,13 @@ FOCUS_STEPS = 40           # steps after a change in which half of each batch co
 CHANGE_THRESHOLD = 1.0 / 255  # a pixel moved by more than one 8-bit level is a painted change
 LIVE_LR = 4e-3             # the batch trainer's peak rate (core.stylize.model.train)
 WARMUP_STEPS = 10          # about the batch trainer's 5 % of a minute's steps
-DECAY_STEPS = 300          # cosine from LIVE_LR down to LR_FLOOR x it over this many steps after each
-LR_FLOOR = 0.1             # change: a warm restart, so a new painting is learnt fast and then settles
+DECAY_STEPS = 1000         # cosine from LIVE_LR down to LR_FLOOR x it over this many steps after each
+LR_FLOOR = 0.1             # change: a warm restart, so a new painting is learnt fast; the long decay
+                           # (about 90 s on 2 CPU cores) keeps learning, the weight average below keeps
+                           # the previews as steady as an annealed rate would (300 steps learnt less)
+AVERAGE_WARMUP = 10        # the previews and the saved model are a moving average of the weights whose
+MAX_AVERAGE = 0.99         # ... decay (1 + t) / (AVERAGE_WARMUP + t), t steps since the last change, grows
+                           # to this: it spans the last ~10 % of the steps since the change (at most ~100)
 
 
 class LiveTrainer:
@@ -51,6 +60,7 @@ class LiveTrainer:
         self.masks = np.stack([masks[k] for k in self.order]).astype(np.float32)
         self.generator = Generator(inputs.shape[-1], **config).to(device, memory_format=torch.channels_last)
         self.optimiser = torch.optim.Adam(self.generator.parameters(), lr=LIVE_LR, betas=(0.5, 0.999))
+        self.averaged = copy.deepcopy(self.generator).requires_grad_(False)
         self.focus = None                          # (keyframe slot, centres) of the latest change
         self.focus_left = 0
         self.steps, self.loss, self.changed_at = 0, math.nan, 0
@@ -93,13 +103,23 @@ class LiveTrainer:
         return x.to(self.device), y.to(self.device)
 
     def learning_rate(self):
-        """Warm-up, then a cosine from LIVE_LR to LR_FLOOR x LIVE_LR over DECAY_STEPS, restarted by every
-        keyframe change (SGDR, Loshchilov & Hutter 2017): lr = floor + (1 - floor)(1 + cos(pi t / T)) / 2."""
-        since = self.steps - self.changed_at
+        """Warm-up over the session's first WARMUP_STEPS, then a cosine from LIVE_LR to LR_FLOOR x LIVE_LR
+        over DECAY_STEPS, restarted by every keyframe change (SGDR, Loshchilov & Hutter 2017)."""
         if self.steps < WARMUP_STEPS:
             return LIVE_LR * (self.steps + 1) / WARMUP_STEPS
-        t = min(since, DECAY_STEPS) / DECAY_STEPS
-        return LIVE_LR * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * t)))
+        return warmup_cosine(min(self.steps - self.changed_at, DECAY_STEPS) / DECAY_STEPS, LIVE_LR, floor=LR_FLOOR)
+
+    def _update_average(self):
+        """Polyak averaging with a warm-up (the schedule of TensorFlow's ExponentialMovingAverage):
+        theta_avg <- beta theta_avg + (1 - beta) theta, beta = min(MAX_AVERAGE, (1 + t) / (AVERAGE_WARMUP + t)).
+        A live session has no end to anneal the learning rate towards, so the average does what the
+        batch trainer's decay to zero does (it cancels Adam's step noise), at whatever moment the artist
+        stops; restarting t at a change keeps the previews on the new painting within a few steps."""
+        t = self.steps - self.changed_at
+        beta = min(MAX_AVERAGE, (1 + t) / (AVERAGE_WARMUP + t))
+        with self.torch.no_grad():
+            for average, current in zip(self.averaged.parameters(), self.generator.parameters()):
+                average.lerp_(current, 1 - beta)
 
     def step(self):
         import torch.nn.functional as F
@@ -114,17 +134,14 @@ class LiveTrainer:
         loss.backward()
         nn.utils.clip_grad_norm_(self.generator.parameters(), 1.0)
         self.optimiser.step()
+        self._update_average()
         self.steps += 1
         self.loss = loss.item() if math.isnan(self.loss) else 0.95 * self.loss + 0.05 * loss.item()
 
     def stylize(self, indices):
         from .model import stylize_frames
-        self.generator.eval()
-        try:
-            with self.torch.no_grad():
-                return stylize_frames(self.generator, self.inputs[indices], device=self.device)
-        finally:
-            self.generator.train()
+        with self.torch.no_grad():
+            return stylize_frames(self.averaged.eval(), self.inputs[indices], device=self.device)
 
 
 class KeyframeWatcher:
@@ -227,7 +244,7 @@ def live_command(args, progress):
                "loss": round(trainer.loss, 5), "keyframe_changes": changes, "previews_written": previews_written + 1,
                "seconds": round(time.monotonic() - started, 2)}
     if args.model:
-        sty.save(args.model, trainer.generator, {**meta, "training": {**meta["training"], **summary}})
+        sty.save(args.model, trainer.averaged, {**meta, "training": {**meta["training"], **summary}})
         summary["model"] = str(args.model)
     return summary
 
