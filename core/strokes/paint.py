@@ -176,7 +176,7 @@ def _placed(picture, canvas, count, brush_range, rng, tries=CANDIDATES):
     size = picture.shape[0]
     gy, gx = np.gradient(picture.mean(-1))
     canvas = canvas.copy()
-    chosen = []
+    chosen = [(np.zeros((0, N_POINTS, 3), F32), np.zeros(0, F32), np.zeros((0, 3), F32))]
     for _ in range(count):
         error = ((picture - canvas) ** 2).sum(-1) + 1e-6
         cells = rng.choice(size * size, tries, p=(error / error.sum()).ravel())
@@ -192,9 +192,8 @@ def _placed(picture, canvas, count, brush_range, rng, tries=CANDIDATES):
         best = int(np.argmax(gains))
         a = alphas[best, ..., None]
         canvas = canvas * (1 - a) + colours[best] * a
-        chosen.append((points[best], brush[best], colours[best]))
-    return (np.stack([p for p, _, _ in chosen]), np.asarray([b for _, b, _ in chosen], F32),
-            np.stack([c for _, _, c in chosen]))
+        chosen.append((points[best:best + 1], brush[best:best + 1], colours[best:best + 1]))
+    return tuple(np.concatenate(parts).astype(F32) for parts in zip(*chosen))
 
 
 def removal_costs(alphas, colours, picture, paper=1.0):
@@ -237,7 +236,8 @@ def paint(picture, count, steps=60, kind="greedy", seed=0, budget=None):
     one by one where the canvas so far is furthest from the picture (the best of a few candidates), fitting
     all the strokes so far (the first stage at half size), then moving those that do not pay for themselves;
     the others start from all their strokes (random or traced) and are fitted the same ``steps``.
-    ``budget``: CPU seconds instead (``steps`` is then a cap), shared by the stages as the steps are."""
+    ``steps``: the work of fitting all ``count`` strokes ``steps`` times, as the others do, shared by the
+    stages as ``STAGES`` says; ``budget``: CPU seconds instead, shared the same way (the steps are then a cap)."""
     import time
     picture = np.asarray(picture, F32)[..., :3]
     rng = np.random.default_rng(seed)
@@ -247,11 +247,12 @@ def paint(picture, count, steps=60, kind="greedy", seed=0, budget=None):
         return fit(picture, points, brush, colours, steps, until=None if budget is None else start + budget)
     size = picture.shape[0]
     points, brush, colours = np.zeros((0, N_POINTS, 3), F32), np.zeros(0, F32), np.zeros((0, 3), F32)
-    placed, done, spent = 0, 0, 0.0
+    placed, spent = 0, 0.0
     for i, (stroke_share, time_share, brush_range, scale) in enumerate(STAGES):
         last = i == len(STAGES) - 1
-        new = count - placed if last else max(1, int(round(stroke_share * count)))
-        stage_steps = steps - done if last else int(round(time_share * steps))
+        new = count - placed if last else min(count - placed, max(1, int(round(stroke_share * count))))
+        # a step costs about as much as the strokes it fits: a stage of fewer strokes takes more steps
+        stage_steps = int(round(time_share * steps * count / (placed + new)))
         working = downsampled(picture, max(1, int(size * scale)))
         canvas = R.render(points, brush, len(working), colours) if len(points) else np.ones_like(working)
         p, b, c = _placed(working, canvas, new, brush_range, rng)
@@ -265,5 +266,5 @@ def paint(picture, count, steps=60, kind="greedy", seed=0, budget=None):
         points, brush, colours = fit(working, points, brush, colours, stage_steps, until=until)
         if not last:
             points, brush, colours = replace_weak(working, points, brush, colours, brush_range, rng)
-        placed, done = placed + new, done + stage_steps
+        placed += new
     return points, brush, colours
