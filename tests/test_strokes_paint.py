@@ -58,6 +58,20 @@ def _square_picture():
     return picture
 
 
+def test_each_placed_stroke_is_the_candidate_that_removes_most_error():
+    picture = _square_picture()
+    blank = np.ones_like(picture)
+    points, brush, colours = paint._placed(picture, blank, 1, (0.6, 1.0), np.random.default_rng(4), tries=8)
+    alphas = runtime.render_alphas(points, brush, 32)
+    best_colour, gain = paint.best_colour_and_gain(alphas, blank, picture)
+    assert np.allclose(colours, best_colour, atol=1e-5) and gain[0] > 0
+    single = []                                         # one candidate each: worse on average
+    for seed in range(5, 13):
+        other = paint._placed(picture, blank, 1, (0.6, 1.0), np.random.default_rng(seed), tries=1)
+        single.append(paint.best_colour_and_gain(runtime.render_alphas(*other[:2], 32), blank, picture)[1][0])
+    assert np.mean(single) < gain[0]
+
+
 def test_removal_costs_match_rendering_without_each_stroke():
     picture = _square_picture()
     points, brush, colours = paint.first_guess(picture, 5, "random", np.random.default_rng(2))
