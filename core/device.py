@@ -3,12 +3,18 @@
 import os
 
 
-def torch_device():
+def torch_device(requested=None):
+    """``requested`` (a command's ``--device``) when it names a device, else ``ATELIER_DEVICE``; ``auto``
+    is the GPU when torch sees one.  Asking for cuda where torch sees none is an AtelierError."""
     import torch
-    wanted = os.environ.get("ATELIER_DEVICE", "auto").lower()
-    if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
+    from .errors import AtelierError
+    wanted = (requested if requested not in (None, "auto") else os.environ.get("ATELIER_DEVICE", "auto")).lower()
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise AtelierError(f"{'--device' if requested not in (None, 'auto') else 'ATELIER_DEVICE'} cuda: "
+                           "torch sees no GPU")
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(wanted if wanted in ("cuda", "mps") else "cpu")
 
 
 def available_cores():

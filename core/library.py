@@ -19,14 +19,18 @@ import numpy as np
 
 from .errors import AtelierError
 from .modelfile import MODEL_SUFFIX, read_model
+from .nca.files import KIND as NCA_KIND
 from .paths import asset_folder, cache_dir
+from .sketch.runtime import KIND as SKETCH_KIND
+from .strokes.constants import AGENT_KIND
+from .stylize import KIND as STYLIZE_KIND
 
 # feature -> (model kinds it uses, folder of the models shipped for it)
 FEATURES = {
-    "nca": (("nca",), asset_folder("nca") / "presets"),
-    "sketch": (("sketch_rnn",), asset_folder("sketch")),
-    "strokes": (("strokenet_agent",), asset_folder("strokes")),
-    "stylize": (("stylize",), None),
+    "nca": ((NCA_KIND,), asset_folder("nca") / "presets"),
+    "sketch": ((SKETCH_KIND,), asset_folder("sketch")),
+    "strokes": ((AGENT_KIND,), asset_folder("strokes")),
+    "stylize": ((STYLIZE_KIND,), None),
 }
 THUMBNAIL_SIZE = 96
 NCA_THUMBNAIL_STEPS = 400  # enough for every preset to settle into its texture at 64x64 cells
@@ -180,4 +184,4 @@ def draw_polyline(canvas, points, ink=0.1):
         canvas[xy[inside, 1], xy[inside, 0]] = ink
 
 
-THUMBNAILS = {"nca": nca_thumbnail, "sketch_rnn": sketch_thumbnail}
+THUMBNAILS = {NCA_KIND: nca_thumbnail, SKETCH_KIND: sketch_thumbnail}

@@ -23,7 +23,7 @@ ASSETS = asset_folder("nca")
 EXEMPLARS = ASSETS / "exemplars"
 PRESETS = ASSETS / "presets"
 SIZE = 128
-KIND = {"stripes": "pattern", "spots": "pattern", "checks": "pattern",
+CATEGORY = {"stripes": "pattern", "spots": "pattern", "checks": "pattern",
         "cells": "irregular", "brick": "photo", "tissue": "photo",
         "grass": "extra", "gravel": "extra", "ripples": "extra"}  # extra: presets only, not in the benchmark set
 
@@ -102,8 +102,8 @@ def make(out_dir=EXEMPLARS):
     return sorted(images)
 
 
-def exemplar_paths(kinds=("pattern", "irregular", "photo", "extra")):
-    return {name: EXEMPLARS / f"{name}.png" for name, kind in KIND.items() if kind in kinds}
+def exemplar_paths(categories=("pattern", "irregular", "photo", "extra")):
+    return {name: EXEMPLARS / f"{name}.png" for name, category in CATEGORY.items() if category in categories}
 
 
 if __name__ == "__main__":

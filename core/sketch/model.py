@@ -378,11 +378,7 @@ def fast_bf16(device):
 
 def pick_device(name=None):
     """``--device`` when given, else the project's choice (``ATELIER_DEVICE``, see core/device.py)."""
-    if name in (None, "auto"):
-        return str(torch_device())
-    if name == "cuda" and not torch.cuda.is_available():
-        raise AtelierError("--device cuda: torch sees no GPU")
-    return name
+    return str(torch_device(name))
 
 
 def keep_freed_memory():

@@ -37,6 +37,7 @@ TRAINING_NUMBERS = {
 }
 DECODERS = ("lstm", "layernorm", "hyper")
 MAX_PARAMETERS = 200_000_000  # 800 MB of float32
+RETRY_SEED_STRIDE = 7919  # a prime: the seeds of redrawn sketches never meet the seeds of neighbouring calls
 
 
 def check_hyperparameters(hp, source, training=False):
@@ -279,7 +280,7 @@ class SketchModel:
             if not empty:
                 break
             z = options.get("z")
-            retry = self.sample(len(empty), temperature, seed + 7919 * attempt,
+            retry = self.sample(len(empty), temperature, seed + RETRY_SEED_STRIDE * attempt,
                                 **dict(options, z=None if z is None else np.asarray(z)[empty]))
             for i, sketch in zip(empty, retry):
                 sketches[i] = sketch

@@ -24,7 +24,6 @@ not help are pruned; without refinement a recurrent drawing stops when a new str
 brings the real painter's ink closer to the target's.
 """
 
-import math
 import time
 
 import numpy as np
@@ -34,10 +33,14 @@ import torch.nn.functional as F
 
 from ..errors import AtelierError, Cancelled
 from ..modelfile import read_model, save_model
-from .constants import (AGENT_KIND, CHAMFER, FAINT, N_POINTS, R_MAX, R_MIN, REFINE_LR, REFINE_POOLS, SIZE,
-                        SMOOTHNESS, brush_radius)
+from ..schedule import warmup_cosine
+from .constants import (AGENT_KIND, CHAMFER, FAINT, N_POINTS, PRUNE_TOLERANCE, R_MAX, R_MIN, REFINE_LR,
+                        REFINE_POOLS, SIZE, SMOOTHNESS, brush_radius)
 from .data import PEN_RADIUS, resample
 from .painter import ink_union, render_alpha, render_polylines, stamp_cropped, stroke_samples
+
+AGENT_LR_FLOOR = 0.05   # the agents' cosine ends at this share of the peak rate: their teacher keeps
+                        # drawing new targets, so the last steps still learn rather than only settle
 
 
 class Agent(nn.Module):
@@ -317,7 +320,7 @@ def train_agent(path, generator, images, minutes, progress, recurrent=False, ste
     try:
         while not step or time.monotonic() - started < budget:   # at least one step, however busy the machine
             fraction = min((time.monotonic() - started) / budget, 1.0)
-            optimiser.param_groups[0]["lr"] = base_lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * fraction)))
+            optimiser.param_groups[0]["lr"] = warmup_cosine(fraction, base_lr, floor=AGENT_LR_FLOOR)
             if teacher is not None:
                 if own_every and step % own_every == 0:
                     teacher.draw_own(agent, rng, 2 * batch)
@@ -417,7 +420,7 @@ def prune(points, brush, target):
         rest = [i for i in keep if i != k]
         if rest:
             without = real_error(points[rest], brush[rest], target)
-            if without <= error * 1.001:
+            if without <= error * PRUNE_TOLERANCE:
                 keep, error = rest, without
     return keep
 

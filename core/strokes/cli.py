@@ -41,8 +41,7 @@ def _torch():
 def _device(name):
     """The training device: ``--device`` when it names one, else ``ATELIER_DEVICE`` (:func:`core.device.torch_device`)."""
     torch = _torch()
-    if name in (None, "auto"):
-        name = torch_device().type
+    name = torch_device(name).type
     if name == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True

@@ -18,6 +18,8 @@ FAINT = 0.25            # pixels: smaller brush radii are lifted off the paper a
 CHAMFER = 3.0           # weight of the chamfer term in inference refinement (judged best of 0.3, 1, 3)
 REFINE_POOLS = (2, 4, 8)   # average-pooled views the refinement's image loss adds to full resolution
 REFINE_LR = 0.05        # Adam step of the inference refinement
+PRUNE_TOLERANCE = 1.001  # a stroke is dropped when the error without it is at most this times the error
+                         # with it: ties (a stroke that paints nothing) go to the simpler drawing
 
 
 def brush_radius(brush):

@@ -29,8 +29,8 @@ import numpy as np
 
 from ..errors import AtelierError
 from ..modelfile import read_model
-from .constants import (AGENT_KIND, ALPHA, CHAMFER, FAINT, N_POINTS, REFINE_LR, REFINE_POOLS, SIZE, SMOOTHNESS,
-                        brush_radius, samples_per_segment)
+from .constants import (AGENT_KIND, ALPHA, CHAMFER, FAINT, N_POINTS, PRUNE_TOLERANCE, REFINE_LR, REFINE_POOLS,
+                        SIZE, SMOOTHNESS, brush_radius, samples_per_segment)
 
 F32 = np.float32
 
@@ -545,7 +545,7 @@ def prune(alphas, target):
         rest = [i for i in keep if i != k]
         if rest:
             without = real_error(alphas[rest], target)
-            if without <= error * 1.001:
+            if without <= error * PRUNE_TOLERANCE:
                 keep, error = rest, without
     return keep
 

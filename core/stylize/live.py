@@ -124,7 +124,7 @@ class LiveTrainer:
     def step(self):
         import torch.nn.functional as F
         from torch import nn
-        from .model import pyramid_loss
+        from .model import LOSS_SMOOTHING, pyramid_loss
         for group in self.optimiser.param_groups:
             group["lr"] = self.learning_rate()
         x, y = self._batch()
@@ -136,7 +136,7 @@ class LiveTrainer:
         self.optimiser.step()
         self._update_average()
         self.steps += 1
-        self.loss = loss.item() if math.isnan(self.loss) else 0.95 * self.loss + 0.05 * loss.item()
+        self.loss = loss.item() if math.isnan(self.loss) else LOSS_SMOOTHING * self.loss + (1 - LOSS_SMOOTHING) * loss.item()
 
     def stylize(self, indices):
         from .model import stylize_frames

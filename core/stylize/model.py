@@ -33,8 +33,8 @@ from ..errors import AtelierError, Cancelled
 from ..modelfile import read_model, save_model
 from ..schedule import warmup_cosine
 from ..validate import check_int, shown
+from . import KIND
 
-KIND = "stylize"
 
 PUBLISHED = dict(filters=[32, 64, 128, 128, 128, 64], resnet_blocks=7, outer_kernel=7, norm="instance",
                  smoothers=True, tanh=True, patch=32, batch=40)
@@ -45,6 +45,10 @@ CONFIGS = {"published": PUBLISHED, "fast": FAST}
 # cosine down to zero, so the last steps refine thin lines
 LR_WARMUP = 0.05
 LR_FLOOR = 0.0
+
+LOSS_SMOOTHING = 0.95   # the reported loss: an exponential average over about the last 20 steps
+CHECKPOINT_SECONDS = 30  # an improved model is written at most this often (a write costs a few steps)
+DIVERGED = 1.5          # a final loss this many times the best checkpoint's: training diverged, go back
 
 
 def _norm(kind, channels):
@@ -232,12 +236,12 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
                 d_loss.backward()
                 d_optimiser.step()
             step += 1
-            smoothed = loss.item() if smoothed is None else 0.95 * smoothed + 0.05 * loss.item()
+            smoothed = loss.item() if smoothed is None else LOSS_SMOOTHING * smoothed + (1 - LOSS_SMOOTHING) * loss.item()
             elapsed = time.monotonic() - started
             summary = {"steps": step, "train_seconds": round(elapsed, 2), "loss": round(smoothed, 5),
                        "seconds_per_step": round(elapsed / step, 4)}
             progress.update(step if steps is not None else elapsed, step=step, loss=smoothed)
-            if time.monotonic() - last_save > 30 and smoothed < best_loss:  # keep the best, write it
+            if time.monotonic() - last_save > CHECKPOINT_SECONDS and smoothed < best_loss:  # keep the best, write it
                 best_loss, best_state = smoothed, copy.deepcopy(generator.state_dict())
                 if checkpoint:
                     checkpoint(generator, summary)
@@ -247,7 +251,7 @@ def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None
             checkpoint(generator, {**summary, "interrupted": True})
         error.kept = getattr(checkpoint, "path", None)  # where the checkpoint went, if it says
         raise
-    if best_state is not None and smoothed > 1.5 * best_loss:  # training diverged since: go back
+    if best_state is not None and smoothed > DIVERGED * best_loss:  # training diverged since: go back
         generator.load_state_dict(best_state)
         summary.update(loss=round(best_loss, 5), restored_best=True)
     return generator, summary
