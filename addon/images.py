@@ -3,7 +3,6 @@
 Blender stores row 0 at the bottom; this is the one place that flips.
 """
 
-import tempfile
 from pathlib import Path
 
 import bpy
@@ -42,17 +41,18 @@ def array_to_image(name, array, float_buffer=False, pack=True):
     return image
 
 
-def image_file_for_worker(image, directory=None):
+def image_file_for_worker(image, directory):
     """A file path holding ``image``'s current pixels, for the worker to read.
 
     An unmodified image backed by a file on disk is used in place; anything else
-    (generated, packed, painted over) is written to a temporary PNG/EXR that the caller
-    may delete.  The user's image datablock is never changed.
+    (generated, packed, painted over) is written as a PNG/EXR into ``directory``, a folder the
+    caller owns and removes (the operator's temporary folder).  The user's image datablock is
+    never changed.
     """
     path = Path(bpy.path.abspath(image.filepath)) if image.filepath else None
     if image.source == "FILE" and path and path.is_file() and not image.is_dirty and not image.packed_file:
         return path
-    directory = Path(directory or tempfile.mkdtemp(prefix="atelier_"))
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     suffix, file_format = (".exr", "OPEN_EXR") if image.is_float else (".png", "PNG")
     target = directory / (bpy.path.clean_name(image.name) + suffix)

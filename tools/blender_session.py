@@ -1,6 +1,8 @@
 """The real Blender (the ``bpy`` module) with Atelier enabled from the source tree: for tests, the demo and benchmarks."""
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,7 +16,9 @@ ADDON_MODULE = f"bl_ext.{DEV_REPOSITORY}.atelier"
 def isolate_user_resources():
     """Point Blender's user folders at a fresh temporary directory; must run before ``import bpy``."""
     if "ATELIER_TEST_USER_RESOURCES" not in os.environ:
-        os.environ["ATELIER_TEST_USER_RESOURCES"] = tempfile.mkdtemp(prefix="atelier_blender_user_")
+        folder = tempfile.mkdtemp(prefix="atelier_blender_user_")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)  # the process that made it removes it
+        os.environ["ATELIER_TEST_USER_RESOURCES"] = folder
     os.environ["BLENDER_USER_RESOURCES"] = os.environ["ATELIER_TEST_USER_RESOURCES"]
     return Path(os.environ["BLENDER_USER_RESOURCES"])
 

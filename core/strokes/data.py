@@ -11,6 +11,7 @@
   to another (the Hershey fonts share glyphs) is one item, in one split (:func:`split_indices`).
 """
 
+import functools
 import re
 from pathlib import Path
 
@@ -146,23 +147,18 @@ def _split(count, split):
     return indices[(indices % 5 == 0) == (split == "test")] if split in ("train", "test") else indices
 
 
-_KEYS: dict = {}  # set name -> its items' content keys, computed once a process
-
-
+@functools.lru_cache(maxsize=None)  # a pure function of the shipped data: hashing it once a process is enough
 def item_keys(name):
-    """One key per item of builtin set ``name`` (in :func:`character_strokes` "all" order): the hash of its
-    normalised strokes (``core.sketch.data_splits.content_key``), of its 8-bit pixels for digits; the
-    synthetic shapes (random, never equal) are keyed by their place."""
-    if name not in _KEYS:
-        from ..sketch.data_splits import content_key
-        if name == "digits":
-            import hashlib
-            _KEYS[name] = [hashlib.sha1(np.rint(d * 255).astype(np.uint8).tobytes()).hexdigest() for d in _digits()]
-        elif name == "shapes":
-            _KEYS[name] = [str(i) for i in range(SHAPES)]
-        else:
-            _KEYS[name] = [content_key(c) for c in _characters(name)]
-    return _KEYS[name]
+    """One key per item of builtin set ``name`` (in :func:`character_strokes` "all" order), as a tuple: the
+    hash of its normalised strokes (``core.sketch.data_splits.content_key``), of its 8-bit pixels for
+    digits; the synthetic shapes (random, never equal) are keyed by their place."""
+    from ..sketch.data_splits import content_key
+    if name == "digits":
+        import hashlib
+        return tuple(hashlib.sha1(np.rint(d * 255).astype(np.uint8).tobytes()).hexdigest() for d in _digits())
+    if name == "shapes":
+        return tuple(str(i) for i in range(SHAPES))
+    return tuple(content_key(c) for c in _characters(name))
 
 
 def split_indices(name, split):
