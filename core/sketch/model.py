@@ -346,7 +346,7 @@ def to_tensors(model):
 
 
 def load_torch_model(path, device="cpu"):
-    """A model file -> (SketchRNN, meta)."""
+    """A model file -> (SketchRNN on ``device``, meta, the file's tensors: checkpoints keep Adam's moments there)."""
     tensors, meta = read_model(path, (KIND, CHECKPOINT_KIND))
     hp, meta["scale"] = check_model(path, tensors, meta)  # before anything is built from the numbers
     model = SketchRNN(hp)
