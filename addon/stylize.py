@@ -30,6 +30,7 @@ from ..core.scale.cluster import MalformedAddress, Unreachable, check_reachable,
 from ..core.validate import encodes_as_utf8, shown
 from .images import image_file_for_worker
 from ..core.stylize.cli import END_MARKER, FOLLOW_TIMEOUT_S
+from ..core.stylize.defaults import TRAIN_MINUTES
 from ..core.stylize.frames import frame_files
 from .jobs import WorkerOperator, result_message, start_worker
 from .library import chosen_model, draw_browser, model_items, select
@@ -70,7 +71,7 @@ class AtelierStylizeSettings(bpy.types.PropertyGroup):
     motion_dir: bpy.props.StringProperty(name="Motion", subtype="DIR_PATH",
                                          description="Optional: multilayer EXRs with the Vector pass, one per frame")
     keyframes: bpy.props.CollectionProperty(type=AtelierStylizeKeyframe)
-    minutes: bpy.props.FloatProperty(name="Minutes", default=5.0, min=0.05, max=240.0,
+    minutes: bpy.props.FloatProperty(name="Minutes", default=TRAIN_MINUTES, min=0.05, max=240.0,
                                      description="Training time")
     active_keyframe: bpy.props.IntProperty(name="Active keyframe", min=0)
     model: bpy.props.EnumProperty(name="Model", items=model_items("stylize"),

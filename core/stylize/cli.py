@@ -17,6 +17,7 @@ import numpy as np
 from ..atomic import atomic_directory
 from ..errors import AtelierError, Cancelled
 from . import frames as seq
+from .defaults import LEARNING_RATE, TILE, TRAIN_MINUTES
 from .guides import build_inputs
 
 
@@ -100,7 +101,7 @@ def train_command(args, progress):
     if args.stylize_to:
         try:
             result["device"] = _write_sequence(generator.eval(), inputs, [p.name for p in files], args.stylize_to,
-                                               args.force, 512, progress)
+                                               args.force, TILE, progress)
         except (KeyboardInterrupt, Cancelled) as error:
             error.kept = str(output)  # trained and written: stopped while stylising the frames
             raise
@@ -256,7 +257,7 @@ def register(commands):
                        help="white where keyframe INDEX is painted (default: all of it)")
     train.add_argument("--motion", metavar="DIR_OF_EXR",
                        help="Blender multilayer EXRs with the Vector pass, one per frame (else optical flow)")
-    train.add_argument("--minutes", type=float, default=5.0, help="training time (default 5)")
+    train.add_argument("--minutes", type=float, default=TRAIN_MINUTES, help=f"training time (default {TRAIN_MINUTES:g})")
     train.add_argument("--steps", type=int, help="stop after this many steps instead")
     train.add_argument("--config", choices=sorted(("fast", "published")), default="fast",
                        help="network size: fast (default) or the paper's published configuration")
@@ -266,7 +267,8 @@ def register(commands):
     train.add_argument("--prefilter", action="store_true",
                        help="temporal bilateral pre-filter of the frames (for noisy footage; clean renders need none)")
     train.add_argument("--adversarial", type=float, default=0.0, help="weight of the patch discriminator (0: off)")
-    train.add_argument("--lr", type=float, default=4e-3, help="Adam learning rate, cosine-decayed (default 4e-3)")
+    train.add_argument("--lr", type=float, default=LEARNING_RATE,
+                       help=f"Adam learning rate, cosine-decayed (default {LEARNING_RATE:g})")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
     train.add_argument("--stylize-to", metavar="OUT_DIR", help="then stylise every frame into this new folder")
@@ -281,7 +283,7 @@ def register(commands):
     run.add_argument("--motion", metavar="DIR_OF_EXR", help="Blender Vector-pass EXRs (else optical flow)")
     run.add_argument("--only", help="comma-separated 0-based frame indices, ranges A-B of them (inclusive) or "
                                     "file names to stylise (default all)")
-    run.add_argument("--tile", type=int, default=512, help="tile size in pixels for large frames (default 512)")
+    run.add_argument("--tile", type=int, default=TILE, help=f"tile size in pixels for large frames (default {TILE})")
     run.add_argument("-o", "--output", required=True, help="new folder for the stylised frames")
     run.add_argument("--force", action="store_true", help="replace an existing output folder")
     run.add_argument("--resume", action="store_true",
@@ -300,7 +302,7 @@ def register(commands):
     follow.add_argument("model", help="model file from `atelier stylize train`")
     follow.add_argument("--inbox", required=True, help="folder the frames are moved into, complete, as rendered")
     follow.add_argument("--count", type=int, help="stop after this many frames (default: when INBOX/END appears)")
-    follow.add_argument("--tile", type=int, default=512, help="tile size in pixels for large frames (default 512)")
+    follow.add_argument("--tile", type=int, default=TILE, help=f"tile size in pixels for large frames (default {TILE})")
     follow.add_argument("-o", "--output", required=True, help="folder for the stylised frames (created if needed)")
     follow.set_defaults(run=follow_command)
 

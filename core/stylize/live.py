@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import AtelierError, Cancelled
 from ..schedule import warmup_cosine
+from .defaults import LEARNING_RATE
 
 PREVIEW_SECONDS = 3.0      # previews of the current network this often after a change, then
 MAX_PREVIEW_SECONDS = 24.0  # ... twice as far apart each time while nothing changes, up to this
@@ -34,7 +35,7 @@ AFTER_CHANGE_SECONDS = 1.0  # ... and this soon after a keyframe changed (traini
 WATCH_SECONDS = 0.25       # how often the keyframe files are looked at
 FOCUS_STEPS = 40           # steps after a change in which half of each batch comes from the changed region
 CHANGE_THRESHOLD = 1.0 / 255  # a pixel moved by more than one 8-bit level is a painted change
-LIVE_LR = 4e-3             # the batch trainer's peak rate (core.stylize.model.train)
+LIVE_LR = LEARNING_RATE    # the batch trainer's peak rate
 WARMUP_STEPS = 10          # about the batch trainer's 5 % of a minute's steps
 DECAY_STEPS = 1000         # cosine from LIVE_LR down to LR_FLOOR x it over this many steps after each
 LR_FLOOR = 0.1             # change: a warm restart, so a new painting is learnt fast; the long decay

@@ -34,6 +34,7 @@ from ..modelfile import read_model, save_model
 from ..schedule import warmup_cosine
 from ..validate import check_int, shown
 from . import KIND
+from .defaults import LEARNING_RATE, TILE, TRAIN_MINUTES
 
 
 PUBLISHED = dict(filters=[32, 64, 128, 128, 128, 64], resnet_blocks=7, outer_kernel=7, norm="instance",
@@ -183,7 +184,7 @@ class PatchSampler:
         return x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
 
 
-def train(inputs, paintings, masks, config, progress, *, minutes=5.0, steps=None, lr=4e-3,
+def train(inputs, paintings, masks, config, progress, *, minutes=TRAIN_MINUTES, steps=None, lr=LEARNING_RATE,
           adversarial=0.0, seed=0, checkpoint=None, device=None):
     """Train a generator on keyframe patches; returns ``(generator, summary)``.
 
@@ -329,7 +330,7 @@ def check_tile(tile):
 
 
 @torch.no_grad()
-def stylize_frames(generator, inputs, *, tile=512, margin=40, batch_pixels=2 ** 21, device=None, progress=None,
+def stylize_frames(generator, inputs, *, tile=TILE, margin=40, batch_pixels=2 ** 21, device=None, progress=None,
                    write=None):
     """Run the generator on whole frames (N x H x W x C in [0, 1]) -> yields/writes H x W x 3 frames.
 
