@@ -42,7 +42,9 @@ SECTIONS = ["training", "sampling", "quality"]
 
 
 class PortedSketchRNN(SketchRNN):
-    """The straightforward port: every step concatenates its inputs and multiplies by the full weights."""
+    """The straightforward port of the reference (Magenta's sketch_rnn): every step concatenates its
+    inputs and multiplies by the full weights; the encoder stops at the batch's longest sketch and
+    the decoder runs all padded steps, as the reference's dynamic RNNs do."""
 
     def _lstm(self, inputs, h, c, W, b, mask):
         outputs = []
@@ -56,7 +58,10 @@ class PortedSketchRNN(SketchRNN):
         return torch.stack(outputs)
 
     def encode(self, strokes, lengths, dropout=None):
+        """As the reference's bidirectional dynamic RNN with ``sequence_length``: the encoder's loop
+        ends at the longest sketch of the batch, not at the padded length."""
         p, e = self.p, self.hp["enc_rnn_size"]
+        strokes = strokes[:, :int(lengths.max())]
         x = strokes.transpose(0, 1)
         batch, finals = x.shape[1], []
         reverse = torch.stack([torch.cat([s[:n].flip(0), s[n:]]) for s, n in zip(strokes, lengths)]).transpose(0, 1)
