@@ -28,7 +28,8 @@ PAINT_LR = 0.03
 LENGTH = 2.0
 TRACED_FIRST = True
 CANDIDATES = 8          # candidate strokes tried for each one laid
-REPLACED = 0.2          # at most this share of the strokes is moved after a stage
+REPLACED = 0.2          # at most this share of the strokes is moved after a stage,
+WEAK = 0.1              # those whose removal costs under this share of the mean stroke's
 # share of the strokes, share of the steps (or CPU budget), brush range, working size (fraction of the picture's)
 STAGES = ((0.25, 0.2, (0.6, 1.0), 0.5), (0.25, 0.25, (0.3, 0.6), 1.0), (0.5, 0.55, (0.1, 0.35), 1.0))
 
@@ -215,11 +216,11 @@ def removal_costs(alphas, colours, picture, paper=1.0):
 
 def replace_weak(picture, points, brush, colours, brush_range, rng, share=REPLACED):
     """Re-placement: the strokes whose removal costs least (at most ``share`` of them, and only those that pay
-    for under a tenth of a mean stroke) are taken away and laid again on top, where the error is largest."""
+    for under ``WEAK`` of a mean stroke) are taken away and laid again on top, where the error is largest."""
     size = picture.shape[0]
     costs = removal_costs(R.render_alphas(points, brush, size), colours, picture)
     order = np.argsort(costs)[:int(share * len(costs))]
-    weak = order[costs[order] < 0.1 * max(float(costs.mean()), 1e-12)]
+    weak = order[costs[order] < WEAK * max(float(costs.mean()), 1e-12)]
     if not len(weak):
         return points, brush, colours
     keep = np.setdiff1d(np.arange(len(points)), weak)
