@@ -30,7 +30,8 @@ TRACED_FIRST = True
 CANDIDATES = 8          # candidate strokes tried for each one laid
 REPLACED = 0.2          # at most this share of the strokes is moved after a stage,
 WEAK = 0.1              # those whose removal costs under this share of the mean stroke's
-# share of the strokes, share of the steps (or CPU budget), brush range, working size (fraction of the picture's)
+# share of the strokes, share of the work (steps of all the strokes, or CPU budget), brush range,
+# working size (fraction of the picture's)
 STAGES = ((0.25, 0.2, (0.6, 1.0), 0.5), (0.25, 0.25, (0.3, 0.6), 1.0), (0.5, 0.55, (0.1, 0.35), 1.0))
 
 
@@ -200,8 +201,10 @@ def _placed(picture, canvas, count, brush_range, rng, tries=CANDIDATES):
 def removal_costs(alphas, colours, picture, paper=1.0):
     """How much each stroke's removal would add to the squared error of the composite of all of them.
 
-    Strokes after k act on the canvas affinely, final = canvas_k T_k + S_k with T_k = prod_{j > k} (1 - alpha_j),
-    so removing stroke k changes the final canvas by -alpha_k (colour_k - canvas_{k-1}) T_k."""
+    The strokes after stroke k act on the canvas affinely, final = A_k T_k + S_k, where A_k is the canvas just
+    after stroke k and T_k = prod_{j > k} (1 - alpha_j) what shows through them; A_k = B_k + alpha_k (colour_k
+    - B_k) with B_k the canvas before it, so removing stroke k changes the final canvas by
+    -alpha_k (colour_k - B_k) T_k."""
     k = len(alphas)
     canvases = layers(alphas, colours, paper)
     residual = canvases[-1] - picture
