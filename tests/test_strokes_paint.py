@@ -96,3 +96,13 @@ def test_replacement_moves_a_stroke_that_does_not_pay_for_itself():
     assert len(points) == 4
     assert not any(np.allclose(p, useless) for p in points)
     assert paint.picture_loss(runtime.render(points, brush, 32, colours), picture)[0] < before
+
+
+def test_paint_mode_stops_at_its_time_limit():
+    """``--time-limit`` bounds paint mode: 10,000 fitting steps would take minutes, half a CPU second does not."""
+    import time
+    image = np.ones((48, 48, 3), np.float32)
+    image[10:38, 10:20] = (0.8, 0.2, 0.1)
+    started = time.process_time()
+    result = image_to_strokes(image, "block.png", strokes=4, refine=10_000, mode="paint", time_limit=0.5)
+    assert time.process_time() - started < 10 and 1 <= len(result["points"]) <= 4

@@ -3,7 +3,7 @@
     atelier strokes train-generator -o GEN [--minutes M]
     atelier strokes train-agent --generator GEN --data digits|kanji|hershey|shapes|DIR -o AGENT [--recurrent --steps K]
     atelier strokes paint IMAGE [--agent AGENT] [--strokes K] [--invert] [--runtime auto|numpy|torch]
-                                [--mode agent|lines] [--time-limit S] -o OUT.svg --png OUT.png [--json OUT.json]
+                                [--mode agent|lines|paint] [--time-limit S] -o OUT.svg --png OUT.png [--json OUT.json]
 
 ``paint`` needs neither torch nor OpenCV: without torch (Blender's own Python) it runs the numpy
 runtime (``runtime.py``); the training commands need torch.
@@ -110,7 +110,8 @@ def image_to_strokes(image, name, agent_path=None, strokes=8, invert=None, colou
     strokes refined ``refine`` steps; ``runtime`` (see :func:`choose_runtime`) picks the torch code
     (``agent.draw``) or its numpy twin (``runtime.draw``).  ``mode`` "lines": line art from every first
     guess (``lines.draw_lines``: tracer and agent, refined, merged, pruned; numpy alone, within
-    ``time_limit`` seconds of refinement), adding ``"chosen"`` (whose first guess won).
+    ``time_limit`` seconds of refinement), adding ``"chosen"`` (whose first guess won).  ``mode`` "paint":
+    coloured strokes (``paint.paint``) within ``time_limit`` CPU seconds.
     """
     from . import runtime as numpy_runtime
     from .data import prepare, to_square
@@ -121,7 +122,7 @@ def image_to_strokes(image, name, agent_path=None, strokes=8, invert=None, colou
     if mode == "lines":
         return _lines(image, name, agent_path, strokes, invert, colour, time_limit)
     if mode == "paint":
-        return _painterly(image, name, strokes, refine)
+        return _painterly(image, name, strokes, refine, time_limit)
     runtime = choose_runtime(runtime)
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
         raise AtelierError(f"{name}: image is too large ({image.shape[1]}x{image.shape[0]}); "
@@ -176,8 +177,9 @@ def _lines(image, name, agent_path, strokes, invert, colour, time_limit):
             "runtime": "numpy", "chosen": summary["chosen"]}
 
 
-def _painterly(image, name, strokes, steps):
-    """``image_to_strokes`` in mode "paint": coloured strokes fitted to the picture (``paint.paint``, numpy)."""
+def _painterly(image, name, strokes, steps, time_limit=None):
+    """``image_to_strokes`` in mode "paint": coloured strokes fitted to the picture (``paint.paint``, numpy),
+    ``steps`` of fitting at most, and within ``time_limit`` CPU seconds when given."""
     from .data import to_square
     from .paint import PAINT_SIZE, paint
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
@@ -196,7 +198,7 @@ def _painterly(image, name, strokes, steps):
         pad = np.ones((side, side, 1), np.float32)
         pad[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = 0
         picture = picture + to_square(pad[:, :, 0], PAINT_SIZE)[..., None]
-    points, brush, colours = paint(np.clip(picture, 0, 1), strokes, steps)
+    points, brush, colours = paint(np.clip(picture, 0, 1), strokes, steps, budget=time_limit)
     return {"points": points, "brush": brush, "colours": colours, "side": max(h, w), "inverted": False,
             "runtime": "numpy"}
 
@@ -285,7 +287,8 @@ def register(commands):
                         "from the tracer's and the agent's first guesses, refined, merged and pruned (numpy); "
                         "paint: shaded pictures and photos, --strokes coloured strokes of any width fitted "
                         "--refine steps (coarse to fine; numpy)")
-    p.add_argument("--time-limit", type=float, help="lines mode: at most this many seconds of refinement")
+    p.add_argument("--time-limit", type=float, help="lines and paint modes: at most this many seconds of refinement "
+                   "(paint: CPU seconds; --refine is then a cap)")
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",
                    help="torch, or numpy alone (what Blender's own Python has); auto: torch where installed")
     p.add_argument("-o", "--output", required=True, help="SVG file")
