@@ -236,13 +236,16 @@ def main():
     parser.add_argument("--device", default="cpu", help="device for the inference fps figures")
     parser.add_argument("--live", action="store_true",
                         help="only the live-session figures: change-to-preview latency, 60 s live vs batch, UI stalls")
+    parser.add_argument("--live-parts", default="latency,quality,ui",
+                        help="with --live: which figures, of latency, quality (60 s), quality_steps (step-matched), ui")
     args = parser.parse_args()
     if args.live:
         from stylize_live import live_figures
         frames = render()
         gt = ground_truth("stylization", frames)
         print(json.dumps(live_figures(frames, lambda painter: ground_truth(painter, frames),
-                                      lambda pred: score(pred, gt, [0]), atelier)))
+                                      lambda pred: score(pred, gt, [0]), atelier,
+                                      parts=args.live_parts.split(","))))
         return
     report = {"note": "timings on a shared 2-core CPU under contention from other jobs; speed figures with 1 torch thread"}
     if args.training_speed:
