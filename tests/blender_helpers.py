@@ -15,3 +15,10 @@ def stylised_strips(bpy, scene):
     """The strips Atelier added for ``scene``: they live in "<scene> · Stylised", never in ``scene``."""
     holder = bpy.data.scenes.get(f"{scene.name} · Stylised")
     return list(holder.sequence_editor.strips) if holder and holder.sequence_editor else []
+
+
+def interruptible():
+    """``preexec_fn`` of a child the tests Ctrl-C: a shell's background job ignores SIGINT, its children
+    inherit that, and Python then installs no KeyboardInterrupt handler; this gives it back."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

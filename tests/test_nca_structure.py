@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from blender_helpers import interruptible
 from core.nca import files
 from core.nca.exemplars import style_note, tiling_figures
 
@@ -20,7 +21,8 @@ def test_interrupt_in_the_first_seconds_keeps_a_usable_model(tmp_path):
     output = tmp_path / "m.safetensors"
     process = subprocess.Popen([sys.executable, "-m", "core.cli", "nca", "train", str(EXEMPLARS / "spots.png"),
                                 "--minutes", "5", "--eager", "-o", str(output)], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=interruptible)
     try:
         deadline = time.monotonic() + 120
         while not output.exists() and process.poll() is None and time.monotonic() < deadline:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from blender_helpers import interruptible
 from core.errors import Cancelled
 from core.imageio import write_image
 from core.progress import SilentProgress
@@ -44,7 +45,7 @@ def interrupt_after_start(argv, model, seconds=1.5, timeout=240):
     SIGINT; returns (exit code, last stdout JSON, stderr)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "core.cli", *argv], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     try:
         deadline = time.monotonic() + timeout
         while not model.exists() and process.poll() is None and time.monotonic() < deadline:
