@@ -170,7 +170,7 @@ def quality_steps(frames_dir, first, final, work, score, steps=700, change_at=23
             trainer.update_keyframe(0, painting)
         while trainer.steps < total:
             trainer.step()
-        return getattr(trainer, "averaged", trainer.generator), trainer.steps
+        return trainer.averaged, trainer.steps  # what the live session previews and saves
 
     def batch(count):
         generator, _ = sty.train(inputs[[0]], final[None], mask[None], config, SilentProgress(), steps=count)
