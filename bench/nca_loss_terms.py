@@ -23,29 +23,30 @@ sys.path.insert(0, str(ROOT))
 
 MARK_THRESHOLD = 0.3      # summed |RGB - ground| above which a pixel belongs to a mark
 SHIFT = (5, 7)            # cells: a shift keeps the texture, so it shows what the terms charge for nothing
+BLUE = (0.3, 0.3, 0.7)    # one colour far from most of the marks' own
 
 
 def main():
     import torch
-    from core.imageio import read_image
-    from core.nca.train import TextureLoss
+    from core.nca.defaults import TRAINING
+    from core.nca.train import TextureLoss, load_exemplar
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exemplar", default=str(ROOT / "bench" / "textures" / "polka.png"))
     parser.add_argument("--patch-weight", type=float, default=100.0)
     parser.add_argument("--palette-weight", type=float, default=10.0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    exemplar = read_image(args.exemplar, channels=3).astype(np.float32)
+    exemplar = load_exemplar(args.exemplar)  # as training sees it
     ground = np.median(exemplar.reshape(-1, 3), 0)
     marks = np.abs(exemplar - ground).sum(-1) > MARK_THRESHOLD
     one_colour, blue = exemplar.copy(), exemplar.copy()
     one_colour[marks] = exemplar[marks].mean(0)
-    blue[marks] = (0.3, 0.3, 0.7)
+    blue[marks] = BLUE
 
     def tensor(image):
-        return torch.tensor(image).permute(2, 0, 1)[None]
+        return torch.from_numpy(np.ascontiguousarray(np.moveaxis(image, -1, 0)))[None]
 
-    loss = TextureLoss(tensor(exemplar), exemplar.shape[0], args.patch_weight, 5, args.palette_weight)
+    loss = TextureLoss(tensor(exemplar), TRAINING.size, args.patch_weight, 5, args.palette_weight)
     generator = torch.Generator().manual_seed(0)
     report = {"exemplar": Path(args.exemplar).name, "mark_share": round(float(marks.mean()), 3), "images": {}}
     for name, image in (("shifted", np.roll(exemplar, SHIFT, (0, 1))), ("marks_one_mean_colour", one_colour),
