@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.nca import codegen, files  # noqa: E402
 from core.nca.exemplars import CATEGORY, PHOTO_CROP, PHOTOS, PRESETS, exemplar_paths, photo_crop  # noqa: E402
+from core.nca.palette import palette  # noqa: E402
 from core.nca.render import run_states  # noqa: E402
 from core.nca.quantize import to_binary  # noqa: E402
 from core.nca.runtime import Runtime, to_rgb  # noqa: E402
@@ -97,34 +98,6 @@ def structure_distance(synth, exemplar, reach=32):
     noise = np.zeros_like(e)
     noise[reach, reach] = 1.0
     return float(np.linalg.norm(a - e) / max(np.linalg.norm(noise - e), 1e-9))
-
-
-def palette(image, share=0.02, merge=0.15, levels=16):
-    """The exemplar's palette, deterministic: its pixels' RGB histogram (``levels`` bins a
-    channel); bins taken from the fullest down, each joining the first colour within ``merge``
-    (RGB distance) or starting a new one; colours with under ``share`` of the pixels dropped
-    -> (k, 3) colours (pixel means) and their shares."""
-    pixels = np.asarray(image, np.float64)[..., :3].reshape(-1, 3)
-    bins = np.clip((pixels * levels).astype(int), 0, levels - 1) @ np.array([levels * levels, levels, 1])
-    counts = np.bincount(bins, minlength=levels ** 3)
-    sums = np.stack([np.bincount(bins, pixels[:, c], minlength=levels ** 3) for c in range(3)], 1)
-    colours, totals, weights = [], [], []
-    for k in np.argsort(-counts):
-        if not counts[k]:
-            break
-        mean = sums[k] / counts[k]
-        near = [i for i, c in enumerate(colours) if np.linalg.norm(c - mean) < merge]
-        if near:
-            i = near[0]
-            weights[i] = weights[i] + sums[k]
-            totals[i] += counts[k]
-        else:
-            colours.append(mean)
-            weights.append(sums[k].copy())
-            totals.append(counts[k])
-    shares = np.array(totals) / len(pixels)
-    keep = shares >= share
-    return (np.array(weights)[keep] / np.array(totals)[keep][:, None]), shares[keep]
 
 
 def palette_kept(synth, exemplar, near=0.15):

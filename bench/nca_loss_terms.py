@@ -1,12 +1,14 @@
 """What each term of the μNCA training loss charges for losing a palette: prints one JSON object.
 
     python bench/nca_loss_terms.py [--exemplar bench/textures/polka.png] [--palette-weight 10]
+                                   [--shares-weight 1]
 
 The exemplar (a pattern of coloured marks on a plain ground) is compared with three images: itself
 shifted by (5, 7) cells (the same texture: the terms' floor), itself with every mark pixel set to
 the marks' mean colour (the palette collapsed to one colour, the arrangement kept), and with every
 mark blue.  For each: L_SW, λ_patch x L_NN and λ_palette x L_palette of ``TextureLoss`` with the
-5-level pyramid (core/nca/train.py).  When the collapsed image costs about as much in the palette
+5-level pyramid (core/nca/train.py), the palette term both ways (--palette-term sliced, weight
+--palette-weight; shares, weight --shares-weight).  When the collapsed image costs about as much in the palette
 term as in the nearest-patch term, training has little reason to keep the colours apart.
 
 Seconds of one thread; no training.
@@ -29,11 +31,12 @@ BLUE = (0.3, 0.3, 0.7)    # one colour far from most of the marks' own
 def main():
     import torch
     from core.nca.defaults import TRAINING
-    from core.nca.train import TextureLoss, load_exemplar
+    from core.nca.train import PaletteShares, TextureLoss, load_exemplar
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exemplar", default=str(ROOT / "bench" / "textures" / "polka.png"))
     parser.add_argument("--patch-weight", type=float, default=100.0)
     parser.add_argument("--palette-weight", type=float, default=10.0)
+    parser.add_argument("--shares-weight", type=float, default=1.0)
     args = parser.parse_args()
     torch.set_num_threads(1)
     exemplar = load_exemplar(args.exemplar)  # as training sees it
@@ -47,6 +50,7 @@ def main():
         return torch.from_numpy(np.ascontiguousarray(np.moveaxis(image, -1, 0)))[None]
 
     loss = TextureLoss(tensor(exemplar), TRAINING.size, args.patch_weight, 5, args.palette_weight)
+    shares = PaletteShares(tensor(exemplar))
     generator = torch.Generator().manual_seed(0)
     report = {"exemplar": Path(args.exemplar).name, "mark_share": round(float(marks.mean()), 3), "images": {}}
     for name, image in (("shifted", np.roll(exemplar, SHIFT, (0, 1))), ("marks_one_mean_colour", one_colour),
@@ -56,7 +60,8 @@ def main():
             report["images"][name] = {
                 "sliced_wasserstein": round(loss.sliced(x, generator).item(), 4),
                 "weighted_nearest_patches": round(args.patch_weight * loss.nearest(x, generator).item(), 3),
-                "weighted_palette": round(args.palette_weight * loss.palette(x, generator).item(), 4)}
+                "weighted_palette": round(args.palette_weight * loss.palette(x, generator).item(), 4),
+                "weighted_palette_shares": round(args.shares_weight * shares(x).item(), 4)}
     print(json.dumps(report, indent=1))
 
 

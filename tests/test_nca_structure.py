@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from blender_helpers import interruptible
 from core.nca import files
@@ -92,3 +93,32 @@ def test_style_note_for_images_that_do_not_tile_or_repeat():
     assert tiling_figures(portrait)["nonstationary"] > 0.2
     note = style_note(portrait)
     assert "no repeating structure" in note and "in the style of the image" in note
+
+
+def test_palette_shares_charge_a_lost_colour_whatever_its_share():
+    """Four mark colours on a cream ground, each on 4 % of the pixels: the palette-shares term is
+    ~0 for the exemplar shifted and charges the marks all drawn in one colour (three colours lost)."""
+    import torch
+    from core.errors import AtelierError
+    from core.nca.palette import palette
+    from core.nca.train import PaletteShares, TextureLoss, check_options
+    rng = np.random.default_rng(0)
+    ground, marks = np.array([0.95, 0.92, 0.85]), np.array([[0.85, 0.15, 0.15], [0.2, 0.6, 0.25],
+                                                          [0.15, 0.35, 0.8], [0.95, 0.75, 0.1]])
+    labels = rng.choice(5, size=(64, 64), p=[0.84, 0.04, 0.04, 0.04, 0.04])
+    image = np.concatenate([ground[None], marks])[labels]
+    colours, shares = palette(image)
+    assert len(colours) == 5 and abs(shares[0] - 0.84) < 0.02
+
+    def tensor(picture):
+        return torch.from_numpy(np.moveaxis(picture, -1, 0).astype(np.float32))[None]
+
+    term = PaletteShares(tensor(image))
+    one_colour = image.copy()
+    one_colour[labels > 0] = marks[0]
+    shifted, collapsed = (float(term(tensor(x)[None])) for x in (np.roll(image, (3, 5), (0, 1)), one_colour))
+    assert abs(shifted) < 1e-4 and collapsed > 0.5
+    loss = TextureLoss(tensor(image), 64, 0.0, 3, 1.0, "shares")
+    assert isinstance(loss.palette, PaletteShares) and "palette shares" in loss.description()
+    with pytest.raises(AtelierError, match="--palette-term histogram"):
+        check_options(68, 64, 100.0, 3, 1.0, "histogram")

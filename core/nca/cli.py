@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from ..errors import AtelierError, Cancelled
-from .defaults import PYRAMIDS, TRAINING
+from .defaults import PALETTE_TERMS, PYRAMIDS, TRAINING
 from .rule import CHANNEL_COUNTS, SIZES, in_words
 
 
@@ -25,6 +25,9 @@ def register(commands):
                        help="levels of the nearest-patch term: 3 (pooling 1, 2, 4) or 5 (+ pooling 8 and 16)")
     train.add_argument("--palette-weight", type=float, default=TRAINING.palette_weight,
                        help="weight of a colour-distribution term that keeps the exemplar's palette")
+    train.add_argument("--palette-term", default=TRAINING.palette_term, choices=PALETTE_TERMS,
+                       help="the palette term: sliced (Wasserstein of pixel colours) or shares (every "
+                            "palette colour in its share of the pixels)")
     train.add_argument("--preview", help="PNG rewritten every few seconds with the texture as it grows")
     train.add_argument("--eager", action="store_true",
                        help="skip torch.compile (no start-up compile, slower iterations)")
@@ -71,7 +74,8 @@ def run_train(args, progress):
                            progress=progress, iterations=args.iterations, seed=args.seed, size=args.grid,
                            names=[args.name] if args.name else None, compile=not args.eager,
                            patch_weight=args.patch_weight, pyramid=args.pyramid,
-                           palette_weight=args.palette_weight, preview=args.preview)
+                           palette_weight=args.palette_weight, palette_term=args.palette_term,
+                           preview=args.preview)
     except (KeyboardInterrupt, Cancelled) as error:
         if Path(args.output).is_file():
             error.kept = str(args.output)  # the CLI and the worker say where the model is

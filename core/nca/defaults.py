@@ -24,8 +24,10 @@ class TrainingDefaults:
     patch_weight: float = 100.0   # the nearest-patch term nearly alone: the best textures in docs/nca.md
     pyramid: int = 3              # nearest patches at pooling 1, 2, 4 (5 adds two coarse levels)
     palette_weight: float = 0.0   # the colour-distribution term is opt-in
+    palette_term: str = "sliced"  # its kind, one of PALETTE_TERMS (train.TextureLoss)
     preview_every_s: float = 3.0  # how often the live preview PNG is rewritten
 
 
 TRAINING = TrainingDefaults()
 PYRAMIDS = (3, 5)  # the nearest-patch term's level counts (see train.train_many)
+PALETTE_TERMS = ("sliced", "shares")  # the palette term's kinds (see train.TextureLoss)

@@ -20,8 +20,8 @@ Read top to bottom (train_many):
    L_SW the multi-scale sliced-Wasserstein distance between image patches of the batch and of
    the exemplar (an optimal-transport loss; no VGG, nothing is downloaded; SlicedWasserstein),
    L_NN the nearest-patch term (PatchNearestNeighbour; λ_patch = 100 by default, so it
-   dominates), L_palette the sliced Wasserstein of single pixels' colours (off by default)
-   and L_overflow the penalty that keeps states in [-1, 1] (overflow_loss);
+   dominates), L_palette the sliced Wasserstein of single pixels' colours or the palette's
+   shares (PaletteShares; off by default) and L_overflow the penalty that keeps states in [-1, 1] (overflow_loss);
 4. each parameter's gradient is normalised to unit norm, g ← g / (‖g‖ + ε) (the NCA papers'
    trick against exploding gradients through long rollouts), then Adam with the learning rate
    of core/schedule.py (cosine to a floor of LR_FLOOR);
@@ -46,7 +46,7 @@ from ..errors import AtelierError, Cancelled
 from ..imageio import read_image
 from ..schedule import warmup_cosine
 from . import fast, files, kernels
-from .defaults import PYRAMIDS, TRAINING
+from .defaults import PALETTE_TERMS, PYRAMIDS, TRAINING
 from .exemplars import SIZE, as_exemplar
 from .model import MicroNCA, eager_step, rgb, step
 from .quantize import quantize, weight_scales
@@ -213,6 +213,49 @@ class PatchNearestNeighbour:
         return loss / len(self.levels)
 
 
+class PaletteShares:
+    """The palette-shares term: the exemplar's few colours c_k (palette.py: the colours that cover
+    most of its pixels) must cover the same shares of the synthesised image.  Each pixel x_i is
+    shared among the colours by a softmax of its squared distances (σ = ``SOFTNESS``),
+
+        q_ik = exp(−‖x_i − c_k‖² / 2σ²) / Σ_k' exp(−‖x_i − c_k'‖² / 2σ²),   P_k = mean_i q_ik,
+
+    p_k the same shares of the exemplar's pixels, and the term is the Kullback-Leibler divergence
+
+        L_shares = Σ_k p_k log(p_k / P_k)
+
+    which grows without bound as a colour goes missing (P_k → 0), however few pixels it covers:
+    six dot colours of 4 % each cost as much as one ground colour of 24 %.  The sliced
+    Wasserstein of pixel colours instead charges by the distance the pixels move, so dots
+    collapsed to their mean colour cost it little (bench/nca_loss_terms.py)."""
+
+    SOFTNESS = 0.1  # RGB distance: near 0 a pixel belongs to its nearest colour alone and far colours get no gradient
+    FAR = 1e3       # where absent colours are placed when the exemplars' palettes differ in size (q = 0 there)
+    EPSILON = 1e-6  # keeps log P_k finite
+
+    def __init__(self, targets):
+        from .palette import palette
+        images = targets.permute(0, 2, 3, 1).cpu().numpy()  # (M, H, W, 3)
+        palettes = [palette(image)[0] for image in images]
+        colours = np.full((len(palettes), max(map(len, palettes)), 3), self.FAR, np.float32)
+        for m, colour in enumerate(palettes):
+            colours[m, :len(colour)] = colour
+        self.colours = torch.from_numpy(colours).to(targets.device)  # (M, K, 3)
+        self.exemplar_shares = self.shares(targets[:, None])[:, 0]     # (M, K)
+
+    def shares(self, images):
+        """images (M, B, 3, H, W) -> each image's soft shares of the palette's colours P_k (M, B, K)."""
+        difference = images[:, :, None] - self.colours[:, None, :, :, None, None]  # (M, B, K, 3, H, W)
+        logits = -difference.square().sum(3) / (2 * self.SOFTNESS ** 2)
+        return torch.softmax(logits, dim=2).mean((-2, -1))
+
+    def __call__(self, images, generator=None):
+        """images (M, B, 3, H, W) -> loss per model (M,)."""
+        p = self.exemplar_shares[:, None]
+        divergence = p * (torch.log(p + self.EPSILON) - torch.log(self.shares(images) + self.EPSILON))
+        return divergence.sum(-1).mean(1)
+
+
 def _corners(image_shape, patch, picks):
     """Flat indices (row·w + col) into an (h, w) plane of the top-left cells of the ``picks``-th
     positions (row-major) where a ``patch`` x ``patch`` patch fits."""
@@ -259,7 +302,7 @@ def train(exemplar_path, output=None, **options):
     return summaries[0], models[0]
 
 
-def check_options(params, size, patch_weight, pyramid, palette_weight):
+def check_options(params, size, patch_weight, pyramid, palette_weight, palette_term=TRAINING.palette_term):
     """Refuse, with the option's name, settings that training cannot honour."""
     if params not in PARAMS_TO_CHANNELS:
         raise AtelierError(f"--params {params}: μNCA sizes are {in_words(SIZES)} parameters")
@@ -271,6 +314,8 @@ def check_options(params, size, patch_weight, pyramid, palette_weight):
         raise AtelierError(f"--pyramid {pyramid}: 3 or 5 levels")
     if not 0 <= palette_weight <= MAX_PALETTE_WEIGHT:
         raise AtelierError(f"--palette-weight {palette_weight}: must lie in [0, {MAX_PALETTE_WEIGHT}]")
+    if palette_term not in PALETTE_TERMS:
+        raise AtelierError(f"--palette-term {palette_term}: one of {', '.join(PALETTE_TERMS)}")
 
 
 class TextureLoss:
@@ -280,19 +325,24 @@ class TextureLoss:
         L = L_SW + λ_patch · L_NN + λ_palette · L_palette
 
     L_SW: SlicedWasserstein over pixels and 5x5 patches; L_NN: PatchNearestNeighbour, with
-    λ_patch = ``patch_weight``; L_palette: the palette term, λ_palette = ``palette_weight``, the
-    sliced Wasserstein of single pixels' RGB colours c_i (synthesised) and e_i (exemplar) alone,
-    which compares the palette and its proportions:
+    λ_patch = ``patch_weight``; L_palette: the palette term, λ_palette = ``palette_weight``, by
+    ``palette_term``: "sliced", the sliced Wasserstein of single pixels' RGB colours c_i
+    (synthesised) and e_i (exemplar) alone, which compares the palette and its proportions,
 
-        L_palette = 1/(P·n) Σ_k Σ_i ( sort_i(v_k · c) − sort_i(v_k · e) )²   (unpooled pixels)"""
+        L_palette = 1/(P·n) Σ_k Σ_i ( sort_i(v_k · c) − sort_i(v_k · e) )²   (unpooled pixels)
 
-    def __init__(self, targets, size, patch_weight, pyramid, palette_weight):
+    or "shares", PaletteShares: the exemplar's few colours in the same shares."""
+
+    def __init__(self, targets, size, patch_weight, pyramid, palette_weight, palette_term=TRAINING.palette_term):
         levels = PatchNearestNeighbour.LEVELS if pyramid == 3 else PatchNearestNeighbour.PYRAMID5
         levels = [(pool, patch) for pool, patch in levels if min(size, *targets.shape[-2:]) // pool >= patch]
-        self.patch_weight, self.palette_weight = patch_weight, palette_weight
+        self.patch_weight, self.palette_weight, self.palette_term = patch_weight, palette_weight, palette_term
         self.sliced = SlicedWasserstein(targets)
         self.nearest = PatchNearestNeighbour(targets, levels=levels) if patch_weight else None
-        self.palette = SlicedWasserstein(targets, levels=SlicedWasserstein.COLOURS) if palette_weight else None
+        self.palette = None
+        if palette_weight:
+            self.palette = (PaletteShares(targets) if palette_term == "shares"
+                            else SlicedWasserstein(targets, levels=SlicedWasserstein.COLOURS))
 
     def __call__(self, images, generator):
         """images (M, B, 3, H, W) -> loss per model (M,)."""
@@ -303,10 +353,11 @@ class TextureLoss:
 
     def description(self):
         """The loss in words, for the model file's hyperparameters."""
+        palette = {"sliced": "sliced-Wasserstein of pixel colours", "shares": "palette shares (KL)"}
         return ("sliced-Wasserstein: pixels + 5x5 patches at 3 scales, + overflow"
                 + (f" + {self.patch_weight:g} x nearest patches at (pooling, side) {list(self.nearest.levels)}"
                    if self.nearest else "")
-                + (f" + {self.palette_weight:g} x sliced-Wasserstein of pixel colours" if self.palette else ""))
+                + (f" + {self.palette_weight:g} x {palette[self.palette_term]}" if self.palette else ""))
 
 
 def seed_states(rng, models, batch, channels, size, device):
@@ -425,22 +476,24 @@ def train_many(exemplar_paths, outputs, params=TRAINING.params, minutes=TRAINING
                min_steps=TRAINING.min_steps, max_steps=TRAINING.max_steps, lr=TRAINING.lr,
                qat_fraction=TRAINING.qat_fraction, eval_every_s=TRAINING.eval_every_s, seed=TRAINING.seed,
                names=None, compile=True, patch_weight=TRAINING.patch_weight, pyramid=TRAINING.pyramid,
-               palette_weight=TRAINING.palette_weight, preview=None, preview_every_s=TRAINING.preview_every_s):
+               palette_weight=TRAINING.palette_weight, palette_term=TRAINING.palette_term, preview=None,
+               preview_every_s=TRAINING.preview_every_s):
     """Train one μNCA of ``params`` parameters per exemplar, side by side in one batched loop
     (the exemplars must then share a size), for at most ``minutes`` (or ``iterations``).
     The best model of each is written to its output; returns (summaries, models).
 
     ``pyramid``: 3 = nearest 7x7 patches at pooling 1, 2, 4; 5 adds 5x5 patches at pooling 8 and
     3x3 at 16 (seeing 40 and 48 cells: the arrangement of a lattice, not only its patches).
-    ``palette_weight``: weight of the sliced-Wasserstein distance of single pixels' colours (the
-    palette and its proportions), beside the weight-1 term already in the loss.
+    ``palette_weight``, ``palette_term``: weight and kind of the palette term ("sliced": the
+    sliced-Wasserstein distance of single pixels' colours, beside the weight-1 term already in the
+    loss; "shares": PaletteShares, every colour of the exemplar's palette in its share).
     ``preview``: a PNG path (or one per exemplar) written atomically every ``preview_every_s``
     seconds with the texture as it grows (a sample of the pool), for a live view while training.
 
     The first checkpoint is written as soon as the model exists (unscored), so an interrupt in
     the first seconds still leaves a model that loads; later checkpoints replace it only with
     models whose long-rollout score is finite."""
-    check_options(params, size, patch_weight, pyramid, palette_weight)
+    check_options(params, size, patch_weight, pyramid, palette_weight, palette_term)
     channels, count = channels_for(params), len(exemplar_paths)
     device = torch_device()
     exemplars = [load_exemplar(path) for path in exemplar_paths]
@@ -450,7 +503,7 @@ def train_many(exemplar_paths, outputs, params=TRAINING.params, minutes=TRAINING
     rng = np.random.default_rng(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     targets = torch.from_numpy(np.stack([np.moveaxis(e, -1, 0) for e in exemplars])).to(device)
-    texture_loss = TextureLoss(targets, size, patch_weight, pyramid, palette_weight)
+    texture_loss = TextureLoss(targets, size, patch_weight, pyramid, palette_weight, palette_term)
     model = MicroNCA(channels, count).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     previews = preview_paths(preview, count)
