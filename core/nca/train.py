@@ -21,7 +21,8 @@ Read top to bottom (train_many):
    the exemplar (an optimal-transport loss; no VGG, nothing is downloaded; SlicedWasserstein),
    L_NN the nearest-patch term (PatchNearestNeighbour; λ_patch = 100 by default, so it
    dominates), L_palette the sliced Wasserstein of single pixels' colours or the palette's
-   shares (PaletteShares; off by default) and L_overflow the penalty that keeps states in [-1, 1] (overflow_loss);
+   shares (PaletteShares; off by default) and L_overflow the penalty that keeps states in
+   [-1, 1] (overflow_loss);
 4. each parameter's gradient is normalised to unit norm, g ← g / (‖g‖ + ε) (the NCA papers'
    trick against exploding gradients through long rollouts), then Adam with the learning rate
    of core/schedule.py (cosine to a floor of LR_FLOOR);
@@ -49,6 +50,7 @@ from . import fast, files, kernels
 from .defaults import PALETTE_TERMS, PYRAMIDS, TRAINING
 from .exemplars import SIZE, as_exemplar
 from .model import MicroNCA, eager_step, rgb, step
+from .palette import palette
 from .quantize import quantize, weight_scales
 from .rule import PARAMS_TO_CHANNELS, SIZES, channels_for, in_words, parameter_count, seed_state
 
@@ -224,17 +226,15 @@ class PaletteShares:
 
         L_shares = Σ_k p_k log(p_k / P_k)
 
-    which grows without bound as a colour goes missing (P_k → 0), however few pixels it covers:
-    six dot colours of 4 % each cost as much as one ground colour of 24 %.  The sliced
-    Wasserstein of pixel colours instead charges by the distance the pixels move, so dots
-    collapsed to their mean colour cost it little (bench/nca_loss_terms.py)."""
+    which grows without bound as a colour goes missing (P_k → 0), however few pixels it covers.
+    The sliced Wasserstein of pixel colours instead charges by the distance the pixels move, so
+    dots collapsed to their mean colour cost it little (bench/nca_loss_terms.py)."""
 
     SOFTNESS = 0.1  # RGB distance: near 0 a pixel belongs to its nearest colour alone and far colours get no gradient
     FAR = 1e3       # where absent colours are placed when the exemplars' palettes differ in size (q = 0 there)
     EPSILON = 1e-6  # keeps log P_k finite
 
     def __init__(self, targets):
-        from .palette import palette
         images = targets.permute(0, 2, 3, 1).cpu().numpy()  # (M, H, W, 3)
         palettes = [palette(image)[0] for image in images]
         colours = np.full((len(palettes), max(map(len, palettes)), 3), self.FAR, np.float32)
@@ -353,11 +353,11 @@ class TextureLoss:
 
     def description(self):
         """The loss in words, for the model file's hyperparameters."""
-        palette = {"sliced": "sliced-Wasserstein of pixel colours", "shares": "palette shares (KL)"}
+        terms = {"sliced": "sliced-Wasserstein of pixel colours", "shares": "palette shares (KL)"}
         return ("sliced-Wasserstein: pixels + 5x5 patches at 3 scales, + overflow"
                 + (f" + {self.patch_weight:g} x nearest patches at (pooling, side) {list(self.nearest.levels)}"
                    if self.nearest else "")
-                + (f" + {self.palette_weight:g} x {palette[self.palette_term]}" if self.palette else ""))
+                + (f" + {self.palette_weight:g} x {terms[self.palette_term]}" if self.palette else ""))
 
 
 def seed_states(rng, models, batch, channels, size, device):
