@@ -56,9 +56,11 @@ def test_previews_and_structure_terms(tmp_path):
     assert "pixel colours" in files.load(outputs[0]).meta["hyperparameters"]["loss"]
 
 
-def test_coarse_pyramid_levels_see_the_arrangement():
-    """16x16 tiles of two colours as a checkerboard, against the same tiles in random places: the
-    coarse levels of the 5-level pyramid (pooling 8 and 16) find the shuffled layout far from the
+@pytest.mark.parametrize("tile, levels", [(16, "COARSE"), (32, "WIDE")])
+def test_coarse_pyramid_levels_see_the_arrangement(tile, levels):
+    """Square tiles of two colours as a checkerboard, against the same tiles in random places: the
+    coarse levels of the 5-level pyramid (pooling 8 and 16) for 16-cell tiles, and the wide level
+    of the 6-level one (9x9 at pooling 8) for 32-cell tiles, find the shuffled layout far from the
     exemplar and a shifted copy of the exemplar close to it."""
     import torch
     from core.nca.train import PatchNearestNeighbour
@@ -67,16 +69,16 @@ def test_coarse_pyramid_levels_see_the_arrangement():
     board = np.indices((8, 8)).sum(0) % 2
 
     def image(layout):
-        return torch.from_numpy(colours[np.kron(layout, np.ones((16, 16), int))].transpose(2, 0, 1)[None]).float()
+        return torch.from_numpy(colours[np.kron(layout, np.ones((tile, tile), int))].transpose(2, 0, 1)[None]).float()
 
     exemplar = image(board)
-    coarse = PatchNearestNeighbour(exemplar, levels=PatchNearestNeighbour.PYRAMID5[3:])
-    assert coarse.levels == ((8, 5), (16, 3))
+    coarse = PatchNearestNeighbour(exemplar, levels=getattr(PatchNearestNeighbour, levels))
+    assert coarse.levels == getattr(PatchNearestNeighbour, levels)
 
     def distance(synth):
         return float(coarse(synth[None], torch.Generator().manual_seed(0)))
 
-    shifted = exemplar.roll((16, 48), (-2, -1))  # by whole tiles
+    shifted = exemplar.roll((tile, 3 * tile), (-2, -1))  # by whole tiles
     shuffled = image(rng.permutation(board.flatten()).reshape(8, 8))
     assert distance(shifted) < 0.2 * distance(shuffled)
 

@@ -22,7 +22,8 @@ def register(commands):
                        help="weight of the nearest-patch loss term beside sliced Wasserstein (0: off; "
                             "see docs/nca.md)")
     train.add_argument("--pyramid", type=int, default=TRAINING.pyramid, choices=PYRAMIDS,
-                       help="levels of the nearest-patch term: 3 (pooling 1, 2, 4) or 5 (+ pooling 8 and 16)")
+                       help="levels of the nearest-patch term: 3 (pooling 1, 2, 4), 5 (+ pooling 8 and 16) or 6 "
+                            "(+ 9x9 patches at pooling 8: lattices of large tiles)")
     train.add_argument("--palette-weight", type=float, default=TRAINING.palette_weight,
                        help="weight of a colour-distribution term that keeps the exemplar's palette")
     train.add_argument("--palette-term", default=TRAINING.palette_term, choices=PALETTE_TERMS,

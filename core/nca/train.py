@@ -174,7 +174,9 @@ class PatchNearestNeighbour:
     the chosen partners, so the backward pass touches only the matched pairs."""
 
     LEVELS = ((1, 7), (2, 7), (4, 7))  # (pooling, patch side)
-    PYRAMID5 = ((1, 7), (2, 7), (4, 7), (8, 5), (16, 3))  # + coarse levels seeing 40 and 48 cells
+    COARSE = ((8, 5), (16, 3))  # coarse levels seeing 40 and 48 cells: the arrangement of small lattices
+    WIDE = ((8, 9),)            # 72 cells: two periods of a 32-cell lattice (the tiles)
+    BY_COUNT = {3: LEVELS, 5: LEVELS + COARSE, 6: LEVELS + COARSE + WIDE}  # --pyramid N: the levels
 
     def __init__(self, targets, samples=512, exemplar_samples=2048, levels=None):
         self.levels = tuple(levels or self.LEVELS)
@@ -311,7 +313,7 @@ def check_options(params, size, patch_weight, pyramid, palette_weight, palette_t
     if not 0 <= patch_weight <= MAX_PATCH_WEIGHT:
         raise AtelierError(f"--patch-weight {patch_weight}: must lie in [0, {MAX_PATCH_WEIGHT}]")
     if pyramid not in PYRAMIDS:
-        raise AtelierError(f"--pyramid {pyramid}: 3 or 5 levels")
+        raise AtelierError(f"--pyramid {pyramid}: {in_words(PYRAMIDS)} levels")
     if not 0 <= palette_weight <= MAX_PALETTE_WEIGHT:
         raise AtelierError(f"--palette-weight {palette_weight}: must lie in [0, {MAX_PALETTE_WEIGHT}]")
     if palette_term not in PALETTE_TERMS:
@@ -334,7 +336,7 @@ class TextureLoss:
     or "shares", PaletteShares: the exemplar's few colours in the same shares."""
 
     def __init__(self, targets, size, patch_weight, pyramid, palette_weight, palette_term=TRAINING.palette_term):
-        levels = PatchNearestNeighbour.LEVELS if pyramid == 3 else PatchNearestNeighbour.PYRAMID5
+        levels = PatchNearestNeighbour.BY_COUNT[pyramid]
         levels = [(pool, patch) for pool, patch in levels if min(size, *targets.shape[-2:]) // pool >= patch]
         self.patch_weight, self.palette_weight, self.palette_term = patch_weight, palette_weight, palette_term
         self.sliced = SlicedWasserstein(targets)
@@ -483,7 +485,8 @@ def train_many(exemplar_paths, outputs, params=TRAINING.params, minutes=TRAINING
     The best model of each is written to its output; returns (summaries, models).
 
     ``pyramid``: 3 = nearest 7x7 patches at pooling 1, 2, 4; 5 adds 5x5 patches at pooling 8 and
-    3x3 at 16 (seeing 40 and 48 cells: the arrangement of a lattice, not only its patches).
+    3x3 at 16 (seeing 40 and 48 cells: the arrangement of a lattice, not only its patches); 6 adds
+    9x9 patches at pooling 8 (72 cells: two periods of a lattice of 32-cell tiles).
     ``palette_weight``, ``palette_term``: weight and kind of the palette term ("sliced": the
     sliced-Wasserstein distance of single pixels' colours, beside the weight-1 term already in the
     loss; "shares": PaletteShares, every colour of the exemplar's palette in its share).
