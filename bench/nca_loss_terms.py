@@ -7,9 +7,9 @@ The exemplar (a pattern of coloured marks on a plain ground) is compared with th
 shifted by (5, 7) cells (the same texture: the terms' floor), itself with every mark pixel set to
 the marks' mean colour (the palette collapsed to one colour, the arrangement kept), and with every
 mark blue.  For each: L_SW, λ_patch x L_NN and λ_palette x L_palette of ``TextureLoss`` with the
-5-level pyramid (core/nca/train.py), the palette term both ways (--palette-term sliced, weight
---palette-weight; shares, weight --shares-weight).  When the collapsed image costs about as much in the palette
-term as in the nearest-patch term, training has little reason to keep the colours apart.
+5-level pyramid (core/nca/train.py), the palette term both ways (sliced, weight --palette-weight;
+shares, weight --shares-weight).  When the collapsed image costs about as much in the palette term
+as in the nearest-patch term, training has little reason to keep the colours apart.
 
 Seconds of one thread; no training.
 """

@@ -22,7 +22,7 @@ class TrainingDefaults:
     eval_every_s: float = 20.0    # seconds between long-rollout evaluations (each takes a few seconds on a CPU)
     seed: int = 0
     patch_weight: float = 100.0   # the nearest-patch term nearly alone: the best textures in docs/nca.md
-    pyramid: int = 3              # nearest patches at pooling 1, 2, 4 (5 adds two coarse levels)
+    pyramid: int = 3              # nearest patches at pooling 1, 2, 4 (5 adds two coarse levels, 6 a wide one)
     palette_weight: float = 0.0   # the colour-distribution term is opt-in
     palette_term: str = "sliced"  # its kind, one of PALETTE_TERMS (train.TextureLoss)
     preview_every_s: float = 3.0  # how often the live preview PNG is rewritten
