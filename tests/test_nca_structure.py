@@ -83,6 +83,15 @@ def test_coarse_pyramid_levels_see_the_arrangement(tile, levels):
     assert distance(shifted) < 0.2 * distance(shuffled)
 
 
+def test_every_pyramid_the_option_offers_has_its_levels():
+    """--pyramid's choices (defaults.py, which Blender imports without torch) and the levels that
+    training builds for them (train.py) are two lists; they must name the same counts."""
+    from core.nca.defaults import PYRAMIDS
+    from core.nca.train import PatchNearestNeighbour
+    assert sorted(PatchNearestNeighbour.BY_COUNT) == sorted(PYRAMIDS)
+    assert all(len(levels) == count for count, levels in PatchNearestNeighbour.BY_COUNT.items())
+
+
 def test_style_note_for_images_that_do_not_tile_or_repeat():
     y, x = np.mgrid[0:128, 0:128] / 128
     pattern = np.stack([0.5 + 0.5 * np.sin(2 * np.pi * 8 * x)] * 3, -1)  # tiles: 8 periods a side

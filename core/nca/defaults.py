@@ -29,5 +29,5 @@ class TrainingDefaults:
 
 
 TRAINING = TrainingDefaults()
-PYRAMIDS = (3, 5, 6)  # the nearest-patch term's level counts (see train.train_many)
+PYRAMIDS = (3, 5, 6)  # the nearest-patch term's level counts: train.PatchNearestNeighbour.BY_COUNT builds each (a test keeps them one list)
 PALETTE_TERMS = ("sliced", "shares")  # the palette term's kinds (see train.TextureLoss)
