@@ -29,5 +29,6 @@ class TrainingDefaults:
 
 
 TRAINING = TrainingDefaults()
-PYRAMIDS = (3, 5, 6)  # the nearest-patch term's level counts: train.PatchNearestNeighbour.BY_COUNT builds each (a test keeps them one list)
+# the nearest-patch term's level counts; train.PatchNearestNeighbour.BY_COUNT builds each (a test keeps the two in step)
+PYRAMIDS = (3, 5, 6)
 PALETTE_TERMS = ("sliced", "shares")  # the palette term's kinds (see train.TextureLoss)
