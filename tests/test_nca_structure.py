@@ -48,12 +48,14 @@ def test_previews_and_structure_terms(tmp_path):
     outputs = [tmp_path / "a.safetensors", tmp_path / "b.safetensors"]
     summaries, models = train_many([EXEMPLARS / "checks.png", EXEMPLARS / "spots.png"], outputs, iterations=2,
                                    size=32, eval_every_s=1e9, compile=False, pyramid=5, palette_weight=10.0,
+                                   structure_weight=50.0,
                                    preview=previews, preview_every_s=0.0)
     from core.imageio import read_image
     for m in range(2):  # one preview per exemplar, the texture as it grows on the training grid
         assert read_image(tmp_path / f"preview_{m}.png", channels=3).shape == (32, 32, 3)
         assert outputs[m].exists() and summaries[m]["iterations"] == 2
-    assert "pixel colours" in files.load(outputs[0]).meta["hyperparameters"]["loss"]
+    loss = files.load(outputs[0]).meta["hyperparameters"]["loss"]
+    assert "pixel colours" in loss and "autocorrelation up to 15 cells" in loss
 
 
 @pytest.mark.parametrize("tile, levels", [(16, "COARSE"), (32, "WIDE")])
@@ -133,3 +135,42 @@ def test_palette_shares_charge_a_lost_colour_whatever_its_share():
     assert isinstance(loss.palette, PaletteShares) and "palette shares" in loss.description()
     with pytest.raises(AtelierError, match="--palette-term histogram"):
         check_options(68, 64, 100.0, 3, 1.0, "histogram")
+
+
+def test_structure_term_tells_round_blobs_from_bands_of_their_width():
+    """Discs of diameter 12 on a jittered lattice, against bands 12 cells wide with the same share
+    of ink, and against the discs shifted (same arrangement) or squashed into ellipses: the
+    autocorrelation term is ~0 for the shift and charges the bands and the ellipses, which a patch
+    of 7 cells hardly tells apart from the discs' edges."""
+    import torch
+    from core.errors import AtelierError
+    from core.nca.train import Autocorrelation, TextureLoss, check_options
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:128, 0:128].astype(float)
+
+    def discs(squash=1.0):
+        ink = np.zeros((128, 128))
+        for cy in range(8, 128, 24):
+            for cx in range(8, 128, 24):
+                jy, jx = cy + rng.uniform(-3, 3), cx + rng.uniform(-3, 3)
+                dy, dx = (y - jy + 64) % 128 - 64, (x - jx + 64) % 128 - 64  # on the torus
+                ink = np.maximum(ink, (dy / squash) ** 2 + (dx * squash) ** 2 <= 36)
+        return ink
+
+    def picture(ink):
+        return torch.from_numpy(np.stack([0.9 - 0.7 * ink] * 3).astype(np.float32))[None]
+
+    exemplar = discs()
+    bands = (x % 32 < 32 * exemplar.mean()).astype(float)
+    term = Autocorrelation(picture(exemplar))
+
+    def cost(ink):
+        return float(term(picture(ink)[None]))
+
+    shifted = np.roll(exemplar, (5, 17), (0, 1))
+    assert cost(shifted) < 0.2 * cost(bands) and cost(shifted) < 0.2 * cost(discs(squash=1.6))
+    loss = TextureLoss(picture(exemplar), 128, 100.0, 3, 0.0, structure_weight=50.0)
+    assert loss.structure.reach == Autocorrelation.REACH and "autocorrelation" in loss.description()
+    assert TextureLoss(picture(exemplar), 48, 100.0, 3, 0.0, structure_weight=1.0).structure.reach == 23
+    with pytest.raises(AtelierError, match="--structure-weight -1"):
+        check_options(68, 64, 100.0, 3, 0.0, structure_weight=-1.0)

@@ -25,6 +25,7 @@ class TrainingDefaults:
     pyramid: int = 3              # nearest patches at pooling 1, 2, 4 (5 adds two coarse levels, 6 a wide one)
     palette_weight: float = 0.0   # the colour-distribution term is opt-in
     palette_term: str = "sliced"  # its kind, one of PALETTE_TERMS (train.TextureLoss)
+    structure_weight: float = 0.0 # the autocorrelation term (the arrangement up to 32 cells) is opt-in
     preview_every_s: float = 3.0  # how often the live preview PNG is rewritten
 
 

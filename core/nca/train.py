@@ -15,13 +15,14 @@ Read top to bottom (train_many):
    as one C kernel with its own backward pass through time, fast.py);
 3. the loss of each model, per sample of the batch and averaged,
 
-       L = L_SW + λ_patch · L_NN + λ_palette · L_palette + L_overflow
+       L = L_SW + λ_patch · L_NN + λ_palette · L_palette + λ_structure · L_structure + L_overflow
 
    L_SW the multi-scale sliced-Wasserstein distance between image patches of the batch and of
    the exemplar (an optimal-transport loss; no VGG, nothing is downloaded; SlicedWasserstein),
    L_NN the nearest-patch term (PatchNearestNeighbour; λ_patch = 100 by default, so it
    dominates), L_palette the sliced Wasserstein of single pixels' colours or the palette's
-   shares (PaletteShares; off by default) and L_overflow the penalty that keeps states in
+   shares (PaletteShares; off by default), L_structure the exemplar's autocorrelation
+   (Autocorrelation; off by default) and L_overflow the penalty that keeps states in
    [-1, 1] (overflow_loss);
 4. each parameter's gradient is normalised to unit norm, g ← g / (‖g‖ + ε) (the NCA papers'
    trick against exploding gradients through long rollouts), then Adam with the learning rate
@@ -58,6 +59,7 @@ MIN_SIDE, MAX_SIDE = 32, 8192  # exemplar sides: fewer cells show no texture; a 
 MIN_GRID, MAX_GRID = 32, 1024  # training grid sides: the losses' coarsest scale pools by 4 and needs 7x7 patches
 MAX_PATCH_WEIGHT = 100.0       # the default, where the nearest-patch term nearly alone drives training
 MAX_PALETTE_WEIGHT = 1000.0    # far above any useful weight: a bound that catches typing mistakes
+MAX_STRUCTURE_WEIGHT = 10000.0 # likewise for the structure term (its values are 100x smaller)
 LR_FLOOR = 0.1                 # the cosine ends at a tenth of the peak rate: the int8 fine-tuning at the end still moves
 GRADIENT_EPSILON = 1e-8        # keeps a zero gradient finite when gradients are normalised to unit norm
 FIRST_RULE_DECAY = 0.5         # how much of its state the first, unscored checkpoint's rule forgets a step
@@ -258,6 +260,61 @@ class PaletteShares:
         return divergence.sum(-1).mean(1)
 
 
+class Autocorrelation:
+    """The structure term: the exemplar's autocorrelation at offsets up to ``reach`` cells, which
+    holds a lattice's period and angles, the bands' orientation and spacing and the blobs' size and
+    roundness: the arrangement that patch statistics miss (a field of bands and one of round blobs
+    of the same width have near-identical patches).  The spectrum constraint of G. Liu, Y.
+    Gousseau, G.-S. Xia, "Texture Synthesis Through Convolutional Neural Networks and Spectrum
+    Constraints", ICPR 2016, https://arxiv.org/abs/1605.01141, in its autocorrelation form
+    (Wiener-Khinchin: the autocorrelation is the inverse Fourier transform of the power spectrum).
+
+    Per RGB channel c of an image x, mean removed, and offset d with |d_x|, |d_y| ≤ reach:
+
+        A_c(d) = Σ_p x_c(p) x_c(p + d) / Σ_p x_c(p)²        (1 at d = 0)
+        L_structure = mean over the batch, channels and offsets of ( A_c(d) − A^exemplar_c(d) )²
+
+    The render lives on a torus, so its sums wrap (one FFT).  The exemplar need not tile, so its
+    sums run over the pixel pairs inside it (zero padding), each offset averaged over its own
+    pairs: a photo's edges add no false correlation."""
+
+    REACH = 32           # offsets in cells: two periods of the set's 16-cell lattices, one of its 32-cell tiles
+    FLAT_VARIANCE = 1e-4  # a channel whose variance is below this (std 0.01) has no structure: A ≈ 0
+
+    def __init__(self, targets, reach=REACH):
+        self.reach = reach
+        x = targets - targets.mean((-2, -1), keepdim=True)  # (M, 3, H, W)
+        h, w = x.shape[-2:]
+        products = self._window(self._circular(F.pad(x, (0, w, 0, h))))
+        pairs = self._window(self._circular(F.pad(torch.ones_like(x[:1, :1]), (0, w, 0, h))))
+        mean_products = products / pairs
+        variance = mean_products[..., reach:reach + 1, reach:reach + 1]
+        self.target = mean_products / (variance + self.FLAT_VARIANCE)  # (M, 3, 2r+1, 2r+1)
+
+    @staticmethod
+    def _circular(x):
+        """Σ_p x(p) x(p + d) for every offset d, wrapping around (..., H, W)."""
+        spectrum = torch.fft.rfft2(x)
+        return torch.fft.irfft2(spectrum.real.square() + spectrum.imag.square(), s=x.shape[-2:])
+
+    def _window(self, a):
+        """Offsets −reach..reach on both axes, offset 0 in the middle."""
+        r = self.reach
+        return torch.roll(a, shifts=(r, r), dims=(-2, -1))[..., :2 * r + 1, :2 * r + 1]
+
+    def of(self, images):
+        """images (M, B, 3, H, W) on the torus -> A (M, B, 3, 2·reach+1, 2·reach+1)."""
+        x = images - images.mean((-2, -1), keepdim=True)
+        cells = x.shape[-2] * x.shape[-1]
+        mean_products = self._window(self._circular(x)) / cells
+        variance = mean_products[..., self.reach:self.reach + 1, self.reach:self.reach + 1]
+        return mean_products / (variance + self.FLAT_VARIANCE)
+
+    def __call__(self, images, generator=None):
+        """images (M, B, 3, H, W) -> loss per model (M,)."""
+        return (self.of(images) - self.target[:, None]).square().mean((1, 2, 3, 4))
+
+
 def _corners(image_shape, patch, picks):
     """Flat indices (row·w + col) into an (h, w) plane of the top-left cells of the ``picks``-th
     positions (row-major) where a ``patch`` x ``patch`` patch fits."""
@@ -304,7 +361,8 @@ def train(exemplar_path, output=None, **options):
     return summaries[0], models[0]
 
 
-def check_options(params, size, patch_weight, pyramid, palette_weight, palette_term=TRAINING.palette_term):
+def check_options(params, size, patch_weight, pyramid, palette_weight, palette_term=TRAINING.palette_term,
+                  structure_weight=TRAINING.structure_weight):
     """Refuse, with the option's name, settings that training cannot honour."""
     if params not in PARAMS_TO_CHANNELS:
         raise AtelierError(f"--params {params}: μNCA sizes are {in_words(SIZES)} parameters")
@@ -318,13 +376,15 @@ def check_options(params, size, patch_weight, pyramid, palette_weight, palette_t
         raise AtelierError(f"--palette-weight {palette_weight}: must lie in [0, {MAX_PALETTE_WEIGHT}]")
     if palette_term not in PALETTE_TERMS:
         raise AtelierError(f"--palette-term {palette_term}: one of {', '.join(PALETTE_TERMS)}")
+    if not 0 <= structure_weight <= MAX_STRUCTURE_WEIGHT:
+        raise AtelierError(f"--structure-weight {structure_weight}: must lie in [0, {MAX_STRUCTURE_WEIGHT}]")
 
 
 class TextureLoss:
     """The image part of the training loss of M models, one value each (terms of weight 0 are
     not computed; the overflow penalty on the states is added beside it):
 
-        L = L_SW + λ_patch · L_NN + λ_palette · L_palette
+        L = L_SW + λ_patch · L_NN + λ_palette · L_palette + λ_structure · L_structure
 
     L_SW: SlicedWasserstein over pixels and 5x5 patches; L_NN: PatchNearestNeighbour, with
     λ_patch = ``patch_weight``; L_palette: the palette term, λ_palette = ``palette_weight``, by
@@ -333,9 +393,11 @@ class TextureLoss:
 
         L_palette = 1/(P·n) Σ_k Σ_i ( sort_i(v_k · c) − sort_i(v_k · e) )²   (unpooled pixels)
 
-    or "shares", PaletteShares: the exemplar's few colours in the same shares."""
+    or "shares", PaletteShares: the exemplar's few colours in the same shares.  L_structure:
+    Autocorrelation, λ_structure = ``structure_weight``, the arrangement at up to 32 cells."""
 
-    def __init__(self, targets, size, patch_weight, pyramid, palette_weight, palette_term=TRAINING.palette_term):
+    def __init__(self, targets, size, patch_weight, pyramid, palette_weight, palette_term=TRAINING.palette_term,
+                 structure_weight=TRAINING.structure_weight):
         levels = PatchNearestNeighbour.BY_COUNT[pyramid]
         levels = [(pool, patch) for pool, patch in levels if min(size, *targets.shape[-2:]) // pool >= patch]
         self.patch_weight, self.palette_weight, self.palette_term = patch_weight, palette_weight, palette_term
@@ -345,13 +407,19 @@ class TextureLoss:
         if palette_weight:
             self.palette = (PaletteShares(targets) if palette_term == "shares"
                             else SlicedWasserstein(targets, levels=SlicedWasserstein.COLOURS))
+        self.structure_weight, self.structure = structure_weight, None
+        if structure_weight:  # offsets must fit inside the grid and the exemplar, both ways
+            reach = min(Autocorrelation.REACH, (min(size, *targets.shape[-2:]) - 1) // 2)
+            self.structure = Autocorrelation(targets, reach)
 
     def __call__(self, images, generator):
         """images (M, B, 3, H, W) -> loss per model (M,)."""
         loss = self.sliced(images, generator)
         if self.nearest:
             loss = loss + self.patch_weight * self.nearest(images, generator)
-        return loss + self.palette_weight * self.palette(images, generator) if self.palette else loss
+        if self.palette:
+            loss = loss + self.palette_weight * self.palette(images, generator)
+        return loss + self.structure_weight * self.structure(images) if self.structure else loss
 
     def description(self):
         """The loss in words, for the model file's hyperparameters."""
@@ -359,7 +427,9 @@ class TextureLoss:
         return ("sliced-Wasserstein: pixels + 5x5 patches at 3 scales, + overflow"
                 + (f" + {self.patch_weight:g} x nearest patches at (pooling, side) {list(self.nearest.levels)}"
                    if self.nearest else "")
-                + (f" + {self.palette_weight:g} x {terms[self.palette_term]}" if self.palette else ""))
+                + (f" + {self.palette_weight:g} x {terms[self.palette_term]}" if self.palette else "")
+                + (f" + {self.structure_weight:g} x autocorrelation up to {self.structure.reach} cells"
+                   if self.structure else ""))
 
 
 def seed_states(rng, models, batch, channels, size, device):
@@ -479,7 +549,7 @@ def train_many(exemplar_paths, outputs, params=TRAINING.params, minutes=TRAINING
                qat_fraction=TRAINING.qat_fraction, eval_every_s=TRAINING.eval_every_s, seed=TRAINING.seed,
                names=None, compile=True, patch_weight=TRAINING.patch_weight, pyramid=TRAINING.pyramid,
                palette_weight=TRAINING.palette_weight, palette_term=TRAINING.palette_term, preview=None,
-               preview_every_s=TRAINING.preview_every_s):
+               preview_every_s=TRAINING.preview_every_s, structure_weight=TRAINING.structure_weight):
     """Train one μNCA of ``params`` parameters per exemplar, side by side in one batched loop
     (the exemplars must then share a size), for at most ``minutes`` (or ``iterations``).
     The best model of each is written to its output; returns (summaries, models).
@@ -490,13 +560,15 @@ def train_many(exemplar_paths, outputs, params=TRAINING.params, minutes=TRAINING
     ``palette_weight``, ``palette_term``: weight and kind of the palette term ("sliced": the
     sliced-Wasserstein distance of single pixels' colours, beside the weight-1 term already in the
     loss; "shares": PaletteShares, every colour of the exemplar's palette in its share).
+    ``structure_weight``: weight of Autocorrelation, the exemplar's autocorrelation up to 32 cells
+    (a lattice's period, the blobs' size and roundness; 0: off).
     ``preview``: a PNG path (or one per exemplar) written atomically every ``preview_every_s``
     seconds with the texture as it grows (a sample of the pool), for a live view while training.
 
     The first checkpoint is written as soon as the model exists (unscored), so an interrupt in
     the first seconds still leaves a model that loads; later checkpoints replace it only with
     models whose long-rollout score is finite."""
-    check_options(params, size, patch_weight, pyramid, palette_weight, palette_term)
+    check_options(params, size, patch_weight, pyramid, palette_weight, palette_term, structure_weight)
     channels, count = channels_for(params), len(exemplar_paths)
     device = torch_device()
     exemplars = [load_exemplar(path) for path in exemplar_paths]
@@ -506,7 +578,7 @@ def train_many(exemplar_paths, outputs, params=TRAINING.params, minutes=TRAINING
     rng = np.random.default_rng(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     targets = torch.from_numpy(np.stack([np.moveaxis(e, -1, 0) for e in exemplars])).to(device)
-    texture_loss = TextureLoss(targets, size, patch_weight, pyramid, palette_weight, palette_term)
+    texture_loss = TextureLoss(targets, size, patch_weight, pyramid, palette_weight, palette_term, structure_weight)
     model = MicroNCA(channels, count).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     previews = preview_paths(preview, count)
