@@ -138,7 +138,7 @@ def test_palette_shares_charge_a_lost_colour_whatever_its_share():
 
 
 def test_structure_term_tells_round_blobs_from_bands_of_their_width():
-    """Discs of diameter 12 on a jittered lattice, against bands 12 cells wide with the same share
+    """Discs of diameter 12 on a jittered lattice, against bands every 32 cells with the same share
     of ink, and against the discs shifted (same arrangement) or squashed into ellipses: the
     autocorrelation term is ~0 for the shift and charges the bands and the ellipses, which a patch
     of 7 cells hardly tells apart from the discs' edges."""

@@ -287,9 +287,7 @@ class Autocorrelation:
         h, w = x.shape[-2:]
         products = self._window(self._circular(F.pad(x, (0, w, 0, h))))
         pairs = self._window(self._circular(F.pad(torch.ones_like(x[:1, :1]), (0, w, 0, h))))
-        mean_products = products / pairs
-        variance = mean_products[..., reach:reach + 1, reach:reach + 1]
-        self.target = mean_products / (variance + self.FLAT_VARIANCE)  # (M, 3, 2r+1, 2r+1)
+        self.target = self._one_at_zero(products / pairs)  # (M, 3, 2r+1, 2r+1)
 
     @staticmethod
     def _circular(x):
@@ -302,13 +300,16 @@ class Autocorrelation:
         r = self.reach
         return torch.roll(a, shifts=(r, r), dims=(-2, -1))[..., :2 * r + 1, :2 * r + 1]
 
+    def _one_at_zero(self, mean_products):
+        """Mean products per offset divided by the variance (the product at offset 0)."""
+        r = self.reach
+        return mean_products / (mean_products[..., r:r + 1, r:r + 1] + self.FLAT_VARIANCE)
+
     def of(self, images):
         """images (M, B, 3, H, W) on the torus -> A (M, B, 3, 2·reach+1, 2·reach+1)."""
         x = images - images.mean((-2, -1), keepdim=True)
         cells = x.shape[-2] * x.shape[-1]
-        mean_products = self._window(self._circular(x)) / cells
-        variance = mean_products[..., self.reach:self.reach + 1, self.reach:self.reach + 1]
-        return mean_products / (variance + self.FLAT_VARIANCE)
+        return self._one_at_zero(self._window(self._circular(x)) / cells)
 
     def __call__(self, images, generator=None):
         """images (M, B, 3, H, W) -> loss per model (M,)."""
