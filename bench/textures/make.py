@@ -1,4 +1,4 @@
-"""The μNCA benchmark set of issue 22, chosen by kind, not by score: 17 exemplars of 128x128.
+"""The μNCA benchmark set of issue 22, chosen by kind, not by score: 18 exemplars of 128x128.
 
     python bench/textures/make.py            # rewrites bench/textures/*.png and kinds.json
     python bench/textures/make.py --cycles   # + a Cycles render of a procedural material (bpy)
@@ -11,7 +11,8 @@ Four kinds, at least four exemplars each, picked before any model was trained on
 * oriented:   diagonal bands in three colours, an over-under basket weave, wavy zebra stripes,
               wood grain;
 * blobs:      soap bubbles with rims and highlights, Voronoi cells, smooth lava blobs,
-              scikit-image's coins;
+              scikit-image's coins, and simple scattered spots (added later, for the goal's
+              68-parameter "spots", before any model was trained on it);
 * stochastic: scikit-image's grass, gravel, immunohistochemistry slide ("tissue") and a crop of
               the Hubble deep field ("galaxies"), and (``--cycles``) a Cycles render of a marble-like noise material.
 
@@ -34,7 +35,7 @@ SIZE = 128
 KINDS = {
     "grid": "lattice", "polka": "lattice", "tiles": "lattice", "brick": "lattice",
     "bands": "oriented", "weave": "oriented", "zebra": "oriented", "wood": "oriented",
-    "bubbles": "blobs", "cells": "blobs", "lava": "blobs", "coins": "blobs",
+    "bubbles": "blobs", "cells": "blobs", "lava": "blobs", "coins": "blobs", "spots": "blobs",
     "grass": "stochastic", "gravel": "stochastic", "tissue": "stochastic", "galaxies": "stochastic",
     "marble": "stochastic",  # Cycles render, with --cycles
 }
@@ -175,6 +176,22 @@ def lava(rng):
     return np.clip(_mix(t, (0.95, 0.45, 0.05), (0.12, 0.08, 0.08)) + 0.2 * glow * t[..., None], 0, 1)
 
 
+def spots(rng):
+    """Simple spots: round dark-brown spots of about one size, scattered at random but never
+    touching (dart throwing on the torus), on a tawny ground, like a cheetah's coat."""
+    image = np.ones((SIZE, SIZE, 3)) * np.array([0.86, 0.66, 0.36])
+    y, x = _grid()
+    centres = []
+    for _ in range(2000):  # keep each throw that lands at least 17 pixels from the others
+        c = rng.uniform(0, SIZE, 2)
+        if all(np.hypot(*_torus_delta(c, o)) >= 17 for o in centres):
+            centres.append(c)
+    for cy, cx in centres:
+        inside = _smooth_step(rng.uniform(4.5, 6.0) - np.hypot(_torus_delta(y, cy), _torus_delta(x, cx)))
+        image = image * (1 - inside[..., None]) + inside[..., None] * np.array([0.2, 0.12, 0.07])
+    return image
+
+
 PHOTOS = {  # name: (scikit-image image, top, left, crop side in its pixels)
     "brick": ("brick", 100, 100, 256), "coins": ("coins", 20, 60, 256), "grass": ("grass", 120, 120, 256),
     "gravel": ("gravel", 100, 100, 256), "tissue": ("immunohistochemistry", 128, 128, 256),
@@ -235,7 +252,8 @@ def make(out=HERE, cycles=False):
     sys.path.insert(0, str(ROOT))
     from core.imageio import write_image
     drawn = {"grid": grid, "polka": polka, "tiles": tiles, "bands": bands, "weave": weave, "zebra": zebra,
-             "wood": wood, "bubbles": bubbles, "cells": cells, "lava": lava}
+             "wood": wood, "bubbles": bubbles, "cells": cells, "lava": lava,
+             "spots": spots}
     written = {}
     for k, (name, draw) in enumerate(drawn.items()):
         image = draw(np.random.default_rng(22 + k))
