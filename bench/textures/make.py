@@ -252,8 +252,7 @@ def make(out=HERE, cycles=False):
     sys.path.insert(0, str(ROOT))
     from core.imageio import write_image
     drawn = {"grid": grid, "polka": polka, "tiles": tiles, "bands": bands, "weave": weave, "zebra": zebra,
-             "wood": wood, "bubbles": bubbles, "cells": cells, "lava": lava,
-             "spots": spots}
+             "wood": wood, "bubbles": bubbles, "cells": cells, "lava": lava, "spots": spots}
     written = {}
     for k, (name, draw) in enumerate(drawn.items()):
         image = draw(np.random.default_rng(22 + k))
