@@ -48,14 +48,14 @@ def test_previews_and_structure_terms(tmp_path):
     outputs = [tmp_path / "a.safetensors", tmp_path / "b.safetensors"]
     summaries, models = train_many([EXEMPLARS / "checks.png", EXEMPLARS / "spots.png"], outputs, iterations=2,
                                    size=32, eval_every_s=1e9, compile=False, pyramid=5, palette_weight=10.0,
-                                   structure_weight=50.0,
+                                   structure_weight=50.0, structure_from=0.5,
                                    preview=previews, preview_every_s=0.0)
     from core.imageio import read_image
     for m in range(2):  # one preview per exemplar, the texture as it grows on the training grid
         assert read_image(tmp_path / f"preview_{m}.png", channels=3).shape == (32, 32, 3)
         assert outputs[m].exists() and summaries[m]["iterations"] == 2
     loss = files.load(outputs[0]).meta["hyperparameters"]["loss"]
-    assert "pixel colours" in loss and "autocorrelation up to 15 cells" in loss
+    assert "pixel colours" in loss and "autocorrelation up to 15 cells" in loss and "from 0.5 of the budget" in loss
 
 
 @pytest.mark.parametrize("tile, levels", [(16, "COARSE"), (32, "WIDE")])
@@ -172,5 +172,11 @@ def test_structure_term_tells_round_blobs_from_bands_of_their_width():
     loss = TextureLoss(picture(exemplar), 128, 100.0, 3, 0.0, structure_weight=50.0)
     assert loss.structure.reach == Autocorrelation.REACH and "autocorrelation" in loss.description()
     assert TextureLoss(picture(exemplar), 48, 100.0, 3, 0.0, structure_weight=1.0).structure.reach == 23
+    generator = torch.Generator()
+    without = TextureLoss(picture(exemplar), 128, 100.0, 3, 0.0)(picture(bands)[None], generator.manual_seed(0))
+    left_out = loss(picture(bands)[None], generator.manual_seed(0), structure=False)  # before --structure-from
+    assert torch.equal(left_out, without) and loss(picture(bands)[None], generator.manual_seed(0)) > without
     with pytest.raises(AtelierError, match="--structure-weight -1"):
         check_options(68, 64, 100.0, 3, 0.0, structure_weight=-1.0)
+    with pytest.raises(AtelierError, match="--structure-from 1"):
+        check_options(68, 64, 100.0, 3, 0.0, structure_weight=1.0, structure_from=1.0)

@@ -32,6 +32,9 @@ def register(commands):
     train.add_argument("--structure-weight", type=float, default=TRAINING.structure_weight,
                        help="weight of a term that matches the exemplar's autocorrelation up to 32 cells: "
                             "a lattice's period, round blobs (0: off; see docs/nca.md)")
+    train.add_argument("--structure-from", type=float, default=TRAINING.structure_from,
+                       help="part of the budget (0 to 1) after which the structure term joins the loss, "
+                            "so the patches form first")
     train.add_argument("--preview", help="PNG rewritten every few seconds with the texture as it grows")
     train.add_argument("--eager", action="store_true",
                        help="skip torch.compile (no start-up compile, slower iterations)")
@@ -79,7 +82,7 @@ def run_train(args, progress):
                            names=[args.name] if args.name else None, compile=not args.eager,
                            patch_weight=args.patch_weight, pyramid=args.pyramid,
                            palette_weight=args.palette_weight, palette_term=args.palette_term,
-                           structure_weight=args.structure_weight,
+                           structure_weight=args.structure_weight, structure_from=args.structure_from,
                            preview=args.preview)
     except (KeyboardInterrupt, Cancelled) as error:
         if Path(args.output).is_file():

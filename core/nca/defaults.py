@@ -26,6 +26,7 @@ class TrainingDefaults:
     palette_weight: float = 0.0   # the colour-distribution term is opt-in
     palette_term: str = "sliced"  # its kind, one of PALETTE_TERMS (train.TextureLoss)
     structure_weight: float = 0.0 # the autocorrelation term (the arrangement up to 32 cells) is opt-in
+    structure_from: float = 0.0   # part of the budget after which it joins the loss: patches first, then arrangement
     preview_every_s: float = 3.0  # how often the live preview PNG is rewritten
 
 

@@ -363,7 +363,7 @@ def train(exemplar_path, output=None, **options):
 
 
 def check_options(params, size, patch_weight, pyramid, palette_weight, palette_term=TRAINING.palette_term,
-                  structure_weight=TRAINING.structure_weight):
+                  structure_weight=TRAINING.structure_weight, structure_from=TRAINING.structure_from):
     """Refuse, with the option's name, settings that training cannot honour."""
     if params not in PARAMS_TO_CHANNELS:
         raise AtelierError(f"--params {params}: μNCA sizes are {in_words(SIZES)} parameters")
@@ -379,6 +379,8 @@ def check_options(params, size, patch_weight, pyramid, palette_weight, palette_t
         raise AtelierError(f"--palette-term {palette_term}: one of {', '.join(PALETTE_TERMS)}")
     if not 0 <= structure_weight <= MAX_STRUCTURE_WEIGHT:
         raise AtelierError(f"--structure-weight {structure_weight}: must lie in [0, {MAX_STRUCTURE_WEIGHT}]")
+    if not 0 <= structure_from < 1:
+        raise AtelierError(f"--structure-from {structure_from}: a part of the budget, in [0, 1)")
 
 
 class TextureLoss:
@@ -413,14 +415,14 @@ class TextureLoss:
             reach = min(Autocorrelation.REACH, (min(size, *targets.shape[-2:]) - 1) // 2)
             self.structure = Autocorrelation(targets, reach)
 
-    def __call__(self, images, generator):
-        """images (M, B, 3, H, W) -> loss per model (M,)."""
+    def __call__(self, images, generator, structure=True):
+        """images (M, B, 3, H, W) -> loss per model (M,); ``structure=False`` leaves L_structure out."""
         loss = self.sliced(images, generator)
         if self.nearest:
             loss = loss + self.patch_weight * self.nearest(images, generator)
         if self.palette:
             loss = loss + self.palette_weight * self.palette(images, generator)
-        return loss + self.structure_weight * self.structure(images) if self.structure else loss
+        return loss + self.structure_weight * self.structure(images) if self.structure and structure else loss
 
     def description(self):
         """The loss in words, for the model file's hyperparameters."""
@@ -550,7 +552,8 @@ def train_many(exemplar_paths, outputs, params=TRAINING.params, minutes=TRAINING
                qat_fraction=TRAINING.qat_fraction, eval_every_s=TRAINING.eval_every_s, seed=TRAINING.seed,
                names=None, compile=True, patch_weight=TRAINING.patch_weight, pyramid=TRAINING.pyramid,
                palette_weight=TRAINING.palette_weight, palette_term=TRAINING.palette_term, preview=None,
-               preview_every_s=TRAINING.preview_every_s, structure_weight=TRAINING.structure_weight):
+               preview_every_s=TRAINING.preview_every_s, structure_weight=TRAINING.structure_weight,
+               structure_from=TRAINING.structure_from):
     """Train one μNCA of ``params`` parameters per exemplar, side by side in one batched loop
     (the exemplars must then share a size), for at most ``minutes`` (or ``iterations``).
     The best model of each is written to its output; returns (summaries, models).
@@ -562,14 +565,16 @@ def train_many(exemplar_paths, outputs, params=TRAINING.params, minutes=TRAINING
     sliced-Wasserstein distance of single pixels' colours, beside the weight-1 term already in the
     loss; "shares": PaletteShares, every colour of the exemplar's palette in its share).
     ``structure_weight``: weight of Autocorrelation, the exemplar's autocorrelation up to 32 cells
-    (a lattice's period, the blobs' size and roundness; 0: off).
+    (a lattice's period, the blobs' size and roundness; 0: off), from ``structure_from`` of the
+    budget on (0: from the start; 0.5: once the patches have had half the budget to form).  The
+    long-rollout evaluations that pick the kept model always include it.
     ``preview``: a PNG path (or one per exemplar) written atomically every ``preview_every_s``
     seconds with the texture as it grows (a sample of the pool), for a live view while training.
 
     The first checkpoint is written as soon as the model exists (unscored), so an interrupt in
     the first seconds still leaves a model that loads; later checkpoints replace it only with
     models whose long-rollout score is finite."""
-    check_options(params, size, patch_weight, pyramid, palette_weight, palette_term, structure_weight)
+    check_options(params, size, patch_weight, pyramid, palette_weight, palette_term, structure_weight, structure_from)
     channels, count = channels_for(params), len(exemplar_paths)
     device = torch_device()
     exemplars = [load_exemplar(path) for path in exemplar_paths]
@@ -585,7 +590,9 @@ def train_many(exemplar_paths, outputs, params=TRAINING.params, minutes=TRAINING
     previews = preview_paths(preview, count)
     started = time.monotonic()
     hyperparameters = {"params": params, "channels": channels, "grid": size, "batch": batch, "pool": pool_size,
-                       "rollout": [min_steps, max_steps], "lr": lr, "loss": texture_loss.description()}
+                       "rollout": [min_steps, max_steps], "lr": lr,
+                       "loss": texture_loss.description() + (f" (that term from {structure_from:g} of the budget on)"
+                                                             if structure_weight and structure_from else "")}
     checkpoints = Checkpoints(outputs, names or [exemplar_name(path) for path in exemplar_paths],
                               [str(path) for path in exemplar_paths], hyperparameters, device.type, started)
     checkpoints.keep_first(model)
@@ -619,7 +626,8 @@ def train_many(exemplar_paths, outputs, params=TRAINING.params, minutes=TRAINING
             steps = int(rng.integers(min_steps, max_steps + 1))
             try:
                 x = grow(x, w, b, steps, model.kernels, c_kernels, run_step, state_buffers)
-                per_model = texture_loss(rgb(x), generator) + overflow_loss(x)
+                arranged = fraction >= structure_from  # the structure term joins once the patches had their share
+                per_model = texture_loss(rgb(x), generator, structure=arranged) + overflow_loss(x)
                 optimizer.zero_grad(set_to_none=True)
                 per_model.sum().backward()
             except COMPILE_FAILURES as error:
