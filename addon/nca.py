@@ -9,7 +9,9 @@ Sidebar tab "Atelier" of the Shader editor:
   panel shows the texture growing while it trains (the worker rewrites a small preview PNG every
   few seconds; the operator loads it into an icon of a private preview collection, no datablock),
   and, for an exemplar that cannot tile or has no repeating structure, says that the result will
-  be a texture "in the style of" the image (it trains all the same);
+  be a texture "in the style of" the image (it trains all the same).  Its sub-panel *Structure and
+  Colour* sets the loss's optional terms (``--pyramid``, ``--palette-weight``, ``--structure-weight``,
+  ``--structure-from``; docs/nca.md says which exemplars each one helps);
 * *Bake* grows the texture (``atelier nca render`` in the worker) and adds a NEW node group
   "μNCA · name" (inputs Vector, Scale, Time; output Color) to the active material, with a UV
   input and a group node placed beside the user's nodes, none of which is touched:
@@ -32,7 +34,7 @@ import bpy
 import bpy.utils.previews
 
 from ..core.errors import AtelierError
-from ..core.nca.defaults import TRAINING
+from ..core.nca.defaults import MAX_PALETTE_WEIGHT, MAX_STRUCTURE_WEIGHT, PYRAMIDS, TRAINING
 from ..core.nca.rule import PARAMS_TO_CHANNELS
 from ..core.osl import add_oslquery_to_path
 from .images import image_file_for_worker, image_to_array, load_image_copy
@@ -49,6 +51,13 @@ assert tuple(QUALITY_WORDS) == tuple(PARAMS_TO_CHANNELS), "one quality word per 
 QUALITY_ITEMS = [(str(params), f"{QUALITY_WORDS[params][0]}: {params} bytes",
                   f"{channels} channels, {params} parameters stored in one byte each: {QUALITY_WORDS[params][1]}")
                  for params, channels in PARAMS_TO_CHANNELS.items()]
+PYRAMID_WORDS = {3: ("Fine", "7x7 patches at 1, 2 and 4 times coarser: the pieces of a texture"),
+                 5: ("Coarse", "also 5x5 and 3x3 patches at 8 and 16 times coarser, which see 40-48 cells: "
+                               "the arrangement of a lattice of grids or dots"),
+                 6: ("Wide", "the coarse levels and 9x9 patches at 8 times coarser (72 cells): "
+                             "lattices of large tiles")}
+assert tuple(PYRAMID_WORDS) == PYRAMIDS, "one word per pyramid (core/nca/defaults.py)"
+PYRAMID_ITEMS = [(str(levels), f"{word}: {levels} levels", what) for levels, (word, what) in PYRAMID_WORDS.items()]
 
 
 _previews: dict = {}  # "collection": the bpy.utils.previews collection holding the live training preview
@@ -118,6 +127,19 @@ class AtelierNCASettings(bpy.types.PropertyGroup):
                                    description="Model size: bigger models learn richer textures, more slowly")
     minutes: bpy.props.FloatProperty(name="Minutes", default=TRAINING.minutes, min=0.05, max=600.0,
                                      description="Training time; Esc stops early and keeps the best model so far")
+    # the loss's optional terms (docs/nca.md, "The benchmark set by kind"): the defaults are the CLI's
+    pyramid: bpy.props.EnumProperty(name="Patch scales", default=str(TRAINING.pyramid), items=PYRAMID_ITEMS,
+                                    description="The scales at which the texture's patches must match the image's")
+    palette_weight: bpy.props.FloatProperty(
+        name="Keep colours", default=TRAINING.palette_weight, min=0.0, max=MAX_PALETTE_WEIGHT, soft_max=100.0,
+        description="Weight of a term that keeps the image's colours in their proportions (0: off; try 10)")
+    structure_weight: bpy.props.FloatProperty(
+        name="Arrangement", default=TRAINING.structure_weight, min=0.0, max=MAX_STRUCTURE_WEIGHT, soft_max=50.0,
+        description="Weight of a term that matches the arrangement up to 32 cells: a lattice's period, "
+                    "round blobs rather than bands (0: off; try 10 when blobs grow as bands)")
+    structure_from: bpy.props.FloatProperty(
+        name="Arrangement from", default=TRAINING.structure_from, min=0.0, max=0.95, subtype="FACTOR",
+        description="Part of the training time after which the arrangement term joins, so the pieces form first")
     mode: bpy.props.EnumProperty(name="Bake as", items=[
         ("IMAGE", "Image", "Packed seamless image tile(s): EEVEE and Cycles"),
         ("OSL", "OSL", "Script node computing the last step at render time: Cycles with Open Shading Language")])
@@ -190,6 +212,8 @@ class ATELIER_OT_nca_train(WorkerOperator, bpy.types.Operator):
         s.exemplar_note, s.previews_shown = exemplar_note(s), 0
         self.preview, self.preview_stamp = self.temporary_folder() / "preview.png", None
         return ["nca", "train", str(exemplar), "--params", s.params, "--minutes", f"{s.minutes:g}",
+                "--pyramid", s.pyramid, "--palette-weight", f"{s.palette_weight:g}",
+                "--structure-weight", f"{s.structure_weight:g}", "--structure-from", f"{s.structure_from:g}",
                 "--name", name, "--preview", str(self.preview), "-o", str(self.output)]
 
     def refresh_preview(self, context):
@@ -446,6 +470,22 @@ class ATELIER_PT_nca_train(NCAPanel, bpy.types.Panel):
             layout.label(text=s.last_message, icon="INFO")
 
 
+class ATELIER_PT_nca_train_options(NCAPanel, bpy.types.Panel):
+    bl_label = "Structure and Colour"
+    bl_parent_id = "ATELIER_PT_nca_train"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s, layout = settings(context), self.layout
+        layout.use_property_split, layout.use_property_decorate = True, False
+        layout.prop(s, "pyramid")
+        layout.prop(s, "palette_weight")
+        layout.prop(s, "structure_weight")
+        row = layout.row()
+        row.active = s.structure_weight > 0
+        row.prop(s, "structure_from")
+
+
 class ATELIER_PT_nca_advanced(NCAPanel, bpy.types.Panel):
     bl_label = "Advanced"
     bl_parent_id = "ATELIER_PT_nca"
@@ -458,7 +498,7 @@ class ATELIER_PT_nca_advanced(NCAPanel, bpy.types.Panel):
 
 
 classes = (AtelierNCASettings, ATELIER_OT_nca_train, ATELIER_OT_nca_bake, ATELIER_PT_nca, ATELIER_PT_nca_train,
-           ATELIER_PT_nca_advanced)
+           ATELIER_PT_nca_train_options, ATELIER_PT_nca_advanced)
 
 
 def register():

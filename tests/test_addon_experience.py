@@ -151,3 +151,42 @@ def test_sketch_rnn_trains_on_the_artists_own_drawings_and_lists_the_model(blend
     assert model in [entry.path for entry in addon("library").library().entries("sketch")]
     assert bpy.ops.atelier.sketch_auto_draw() == {"FINISHED"}  # the artist's own style draws
     assert bpy.context.active_object.name.startswith("Sketch ")
+
+
+class RecordingLayout:
+    """A stand-in for ``bpy.types.UILayout`` that records what a panel draws: Blender itself only
+    prints a warning for a property or operator that does not exist, and draws the rest."""
+
+    CONTAINERS = ("row", "column", "box", "split", "column_flow", "grid_flow")
+
+    def __init__(self, record):
+        self.__dict__["record"] = record
+
+    def __setattr__(self, name, value):  # use_property_split, active, enabled, scale_y...
+        pass
+
+    def __getattr__(self, name):
+        if name in self.CONTAINERS:
+            return lambda *args, **kwargs: RecordingLayout(self.record)
+        return lambda *args, **kwargs: self.record.append((name, args, kwargs)) or RecordingLayout(self.record)
+
+
+def test_every_panel_draws_only_properties_and_operators_that_exist(blender):
+    """Each panel of the add-on, drawn in a fresh scene, names real properties and operators."""
+    bpy = blender
+    import importlib
+    package = importlib.import_module(f"{PACKAGE}.addon")
+    panels = [cls for module in package._modules for cls in getattr(module, "classes", ())
+              if issubclass(cls, bpy.types.Panel)]
+    assert any(cls.__name__ == "ATELIER_PT_nca_train_options" for cls in panels)
+    for cls in panels:
+        record = []
+        panel = type("Drawn", (), {"layout": RecordingLayout(record), "bl_label": cls.bl_label})()
+        cls.draw(panel, bpy.context)
+        for kind, args, _ in record:
+            if kind in ("prop", "template_ID"):
+                data, name = args[:2]
+                assert name in data.bl_rna.properties, f"{cls.__name__} draws a missing property {name!r}"
+            elif kind == "operator":
+                group, name = args[0].split(".")
+                assert hasattr(getattr(bpy.ops, group), name), f"{cls.__name__} draws a missing operator {args[0]}"

@@ -99,7 +99,8 @@ def test_osl_node_renders_the_baked_texture_in_cycles(blender, tmp_path):
 def test_training_shows_the_texture_growing_and_says_in_the_style_of(blender, tmp_path):
     """An exemplar with no repeating structure (a sky above, ground below, a face) still trains; the
     panel says before and after that the result is a texture in the style of the image, and the
-    texture's previews arrive in the panel's preview icon while it trains."""
+    texture's previews arrive in the panel's preview icon while it trains; the panel's structure and
+    colour options reach the training loss."""
     bpy = blender
     from bl_ext.atelier_dev.atelier.addon import nca as addon_nca
     from core.imageio import write_image
@@ -110,8 +111,12 @@ def test_training_shows_the_texture_growing_and_says_in_the_style_of(blender, tm
     s.exemplar_source, s.file = "FILE", str(write_image(tmp_path / "portrait.png", portrait))
     assert "in the style of the image" in s.exemplar_note  # shown as soon as the file is chosen
     s.params, s.minutes = "68", 0.05
+    s.pyramid, s.palette_weight, s.structure_weight, s.structure_from = "5", 10.0, 10.0, 0.5
     assert bpy.ops.atelier.nca_train() == {"FINISHED"}
     assert Path(s.model).is_file()
+    from core.nca import files
+    loss = files.load(s.model).meta["hyperparameters"]["loss"]  # the panel's structure and colour terms reach training
+    assert "pixel colours" in loss and "autocorrelation" in loss and "from 0.5 of the budget" in loss
     assert "in the style of the image" in s.last_message and "in the style of the image" in s.exemplar_note
     assert s.previews_shown >= 1
     preview = addon_nca.preview_icon()

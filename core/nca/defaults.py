@@ -33,4 +33,6 @@ class TrainingDefaults:
 TRAINING = TrainingDefaults()
 # the nearest-patch term's level counts; train.PatchNearestNeighbour.BY_COUNT builds each (a test keeps the two in step)
 PYRAMIDS = (3, 5, 6)
+MAX_PALETTE_WEIGHT = 1000.0    # far above any useful weight: a bound that catches typing mistakes
+MAX_STRUCTURE_WEIGHT = 10000.0 # likewise for the structure term (its values are 100x smaller)
 PALETTE_TERMS = ("sliced", "shares")  # the palette term's kinds (see train.TextureLoss)

@@ -48,7 +48,7 @@ from ..errors import AtelierError, Cancelled
 from ..imageio import read_image
 from ..schedule import warmup_cosine
 from . import fast, files, kernels
-from .defaults import PALETTE_TERMS, PYRAMIDS, TRAINING
+from .defaults import MAX_PALETTE_WEIGHT, MAX_STRUCTURE_WEIGHT, PALETTE_TERMS, PYRAMIDS, TRAINING
 from .exemplars import SIZE, as_exemplar
 from .model import MicroNCA, eager_step, rgb, step
 from .palette import palette
@@ -58,8 +58,6 @@ from .rule import PARAMS_TO_CHANNELS, SIZES, channels_for, in_words, parameter_c
 MIN_SIDE, MAX_SIDE = 32, 8192  # exemplar sides: fewer cells show no texture; a texture needs only a few hundred
 MIN_GRID, MAX_GRID = 32, 1024  # training grid sides: the losses' coarsest scale pools by 4 and needs 7x7 patches
 MAX_PATCH_WEIGHT = 100.0       # the default, where the nearest-patch term nearly alone drives training
-MAX_PALETTE_WEIGHT = 1000.0    # far above any useful weight: a bound that catches typing mistakes
-MAX_STRUCTURE_WEIGHT = 10000.0 # likewise for the structure term (its values are 100x smaller)
 LR_FLOOR = 0.1                 # the cosine ends at a tenth of the peak rate: the int8 fine-tuning at the end still moves
 GRADIENT_EPSILON = 1e-8        # keeps a zero gradient finite when gradients are normalised to unit norm
 FIRST_RULE_DECAY = 0.5         # how much of its state the first, unscored checkpoint's rule forgets a step
