@@ -612,7 +612,9 @@ def train_many(exemplar_paths, outputs, params=TRAINING.params, minutes=TRAINING
     try:
         while True:
             elapsed = time.monotonic() - started
-            if (it >= iterations) if iterations else (elapsed >= budget):
+            # at least one iteration: a budget shorter than the start-up (a busy machine) still trains,
+            # previews and scores a rule rather than keeping the untrained one
+            if (it >= iterations) if iterations else (elapsed >= budget and it > 0):
                 break
             fraction = it / iterations if iterations else elapsed / budget
             for group in optimizer.param_groups:  # cosine decay over the budget, no warm-up
